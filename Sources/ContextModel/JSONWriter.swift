@@ -1,0 +1,96 @@
+// Canonical JSON output primitives: no whitespace anywhere, one fixed
+// spelling per value, so equal values always serialise to equal bytes.
+
+/// Canonical JSON primitives (no whitespace anywhere). Appends to a byte array.
+public enum JSONWriter {
+    /// RFC 8259 string with quotes: escapes `"` as \" and `\` as \\, control characters U+0000..U+001F
+    /// as \b \f \n \r \t where those exist, otherwise \u00XX with LOWERCASE hex; everything else
+    /// (including '/', DEL, and all non-ASCII) as raw UTF-8.
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(quote)
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { appendEscaped($0, to: &out) }
+        if done == nil { appendEscapedSlowly(s.utf8, to: &out) }
+        out.append(quote)
+    }
+
+    public static func appendString(_ s: Substring, to out: inout [UInt8]) {
+        out.append(quote)
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { appendEscaped($0, to: &out) }
+        if done == nil { appendEscapedSlowly(s.utf8, to: &out) }
+        out.append(quote)
+    }
+
+    /// Decimal, no fraction, no leading zeros, "-" for negatives (Int64.min works).
+    public static func appendInt(_ v: Int64, to out: inout [UInt8]) {
+        if v < 0 { out.append(UInt8(ascii: "-")) }
+        // `magnitude` is a UInt64, so Int64.min needs no special case.
+        var m = v.magnitude
+        let start = out.count
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: m % 10))
+            m /= 10
+        } while m != 0
+        out[start...].reverse()
+    }
+
+    /// Appends `"key":` (the key escaped as by `appendString`).
+    public static func appendKey(_ key: String, to out: inout [UInt8]) {
+        appendString(key, to: &out)
+        out.append(UInt8(ascii: ":"))
+    }
+
+    // MARK: - Escaping
+
+    private static let quote = UInt8(ascii: "\"")
+    private static let backslash = UInt8(ascii: "\\")
+    private static let lowerHex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    @inline(__always)
+    private static func needsEscape(_ b: UInt8) -> Bool {
+        b < 0x20 || b == quote || b == backslash
+    }
+
+    /// Appends the bytes verbatim in runs, escaping only what RFC 8259 §7 requires.
+    /// Swift Strings are always valid UTF-8, so non-ASCII bytes pass through.
+    private static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        var runStart = 0
+        var k = 0
+        while k < bytes.count {
+            let b = bytes[k]
+            if needsEscape(b) {
+                if k > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<k])) }
+                appendEscape(for: b, to: &out)
+                runStart = k + 1
+            }
+            k += 1
+        }
+        if k > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<k])) }
+    }
+
+    /// Fallback for strings without contiguous UTF-8 storage (e.g. bridged ones).
+    private static func appendEscapedSlowly<C: Collection<UInt8>>(_ bytes: C, to out: inout [UInt8]) {
+        for b in bytes {
+            if needsEscape(b) { appendEscape(for: b, to: &out) } else { out.append(b) }
+        }
+    }
+
+    private static func appendEscape(for b: UInt8, to out: inout [UInt8]) {
+        out.append(backslash)
+        switch b {
+        case quote: out.append(quote)
+        case backslash: out.append(backslash)
+        case 0x08: out.append(UInt8(ascii: "b"))
+        case 0x0C: out.append(UInt8(ascii: "f"))
+        case 0x0A: out.append(UInt8(ascii: "n"))
+        case 0x0D: out.append(UInt8(ascii: "r"))
+        case 0x09: out.append(UInt8(ascii: "t"))
+        default:
+            // Other control characters: \u00XX, lowercase hex.
+            out.append(UInt8(ascii: "u"))
+            out.append(UInt8(ascii: "0"))
+            out.append(UInt8(ascii: "0"))
+            out.append(lowerHex[Int(b >> 4)])
+            out.append(lowerHex[Int(b & 0xF)])
+        }
+    }
+}

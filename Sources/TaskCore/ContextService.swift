@@ -1,0 +1,263 @@
+import ContextModel
+import GRDB
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One REST request as the core sees it: only what the contract reads.
+public struct CoreRequest: Sendable {
+    public var method: String
+    /// Path and query, as in the request line.
+    public var target: String
+    public var contentType: String?
+    /// The `ContactCenterId` header (§6).
+    public var tenant: String?
+    public var authorization: String?
+    public var body: [UInt8]
+
+    public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
+                authorization: String? = nil, body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.contentType = contentType
+        self.tenant = tenant
+        self.authorization = authorization
+        self.body = body
+    }
+}
+
+public struct CoreResponse: Sendable, Equatable {
+    public var status: Int
+    public var location: String?
+    /// For 405: the methods the path allows.
+    public var allow: [String]?
+    /// For 429/503: seconds to wait before coming back.
+    public var retryAfter: Int?
+    /// JSON, or empty (204, and the 200 of Delete Service).
+    public var body: [UInt8]
+
+    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil, body: [UInt8] = []) {
+        self.status = status
+        self.location = location
+        self.allow = allow
+        self.retryAfter = retryAfter
+        self.body = body
+    }
+
+    /// An error answer; load shedding (429, 503) always says when to come back (§5).
+    public init(_ error: ContextError, allow: [String]? = nil, retryAfter: Int? = nil) {
+        let shed = error.status == 429 || error.status == 503
+        self.init(status: error.status, allow: allow, retryAfter: retryAfter ?? (shed ? 1 : nil), body: error.jsonBody)
+    }
+}
+
+/// The Context Services operations of §2 over a `TaskStore`: parses the route, checks
+/// credentials, tenant and content type, validates the body, runs the store, and shapes the
+/// answer (codes, `Location`, bodies, errors of §5).
+public final class ContextService: Sendable {
+    public let store: any TaskStore
+    public let configuration: CoreConfiguration
+    private let clock: @Sendable () -> Timestamp
+    private let logger: Logger
+
+    public init(
+        store: any TaskStore, configuration: CoreConfiguration = .defaults,
+        logger: Logger = Logger(label: "cs.core"),
+        clock: @escaping @Sendable () -> Timestamp = ContextService.systemClock
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// Wall-clock time, truncated to milliseconds.
+    public static let systemClock: @Sendable () -> Timestamp = {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(millisecondsSinceEpoch: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+    }
+
+    public func handle(_ request: CoreRequest) async -> CoreResponse {
+        let route: RESTRoute
+        switch RESTRoute.parse(method: request.method, target: request.target, basePath: configuration.basePath) {
+        case .success(let r):
+            route = r
+        case .failure(let error):
+            let path = String(request.target.prefix { $0 != "?" })
+            if case .methodNotAllowed(let allowed) = error {
+                return CoreResponse(error.contextError(method: request.method, path: path), allow: allowed)
+            }
+            return CoreResponse(error.contextError(method: request.method, path: path))
+        }
+        do throws(ContextError) {
+            try authorize(request.authorization)
+            let tenant = try Self.tenant(request.tenant)
+            let command = try command(for: route, tenant: tenant, request: request)
+            if let command {
+                return try await write(command, route: route)
+            }
+            return try await read(route, tenant: tenant)
+        } catch {
+            return CoreResponse(error)
+        }
+    }
+
+    // MARK: Checks
+
+    private func authorize(_ header: String?) throws(ContextError) {
+        guard !configuration.authTokens.isEmpty else { return }
+        guard let header else { throw .unauthorized("an Authorization: Bearer header is required") }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw .unauthorized("the Authorization header must be a Bearer token")
+        }
+        let token = Array(header.utf8.dropFirst(7))
+        // Compare against every token in constant time per token, so timing says nothing
+        // about which prefix matched.
+        var matched = false
+        for candidate in configuration.authTokens {
+            matched = constantTimeEqual(Array(candidate.utf8), token) || matched
+        }
+        guard matched else { throw .unauthorized("the credentials are not valid") }
+    }
+
+    /// The tenant of §6: no header is the default tenant ("").
+    static func tenant(_ header: String?) throws(ContextError) -> String {
+        guard let header, !header.isEmpty else { return "" }
+        guard header.utf8.count <= 256, header.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw .validation("ContactCenterId must be 1 to 256 visible ASCII characters")
+        }
+        return header
+    }
+
+    /// §5: a body must be `application/json` (parameters allowed; a charset must be UTF-8).
+    static func checkContentType(_ value: String?) throws(ContextError) {
+        guard let value else { throw .unsupportedMediaType(nil) }
+        let parts = value.split(separator: ";").map { $0.trimmingSpaces.lowercased() }
+        guard parts.first == "application/json" else { throw .unsupportedMediaType(value) }
+        for parameter in parts.dropFirst() where parameter.hasPrefix("charset=") {
+            let charset = parameter.dropFirst("charset=".count).filter { $0 != "\"" }
+            guard charset == "utf-8" || charset == "utf8" else { throw .unsupportedMediaType(value) }
+        }
+    }
+
+    // MARK: Writes
+
+    /// The store command of a write route, with its body validated; nil for reads.
+    private func command(for route: RESTRoute, tenant: String, request: CoreRequest) throws(ContextError) -> WriteCommand? {
+        func event(_ kind: ResourceKind, _ phase: EventPhase) throws(ContextError) -> Event {
+            // No body at all is an event with no fields (decided): `curl -X POST …/end` works.
+            if request.body.isEmpty { return Event(kind: kind, phase: phase) }
+            try Self.checkContentType(request.contentType)
+            return try Event.parse(request.body, kind: kind, phase: phase, limits: configuration.limits)
+        }
+        let now = clock()
+        switch route {
+        case .startService:
+            return .startService(tenant: tenant, NewResource(try event(.service, .start), processedAt: now))
+        case .endService(let sid):
+            return .endService(tenant: tenant, serviceID: sid,
+                               completed: try event(.service, .end).eventMembers(processedAt: now))
+        case .deleteService(let sid):
+            return .deleteService(tenant: tenant, serviceID: sid)
+        case .startState(let sid):
+            return .startState(tenant: tenant, serviceID: sid, NewResource(try event(.state, .start), processedAt: now))
+        case .endState(let sid, let stid):
+            return .endState(tenant: tenant, serviceID: sid, stateID: stid,
+                             completed: try event(.state, .end).eventMembers(processedAt: now))
+        case .startTask(let sid):
+            return .startTask(tenant: tenant, serviceID: sid, NewResource(try event(.task, .start), processedAt: now))
+        case .endTask(let sid, let tid):
+            return .endTask(tenant: tenant, serviceID: sid, taskID: tid,
+                            completed: try event(.task, .end).eventMembers(processedAt: now))
+        case .queryService, .queryState, .queryTask, .queryTasks:
+            return nil
+        }
+    }
+
+    private func write(_ command: WriteCommand, route: RESTRoute) async throws(ContextError) -> CoreResponse {
+        let outcome: WriteOutcome
+        do {
+            outcome = try await store.write([command])[0].get()
+        } catch let error as ContextError {
+            throw error
+        } catch {
+            throw storageFailure(error)
+        }
+        return Self.response(route: route, outcome: outcome, locationBase: configuration.locationBase)
+    }
+
+    /// The success answer of §2 for a write.
+    static func response(route: RESTRoute, outcome: WriteOutcome, locationBase: String) -> CoreResponse {
+        switch (route, outcome) {
+        case (.startService, .created(let id)):
+            return CoreResponse(status: 201, location: "\(locationBase)/services/\(id)",
+                                body: Representation.created(.service, id: id))
+        case (.startState(let sid), .created(let id)):
+            return CoreResponse(status: 201, location: "\(locationBase)/services/\(sid)/states/\(id)",
+                                body: Representation.created(.state, id: id))
+        case (.startTask(let sid), .created(let id)):
+            // Singular `service`, exactly as the vendor's page gives it (§2).
+            return CoreResponse(status: 201, location: "\(locationBase)/service/\(sid)/tasks/\(id)",
+                                body: Representation.created(.task, id: id))
+        case (.deleteService, _):
+            return CoreResponse(status: 200)
+        default:
+            return CoreResponse(status: 204)
+        }
+    }
+
+    // MARK: Reads
+
+    private func read(_ route: RESTRoute, tenant: String) async throws(ContextError) -> CoreResponse {
+        do {
+            let body: [UInt8]
+            switch route {
+            case .queryService(let sid, let include):
+                body = Representation.render(try await store.service(tenant: tenant, serviceID: sid, include: include))
+            case .queryState(let sid, let stid, let include):
+                body = Representation.render(try await store.state(tenant: tenant, serviceID: sid, stateID: stid, include: include))
+            case .queryTask(let sid, let tid):
+                body = Representation.render(ResourceView(record: try await store.task(tenant: tenant, serviceID: sid, taskID: tid)))
+            case .queryTasks(let sid, let filter):
+                body = Representation.renderList(try await store.tasks(tenant: tenant, serviceID: sid, filter: filter))
+            default:
+                throw ContextError.internalError("route \(route) is not a read")
+            }
+            return CoreResponse(status: 200, body: body)
+        } catch let error as ContextError {
+            throw error
+        } catch {
+            throw storageFailure(error)
+        }
+    }
+
+    /// Storage failures: a busy database is load (503, come back soon); anything else is
+    /// ours (500). The body never carries the underlying error's text.
+    private func storageFailure(_ error: any Error) -> ContextError {
+        if let db = error as? DatabaseError, db.resultCode == .SQLITE_BUSY || db.resultCode == .SQLITE_LOCKED {
+            logger.warning("storage busy", metadata: ["error": "\(db)"])
+            return .overloaded("the task store is busy; retry shortly")
+        }
+        logger.error("storage failure", metadata: ["error": "\(error)"])
+        return .internalError("the task store failed; the request was not applied")
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: Substring {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return s
+    }
+}
+
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var diff: UInt8 = 0
+    for i in a.indices { diff |= a[i] ^ b[i] }
+    return diff == 0
+}

@@ -1,0 +1,69 @@
+import ContextModel
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Counts requests handed to the service and not yet answered, so a shutdown can wait for them.
+final class InFlightCounter: Sendable {
+    private let count = NIOLockedValueBox(0)
+    func enter() { count.withLockedValue { $0 += 1 } }
+    func leave() { count.withLockedValue { $0 -= 1 } }
+    var value: Int { count.withLockedValue { $0 } }
+}
+
+/// The task core's HTTP/1.1 server: keep-alive and pipelining (the gateway relies on both).
+public final class CoreServer: Sendable {
+    public let localAddress: SocketAddress
+    private let channel: any Channel
+    private let inFlight: InFlightCounter
+    private let logger: Logger
+
+    private init(channel: any Channel, inFlight: InFlightCounter, logger: Logger) {
+        self.channel = channel
+        self.localAddress = channel.localAddress!
+        self.inFlight = inFlight
+        self.logger = logger
+    }
+
+    /// The bound port (useful with port 0).
+    public var port: Int { localAddress.port ?? 0 }
+
+    public static func start(
+        host: String, port: Int, service: ContextService, group: any EventLoopGroup,
+        logger: Logger = Logger(label: "cs.core.http")
+    ) async throws -> CoreServer {
+        let inFlight = InFlightCounter()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    try sync.addHandler(ProtocolErrorHandler())
+                    try sync.addHandler(CoreHTTPHandler(service: service, inFlight: inFlight))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        return CoreServer(channel: channel, inFlight: inFlight, logger: logger)
+    }
+
+    /// Stops accepting connections, then waits (up to `grace`) for requests already with the
+    /// store to be answered. A write the store committed is durable whether or not its answer
+    /// got out; this only spares clients needless errors.
+    public func shutdown(grace: TimeAmount = .seconds(5)) async {
+        try? await channel.close()
+        let deadline = NIODeadline.now() + grace
+        while inFlight.value > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        if inFlight.value > 0 {
+            logger.warning("shutdown with requests still in flight", metadata: ["count": "\(inFlight.value)"])
+        }
+    }
+}

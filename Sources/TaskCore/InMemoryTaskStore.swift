@@ -1,0 +1,168 @@
+import ContextModel
+import NIOConcurrencyHelpers
+
+/// A store that keeps everything in process memory: for tests and for measuring the gateway
+/// without storage cost. Not durable, so never the default. Same contract as
+/// `SQLiteTaskStore`: the store conformance tests run against both.
+public final class InMemoryTaskStore: TaskStore {
+    private struct Service {
+        var tenant: String
+        var record: ResourceRecord
+        var typeText: String?
+        var lastStateID: Int64 = 0
+        var lastTaskID: Int64 = 0
+        var states: [Int64: ResourceRecord] = [:]
+        var tasks: [Int64: (record: ResourceRecord, stateID: Int64?, typeText: String?)] = [:]
+    }
+
+    private struct State {
+        var lastServiceID: Int64 = 0
+        var services: [Int64: Service] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    public init() {}
+
+    /// Test hook: sets a service's counters, e.g. next to the 32-bit limit.
+    public func setCounters(serviceID: Int64, lastStateID: Int64? = nil, lastTaskID: Int64? = nil) {
+        state.withLockedValue { s in
+            if let v = lastStateID { s.services[serviceID]?.lastStateID = v }
+            if let v = lastTaskID { s.services[serviceID]?.lastTaskID = v }
+        }
+    }
+
+    public func close() async throws {}
+
+    public func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
+        state.withLockedValue { s in
+            commands.map { command in Result { () throws(ContextError) in try Self.apply(command, &s) } }
+        }
+    }
+
+    /// Each command checks everything before it changes anything, so a refusal changes nothing.
+    private static func apply(_ command: WriteCommand, _ s: inout State) throws(ContextError) -> WriteOutcome {
+        switch command {
+        case .startService(let tenant, let r):
+            s.lastServiceID += 1
+            let id = s.lastServiceID
+            s.services[id] = Service(
+                tenant: tenant,
+                record: ResourceRecord(kind: .service, serviceID: id, id: id, head: r.head, started: r.started,
+                                       completed: nil, extensions: r.extensions),
+                typeText: r.typeText)
+            return .created(id)
+
+        case .endService(let tenant, let sid, let completed):
+            var service = try lookup(s, tenant, sid)
+            guard service.record.isActive else { throw .alreadyCompleted(.service, sid) }
+            service.record.completed = completed
+            s.services[sid] = service
+            return .done
+
+        case .deleteService(let tenant, let sid):
+            _ = try lookup(s, tenant, sid)
+            s.services[sid] = nil
+            return .done
+
+        case .startState(let tenant, let sid, let r):
+            var service = try lookup(s, tenant, sid)
+            let id = service.lastStateID + 1
+            guard id <= ResourceID.maxChildID else { throw .idSpaceExhausted(.state, serviceID: sid) }
+            service.lastStateID = id
+            service.states[id] = ResourceRecord(kind: .state, serviceID: sid, id: id, head: r.head,
+                                                started: r.started, completed: nil, extensions: r.extensions)
+            s.services[sid] = service
+            return .created(id)
+
+        case .startTask(let tenant, let sid, let r):
+            var service = try lookup(s, tenant, sid)
+            let id = service.lastTaskID + 1
+            guard id <= ResourceID.maxChildID else { throw .idSpaceExhausted(.task, serviceID: sid) }
+            if let st = r.stateID, service.states[st] == nil { throw .notFound(.state, st) }
+            service.lastTaskID = id
+            let record = ResourceRecord(kind: .task, serviceID: sid, id: id, head: r.head, started: r.started,
+                                        completed: nil, extensions: r.extensions)
+            service.tasks[id] = (record, r.stateID, r.typeText)
+            s.services[sid] = service
+            return .created(id)
+
+        case .endState(let tenant, let sid, let stid, let completed):
+            var service = try lookup(s, tenant, sid)
+            guard var record = service.states[stid] else { throw .notFound(.state, stid) }
+            guard record.isActive else { throw .alreadyCompleted(.state, stid) }
+            record.completed = completed
+            service.states[stid] = record
+            s.services[sid] = service
+            return .done
+
+        case .endTask(let tenant, let sid, let tid, let completed):
+            var service = try lookup(s, tenant, sid)
+            guard var task = service.tasks[tid] else { throw .notFound(.task, tid) }
+            guard task.record.isActive else { throw .alreadyCompleted(.task, tid) }
+            task.record.completed = completed
+            service.tasks[tid] = task
+            s.services[sid] = service
+            return .done
+        }
+    }
+
+    private static func lookup(_ s: State, _ tenant: String, _ sid: Int64) throws(ContextError) -> Service {
+        guard let service = s.services[sid], service.tenant == tenant else { throw .notFound(.service, sid) }
+        return service
+    }
+
+    private func read<T>(_ tenant: String, _ sid: Int64, _ body: (Service) throws(ContextError) -> T) throws(ContextError) -> T {
+        let service = state.withLockedValue { $0.services[sid] }
+        guard let service, service.tenant == tenant else { throw .notFound(.service, sid) }
+        return try body(service)
+    }
+
+    public func service(tenant: String, serviceID sid: Int64, include: ServiceInclude) async throws -> ResourceView {
+        try read(tenant, sid) { service in
+            var view = ResourceView(record: service.record)
+            let states = service.states.values.sorted { $0.id < $1.id }
+            let tasks = service.tasks.values.map(\.record).sorted { $0.id < $1.id }
+            if include.activeStates { view.children.append(("active_states", states.filter(\.isActive))) }
+            if include.completedStates { view.children.append(("completed_states", states.filter { !$0.isActive })) }
+            if include.activeTasks { view.children.append(("active_tasks", tasks.filter(\.isActive))) }
+            if include.completedTasks { view.children.append(("completed_tasks", tasks.filter { !$0.isActive })) }
+            return view
+        }
+    }
+
+    public func state(tenant: String, serviceID sid: Int64, stateID: Int64, include: StateInclude) async throws -> ResourceView {
+        try read(tenant, sid) { service throws(ContextError) in
+            guard let record = service.states[stateID] else { throw .notFound(.state, stateID) }
+            var view = ResourceView(record: record)
+            let tasks = service.tasks.values.filter { $0.stateID == stateID }.map(\.record).sorted { $0.id < $1.id }
+            if include.activeTasks { view.children.append(("active_tasks", tasks.filter(\.isActive))) }
+            if include.completedTasks { view.children.append(("completed_tasks", tasks.filter { !$0.isActive })) }
+            return view
+        }
+    }
+
+    public func task(tenant: String, serviceID sid: Int64, taskID: Int64) async throws -> ResourceRecord {
+        try read(tenant, sid) { service throws(ContextError) in
+            guard let task = service.tasks[taskID] else { throw .notFound(.task, taskID) }
+            return task.record
+        }
+    }
+
+    public func tasks(tenant: String, serviceID sid: Int64, filter: TaskFilter) async throws -> [ResourceRecord] {
+        try read(tenant, sid) { service in
+            service.tasks.values.filter { task in
+                switch filter.status {
+                case .all: break
+                case .active: if !task.record.isActive { return false }
+                case .completed: if task.record.isActive { return false }
+                }
+                if let st = filter.stateID, task.stateID != st { return false }
+                if !filter.taskTypes.isEmpty {
+                    guard let t = task.typeText, filter.taskTypes.contains(t) else { return false }
+                }
+                return true
+            }.map(\.record).sorted { $0.id < $1.id }
+        }
+    }
+}

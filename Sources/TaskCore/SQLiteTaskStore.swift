@@ -1,0 +1,333 @@
+import ContextModel
+import Foundation
+import GRDB
+
+/// The embedded store: one SQLite file in WAL mode, written by one writer (GRDB serialises
+/// writes), read by a pool of readers. Each `write` call is one transaction, so a batch of
+/// commands costs one commit and, with `synchronous=FULL`, one fsync of the WAL.
+public final class SQLiteTaskStore: TaskStore {
+    public struct Configuration: Sendable {
+        /// `PRAGMA synchronous`. FULL (the default) fsyncs the WAL at every commit: an
+        /// acknowledged write survives power loss. NORMAL survives a process crash only.
+        public enum Synchronous: String, Sendable, CaseIterable { case full, normal, off }
+
+        public var path: String
+        public var synchronous: Synchronous = .full
+        /// Concurrent readers (GRDB's default is 5).
+        public var maximumReaderCount: Int = 4
+        /// How long a writer waits for a lock held by another process on the same file.
+        public var busyTimeoutSeconds: Double = 5
+
+        public init(path: String, synchronous: Synchronous = .full) {
+            self.path = path
+            self.synchronous = synchronous
+        }
+    }
+
+    private let pool: DatabasePool
+
+    public init(_ configuration: Configuration) throws {
+        var config = GRDB.Configuration()
+        config.maximumReaderCount = configuration.maximumReaderCount
+        config.busyMode = .timeout(configuration.busyTimeoutSeconds)
+        let synchronous = configuration.synchronous.rawValue.uppercased()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        let directory = (configuration.path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        pool = try DatabasePool(path: configuration.path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// The schema, versioned by GRDB's migrator (table `grdb_migrations`). Add a migration
+    /// for every change; never edit a shipped one.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            // AUTOINCREMENT: a deleted service's id is never issued again.
+            try db.execute(sql: """
+                CREATE TABLE services (
+                    service_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    tenant TEXT NOT NULL,
+                    type_text TEXT,
+                    head BLOB NOT NULL,
+                    started BLOB NOT NULL,
+                    completed BLOB,
+                    ext BLOB NOT NULL,
+                    last_state_id INTEGER NOT NULL DEFAULT 0,
+                    last_task_id INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE states (
+                    service_id INTEGER NOT NULL,
+                    state_id INTEGER NOT NULL,
+                    type_text TEXT,
+                    head BLOB NOT NULL,
+                    started BLOB NOT NULL,
+                    completed BLOB,
+                    ext BLOB NOT NULL,
+                    PRIMARY KEY (service_id, state_id)
+                );
+                CREATE TABLE tasks (
+                    service_id INTEGER NOT NULL,
+                    task_id INTEGER NOT NULL,
+                    state_id INTEGER,
+                    type_text TEXT,
+                    head BLOB NOT NULL,
+                    started BLOB NOT NULL,
+                    completed BLOB,
+                    ext BLOB NOT NULL,
+                    PRIMARY KEY (service_id, task_id)
+                );
+                CREATE INDEX tasks_by_state ON tasks (service_id, state_id);
+                """)
+        }
+        return m
+    }
+
+    public func close() async throws {
+        try pool.close()
+    }
+
+    // MARK: Writes
+
+    public func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
+        if commands.count == 1 {
+            // No savepoint needed: a refusal thrown out of `pool.write` rolls the whole
+            // transaction back (an id counter bumped before a later check failed included).
+            do {
+                return [.success(try await pool.write { db in try Self.apply(commands[0], db) })]
+            } catch let error as ContextError {
+                return [.failure(error)]
+            }
+        }
+        return try await pool.write { db in
+            var results: [Result<WriteOutcome, ContextError>] = []
+            results.reserveCapacity(commands.count)
+            for command in commands {
+                var result: Result<WriteOutcome, ContextError> = .failure(.internalError("not applied"))
+                do {
+                    try db.inSavepoint {
+                        do {
+                            result = .success(try Self.apply(command, db))
+                            return .commit
+                        } catch let error as ContextError {
+                            result = .failure(error)
+                            return .rollback
+                        }
+                    }
+                }
+                results.append(result)
+            }
+            return results
+        }
+    }
+
+    private static func apply(_ command: WriteCommand, _ db: Database) throws -> WriteOutcome {
+        switch command {
+        case .startService(let tenant, let r):
+            let stmt = try db.cachedStatement(sql: """
+                INSERT INTO services (tenant, type_text, head, started, ext) VALUES (?, ?, ?, ?, ?)
+                """)
+            try stmt.execute(arguments: [tenant, r.typeText, Data(r.head), Data(r.started), Data(r.extensions)])
+            return .created(db.lastInsertedRowID)
+
+        case .endService(let tenant, let sid, let completed):
+            let stmt = try db.cachedStatement(sql: """
+                UPDATE services SET completed = ? WHERE service_id = ? AND tenant = ? AND completed IS NULL
+                """)
+            try stmt.execute(arguments: [Data(completed), sid, tenant])
+            if db.changesCount == 0 {
+                try requireService(db, tenant, sid)
+                throw ContextError.alreadyCompleted(.service, sid)
+            }
+            return .done
+
+        case .deleteService(let tenant, let sid):
+            try db.cachedStatement(sql: "DELETE FROM services WHERE service_id = ? AND tenant = ?")
+                .execute(arguments: [sid, tenant])
+            guard db.changesCount == 1 else { throw ContextError.notFound(.service, sid) }
+            try db.cachedStatement(sql: "DELETE FROM states WHERE service_id = ?").execute(arguments: [sid])
+            try db.cachedStatement(sql: "DELETE FROM tasks WHERE service_id = ?").execute(arguments: [sid])
+            return .done
+
+        case .startState(let tenant, let sid, let r):
+            let id = try nextID(db, column: "last_state_id", kind: .state, tenant, sid)
+            try db.cachedStatement(sql: """
+                INSERT INTO states (service_id, state_id, type_text, head, started, ext) VALUES (?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [sid, id, r.typeText, Data(r.head), Data(r.started), Data(r.extensions)])
+            return .created(id)
+
+        case .startTask(let tenant, let sid, let r):
+            let id = try nextID(db, column: "last_task_id", kind: .task, tenant, sid)
+            if let state = r.stateID {
+                let exists = try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM states WHERE service_id = ? AND state_id = ?"),
+                    arguments: [sid, state]) ?? false
+                guard exists else { throw ContextError.notFound(.state, state) }
+            }
+            try db.cachedStatement(sql: """
+                INSERT INTO tasks (service_id, task_id, state_id, type_text, head, started, ext)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [sid, id, r.stateID, r.typeText, Data(r.head), Data(r.started), Data(r.extensions)])
+            return .created(id)
+
+        case .endState(let tenant, let sid, let stid, let completed):
+            try end(db, table: "states", idColumn: "state_id", kind: .state, tenant, sid, stid, completed)
+            return .done
+
+        case .endTask(let tenant, let sid, let tid, let completed):
+            try end(db, table: "tasks", idColumn: "task_id", kind: .task, tenant, sid, tid, completed)
+            return .done
+        }
+    }
+
+    /// Allocates the next per-service id inside the current transaction (§1).
+    private static func nextID(
+        _ db: Database, column: String, kind: ResourceKind, _ tenant: String, _ sid: Int64
+    ) throws -> Int64 {
+        let stmt = try db.cachedStatement(sql: """
+            UPDATE services SET \(column) = \(column) + 1 WHERE service_id = ? AND tenant = ? RETURNING \(column)
+            """)
+        guard let id = try Int64.fetchOne(stmt, arguments: [sid, tenant]) else {
+            throw ContextError.notFound(.service, sid)
+        }
+        guard id <= ResourceID.maxChildID else { throw ContextError.idSpaceExhausted(kind, serviceID: sid) }
+        return id
+    }
+
+    private static func end(
+        _ db: Database, table: String, idColumn: String, kind: ResourceKind,
+        _ tenant: String, _ sid: Int64, _ id: Int64, _ completed: [UInt8]
+    ) throws {
+        try requireService(db, tenant, sid)
+        try db.cachedStatement(sql: """
+            UPDATE \(table) SET completed = ? WHERE service_id = ? AND \(idColumn) = ? AND completed IS NULL
+            """).execute(arguments: [Data(completed), sid, id])
+        if db.changesCount == 0 {
+            let exists = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM \(table) WHERE service_id = ? AND \(idColumn) = ?"),
+                arguments: [sid, id]) ?? false
+            throw exists ? ContextError.alreadyCompleted(kind, id) : ContextError.notFound(kind, id)
+        }
+    }
+
+    private static func requireService(_ db: Database, _ tenant: String, _ sid: Int64) throws {
+        let exists = try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM services WHERE service_id = ? AND tenant = ?"),
+            arguments: [sid, tenant]) ?? false
+        guard exists else { throw ContextError.notFound(.service, sid) }
+    }
+
+    // MARK: Reads
+
+    public func service(tenant: String, serviceID sid: Int64, include: ServiceInclude) async throws -> ResourceView {
+        try await pool.read { db in
+            let stmt = try db.cachedStatement(sql: """
+                SELECT service_id, head, started, completed, ext FROM services WHERE service_id = ? AND tenant = ?
+                """)
+            guard let row = try Row.fetchOne(stmt, arguments: [sid, tenant]) else {
+                throw ContextError.notFound(.service, sid)
+            }
+            var view = ResourceView(record: try Self.record(.service, sid, row))
+            let arrays: [(Bool, String, String, ResourceKind, String)] = [
+                (include.activeStates, "active_states", "states", .state, "completed IS NULL"),
+                (include.completedStates, "completed_states", "states", .state, "completed IS NOT NULL"),
+                (include.activeTasks, "active_tasks", "tasks", .task, "completed IS NULL"),
+                (include.completedTasks, "completed_tasks", "tasks", .task, "completed IS NOT NULL"),
+            ]
+            for (wanted, name, table, kind, condition) in arrays where wanted {
+                let records = try Self.records(db, kind, sql: """
+                    SELECT \(kind.idKey), head, started, completed, ext FROM \(table)
+                    WHERE service_id = ? AND \(condition) ORDER BY \(kind.idKey)
+                    """, [sid], serviceID: sid)
+                view.children.append((name, records))
+            }
+            return view
+        }
+    }
+
+    public func state(tenant: String, serviceID sid: Int64, stateID: Int64, include: StateInclude) async throws -> ResourceView {
+        try await pool.read { db in
+            try Self.requireService(db, tenant, sid)
+            let stmt = try db.cachedStatement(sql: """
+                SELECT state_id, head, started, completed, ext FROM states WHERE service_id = ? AND state_id = ?
+                """)
+            guard let row = try Row.fetchOne(stmt, arguments: [sid, stateID]) else {
+                throw ContextError.notFound(.state, stateID)
+            }
+            var view = ResourceView(record: try Self.record(.state, sid, row))
+            for (wanted, name, condition) in [
+                (include.activeTasks, "active_tasks", "completed IS NULL"),
+                (include.completedTasks, "completed_tasks", "completed IS NOT NULL"),
+            ] where wanted {
+                let records = try Self.records(db, .task, sql: """
+                    SELECT task_id, head, started, completed, ext FROM tasks
+                    WHERE service_id = ? AND state_id = ? AND \(condition) ORDER BY task_id
+                    """, [sid, stateID], serviceID: sid)
+                view.children.append((name, records))
+            }
+            return view
+        }
+    }
+
+    public func task(tenant: String, serviceID sid: Int64, taskID: Int64) async throws -> ResourceRecord {
+        try await pool.read { db in
+            try Self.requireService(db, tenant, sid)
+            let stmt = try db.cachedStatement(sql: """
+                SELECT task_id, head, started, completed, ext FROM tasks WHERE service_id = ? AND task_id = ?
+                """)
+            guard let row = try Row.fetchOne(stmt, arguments: [sid, taskID]) else {
+                throw ContextError.notFound(.task, taskID)
+            }
+            return try Self.record(.task, sid, row)
+        }
+    }
+
+    public func tasks(tenant: String, serviceID sid: Int64, filter: TaskFilter) async throws -> [ResourceRecord] {
+        try await pool.read { db in
+            try Self.requireService(db, tenant, sid)
+            var sql = "SELECT task_id, head, started, completed, ext FROM tasks WHERE service_id = ?"
+            var arguments: StatementArguments = [sid]
+            switch filter.status {
+            case .all: break
+            case .active: sql += " AND completed IS NULL"
+            case .completed: sql += " AND completed IS NOT NULL"
+            }
+            if let state = filter.stateID {
+                sql += " AND state_id = ?"
+                arguments += [state]
+            }
+            if !filter.taskTypes.isEmpty {
+                sql += " AND type_text IN (" + Array(repeating: "?", count: filter.taskTypes.count).joined(separator: ",") + ")"
+                arguments += StatementArguments(filter.taskTypes)
+            }
+            sql += " ORDER BY task_id"
+            return try Self.records(db, .task, sql: sql, arguments, serviceID: sid)
+        }
+    }
+
+    private static func records(
+        _ db: Database, _ kind: ResourceKind, sql: String, _ arguments: StatementArguments, serviceID: Int64
+    ) throws -> [ResourceRecord] {
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        var out: [ResourceRecord] = []
+        while let row = try rows.next() {
+            out.append(try record(kind, serviceID, row))
+        }
+        return out
+    }
+
+    /// Columns: id, head, started, completed, ext.
+    private static func record(_ kind: ResourceKind, _ sid: Int64, _ row: Row) throws -> ResourceRecord {
+        func bytes(_ i: Int) throws -> [UInt8]? {
+            try row.withUnsafeData(atIndex: i) { $0.map { [UInt8]($0) } }
+        }
+        return ResourceRecord(
+            kind: kind, serviceID: sid, id: row[0],
+            head: try bytes(1) ?? [], started: try bytes(2) ?? [], completed: try bytes(3),
+            extensions: try bytes(4) ?? [])
+    }
+}
