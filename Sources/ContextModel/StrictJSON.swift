@@ -198,6 +198,9 @@ private struct StrictJSONParser {
         self.bytes = bytes
         self.count = bytes.count
         self.maxDepth = maxDepth
+        // Typical bodies are small and shallow: avoid regrowing from empty.
+        frames.reserveCapacity(min(max(maxDepth, 1), 16))
+        members.reserveCapacity(16)
     }
 
     /// True while reading a value or key that belongs directly to the top-level object.
@@ -392,9 +395,15 @@ private struct StrictJSONParser {
     private mutating func addNestedKey(_ content: Range<Int>, hasEscapes: Bool) throws(JSONReadError) {
         let ref: KeyRef
         if hasEscapes {
+            // Decoding never lengthens the content, so it fits in place.
             let start = keyScratch.count
-            decodeEscaped(content, into: &keyScratch)
-            ref = KeyRef(inScratch: true, start: start, count: keyScratch.count - start)
+            keyScratch.append(contentsOf: repeatElement(0, count: content.count))
+            let source = bytes
+            let decoded = keyScratch.withUnsafeMutableBufferPointer { scratch in
+                Self.decodeEscaped(source, content, into: UnsafeMutableBufferPointer(rebasing: scratch[start...]))
+            }
+            keyScratch.removeLast(content.count - decoded)
+            ref = KeyRef(inScratch: true, start: start, count: decoded)
         } else {
             ref = KeyRef(inScratch: false, start: content.lowerBound, count: content.count)
         }
@@ -474,10 +483,11 @@ private struct StrictJSONParser {
             // Validated UTF-8: a single copy, no repair needed.
             return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[content]), as: UTF8.self)
         }
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(content.count)
-        decodeEscaped(content, into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
+        // Decoding never lengthens the content (an escape of 2, 6 or 12
+        // bytes yields at most 1, 3 or 4), so decode straight into the String.
+        return String(unsafeUninitializedCapacity: content.count) { buffer in
+            Self.decodeEscaped(bytes, content, into: buffer)
+        }
     }
 
     /// Validates a string token starting at the opening quote at `i` and
@@ -487,6 +497,7 @@ private struct StrictJSONParser {
         i += 1
         var hasEscapes = false
         while true {
+            skipPlainASCII()
             guard i < count else { throw malformed(i, "unterminated string") }
             let b = bytes[i]
             if b >= 0x20 && b < 0x80 {
@@ -505,6 +516,28 @@ private struct StrictJSONParser {
             } else {
                 try scanUTF8Sequence()
             }
+        }
+    }
+
+    /// Skips, eight bytes at a time, string content that needs no attention:
+    /// printable ASCII other than '"' and '\\'. Stops at (or shortly before)
+    /// the first byte that does; `scanString` handles the rest byte by byte.
+    @inline(__always)
+    private mutating func skipPlainASCII() {
+        // SWAR tests ("Bit Twiddling Hacks", haszero / hasless); each is exact
+        // as to whether ANY byte of the word matches, which is all we need.
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while i &+ 8 <= count {
+            let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let quotes = word ^ (ones &* UInt64(ASCII.quote))
+            let backslashes = word ^ (ones &* UInt64(ASCII.backslash))
+            let special = ((word &- ones &* 0x20) & ~word)           // a byte < 0x20
+                | ((quotes &- ones) & ~quotes)                     // a '"'
+                | ((backslashes &- ones) & ~backslashes)           // a '\\'
+                | word                                             // a byte >= 0x80
+            if special & highs != 0 { return }
+            i &+= 8
         }
     }
 
@@ -583,46 +616,55 @@ private struct StrictJSONParser {
         i += trailing + 1
     }
 
-    /// Appends the decoded content of an already-validated string (between
-    /// its quotes) to `out`, resolving escapes.
-    private func decodeEscaped(_ content: Range<Int>, into out: inout [UInt8]) {
+    /// Writes the decoded content of an already-validated string (between
+    /// its quotes) to `out`, resolving escapes, and returns the number of
+    /// bytes written. `out` must hold at least `content.count` bytes.
+    private static func decodeEscaped(
+        _ bytes: UnsafeRawBufferPointer, _ content: Range<Int>, into out: UnsafeMutableBufferPointer<UInt8>
+    ) -> Int {
+        func hex4(at offset: Int) -> UInt32 {
+            var value: UInt32 = 0
+            for k in offset..<(offset + 4) { value = value << 4 | (hexDigitValue(bytes[k]) ?? 0) }
+            return value
+        }
         var k = content.lowerBound
         let end = content.upperBound
+        var n = 0
         while k < end {
             // Copy the run up to the next backslash in one go.
             var runEnd = k
             while runEnd < end && bytes[runEnd] != ASCII.backslash { runEnd += 1 }
             if runEnd > k {
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[k..<runEnd]))
+                let run = UnsafeRawBufferPointer(rebasing: bytes[k..<runEnd])
+                UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: out[n..<(n + run.count)]))
+                    .copyMemory(from: run)
+                n += run.count
                 k = runEnd
             }
             if k == end { break }
             let c = bytes[k + 1]
+            k += 2
             switch c {
-            case UInt8(ascii: "b"): out.append(0x08); k += 2
-            case UInt8(ascii: "f"): out.append(0x0C); k += 2
-            case UInt8(ascii: "n"): out.append(0x0A); k += 2
-            case UInt8(ascii: "r"): out.append(0x0D); k += 2
-            case UInt8(ascii: "t"): out.append(0x09); k += 2
+            case UInt8(ascii: "b"): out[n] = 0x08; n += 1
+            case UInt8(ascii: "f"): out[n] = 0x0C; n += 1
+            case UInt8(ascii: "n"): out[n] = 0x0A; n += 1
+            case UInt8(ascii: "r"): out[n] = 0x0D; n += 1
+            case UInt8(ascii: "t"): out[n] = 0x09; n += 1
             case ASCII.lowerU:
-                var scalar = uncheckedHex4(at: k + 2)
-                k += 6
+                var scalar = hex4(at: k)
+                k += 4
                 if scalar >= 0xD800 && scalar <= 0xDBFF {
-                    let lowHalf = uncheckedHex4(at: k + 2)
+                    // Validated: a `\uDC00`...`\uDFFF` escape follows.
+                    let lowHalf = hex4(at: k + 2)
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (lowHalf - 0xDC00)
                     k += 6
                 }
-                appendUTF8(scalar, to: &out)
+                n += writeUTF8(scalar, to: out, at: n)
             default:  // '"', '\\', '/'
-                out.append(c); k += 2
+                out[n] = c; n += 1
             }
         }
-    }
-
-    private func uncheckedHex4(at offset: Int) -> UInt32 {
-        var value: UInt32 = 0
-        for k in offset..<(offset + 4) { value = value << 4 | (hexDigitValue(bytes[k]) ?? 0) }
-        return value
+        return n
     }
 
     // MARK: Numbers and literals
@@ -729,22 +771,27 @@ private func hex4String(_ v: UInt32) -> String {
     hex2(UInt8(truncatingIfNeeded: v >> 8)) + hex2(UInt8(truncatingIfNeeded: v))
 }
 
-/// Appends a Unicode scalar value (not a surrogate) as UTF-8.
-private func appendUTF8(_ scalar: UInt32, to out: inout [UInt8]) {
+/// Writes a Unicode scalar value (not a surrogate) as UTF-8 at `out[n...]`
+/// and returns the number of bytes written.
+private func writeUTF8(_ scalar: UInt32, to out: UnsafeMutableBufferPointer<UInt8>, at n: Int) -> Int {
     switch scalar {
     case 0..<0x80:
-        out.append(UInt8(scalar))
+        out[n] = UInt8(scalar)
+        return 1
     case 0x80..<0x800:
-        out.append(UInt8(0xC0 | (scalar >> 6)))
-        out.append(UInt8(0x80 | (scalar & 0x3F)))
+        out[n] = UInt8(0xC0 | (scalar >> 6))
+        out[n + 1] = UInt8(0x80 | (scalar & 0x3F))
+        return 2
     case 0x800..<0x10000:
-        out.append(UInt8(0xE0 | (scalar >> 12)))
-        out.append(UInt8(0x80 | ((scalar >> 6) & 0x3F)))
-        out.append(UInt8(0x80 | (scalar & 0x3F)))
+        out[n] = UInt8(0xE0 | (scalar >> 12))
+        out[n + 1] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+        out[n + 2] = UInt8(0x80 | (scalar & 0x3F))
+        return 3
     default:
-        out.append(UInt8(0xF0 | (scalar >> 18)))
-        out.append(UInt8(0x80 | ((scalar >> 12) & 0x3F)))
-        out.append(UInt8(0x80 | ((scalar >> 6) & 0x3F)))
-        out.append(UInt8(0x80 | (scalar & 0x3F)))
+        out[n] = UInt8(0xF0 | (scalar >> 18))
+        out[n + 1] = UInt8(0x80 | ((scalar >> 12) & 0x3F))
+        out[n + 2] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+        out[n + 3] = UInt8(0x80 | (scalar & 0x3F))
+        return 4
     }
 }

@@ -22,7 +22,7 @@ private func error(of text: String, limits: JSONLimits = .defaults) -> JSONReadE
 }
 
 /// The kind of refusal a table row expects; `malformed` ignores offset and reason.
-enum Refusal: Sendable, CustomTestStringConvertible {
+enum StrictJSONRefusal: Sendable, CustomTestStringConvertible {
     case malformed
     case tooDeep(Int)
     case duplicate(String)
@@ -91,6 +91,7 @@ struct StrictJSONAcceptTests {
         "{\"a\":1,\"A\":2,\"a \":3,\"ab\":4}",
         // Keys equal as decoded bytes only count; escaped distinct keys pass.
         #"{"x":{"\u0061":1,"\u0062":2,"c":3}}"#,
+        #"{"x":[{"\u0061\n":1},{"\u0061\n":1,"a":2}],"y":{"\ud83d\ude00":{"\ud83d\ude00":0}}}"#,
     ])
     func accepts(_ text: String) throws {
         _ = try read(text)
@@ -224,7 +225,7 @@ struct StrictJSONRefuseTests {
     ])
     func malformed(_ text: String) {
         let e = error(of: text)
-        #expect(Refusal.malformed.matches(e), "got \(String(describing: e))")
+        #expect(StrictJSONRefusal.malformed.matches(e), "got \(String(describing: e))")
     }
 
     @Test("invalid UTF-8 is malformed", arguments: [
@@ -242,27 +243,46 @@ struct StrictJSONRefuseTests {
         let inValue = Array("{\"a\":\"".utf8) + sequence + Array("\"}".utf8)
         let inKey = Array("{\"".utf8) + sequence + Array("\":1}".utf8)
         let inNestedKey = Array("{\"x\":{\"".utf8) + sequence + Array("\":1}}".utf8)
-        #expect(Refusal.malformed.matches(error(of: inValue)))
-        #expect(Refusal.malformed.matches(error(of: inKey)))
-        #expect(Refusal.malformed.matches(error(of: inNestedKey)))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: inValue)))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: inKey)))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: inNestedKey)))
     }
 
     @Test("a string cut off inside a multi-byte sequence at the end of input is malformed")
     func truncatedAtEnd() {
-        #expect(Refusal.malformed.matches(error(of: Array("{\"a\":\"".utf8) + [0xF0, 0x9F])))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: Array("{\"a\":\"".utf8) + [0xF0, 0x9F])))
+    }
+
+    @Test("special bytes are found at every position of the word-at-a-time scan", arguments: 0..<20)
+    func everyPosition(_ position: Int) throws {
+        let prefix = Array("{\"k\":\"".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: position)
+        let suffix = [UInt8](repeating: UInt8(ascii: "b"), count: 11) + Array("\"}".utf8)
+        let at = prefix.count
+        for control in UInt8(0)..<0x20 {
+            #expect(error(of: prefix + [control] + suffix)
+                    == .malformed(offset: at, reason: "control character U+00\(control < 0x10 ? "0" : "")\(String(control, radix: 16, uppercase: true)) must be escaped in a string"))
+        }
+        #expect(error(of: prefix + [0xFF] + suffix) == .malformed(offset: at, reason: "invalid UTF-8 byte 0xFF"))
+        #expect(error(of: prefix + Array(#"\q"#.utf8) + suffix) == .malformed(offset: at, reason: "invalid escape sequence in string"))
+        let quoted = try StrictJSON.readObject(prefix + Array(#"\"é"#.utf8) + suffix)
+        #expect(quoted.first?.value == .string(String(repeating: "a", count: position) + "\"é" + String(repeating: "b", count: 11)))
+        // The string ends at the first quote, whatever its position.
+        let ended = try StrictJSON.readObject(prefix + Array("\",\"z\":\"".utf8) + suffix)
+        #expect(ended.first?.value == .string(String(repeating: "a", count: position)))
+        #expect(ended.last?.value == .string(String(repeating: "b", count: 11)))
     }
 
     @Test("a UTF-8 byte order mark is malformed")
     func byteOrderMark() {
         #expect(error(of: [0xEF, 0xBB, 0xBF] + Array("{}".utf8)) == .malformed(offset: 0, reason: "a byte order mark is not allowed"))
-        #expect(Refusal.malformed.matches(error(of: Array(" ".utf8) + [0xEF, 0xBB, 0xBF] + Array("{}".utf8))))
-        #expect(Refusal.malformed.matches(error(of: Array("{}".utf8) + [0xEF, 0xBB, 0xBF])))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: Array(" ".utf8) + [0xEF, 0xBB, 0xBF] + Array("{}".utf8))))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: Array("{}".utf8) + [0xEF, 0xBB, 0xBF])))
     }
 
     @Test("non-ASCII bytes outside strings are malformed")
     func nonASCIIOutsideStrings() {
-        #expect(Refusal.malformed.matches(error(of: "{\"a\":1é}")))
-        #expect(Refusal.malformed.matches(error(of: "{\"a\":[1,\u{3000}2]}")))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: "{\"a\":1é}")))
+        #expect(StrictJSONRefusal.malformed.matches(error(of: "{\"a\":[1,\u{3000}2]}")))
     }
 
     @Test("malformed errors carry the byte offset of the problem", arguments: [
@@ -324,6 +344,8 @@ struct StrictJSONDuplicateTests {
         (#"{"x":{"\u0062":1,"b":2}}"#, "b"),
         (#"{"x":{"b":1,"\u0062":2}}"#, "b"),
         (#"{"x":{"\n":1,"\u000a":2}}"#, "\n"),
+        (#"{"x":{"\ud83d\ude00\n":1,"😀\u000a":2}}"#, "😀\n"),
+        (#"{"x":{"\u00e9t\u00e9":{"a":1},"b":2,"été":3}}"#, "été"),
         (#"{"x":[{"k":1},{"k":1,"k":1}]}"#, "k"),
         (#"{"x":{"y":{"z":{"q":1,"q":2}}}}"#, "q"),
         (#"{"x":{"a":{"b":1},"b":2,"a":3}}"#, "a"),
@@ -340,7 +362,7 @@ struct StrictJSONDuplicateTests {
     @Test("duplicate keys are refused at every depth, compared after decoding", arguments: duplicateCases)
     func duplicates(_ text: String, _ key: String) {
         let e = error(of: text)
-        #expect(Refusal.duplicate(key).matches(e), "got \(String(describing: e))")
+        #expect(StrictJSONRefusal.duplicate(key).matches(e), "got \(String(describing: e))")
     }
 
     @Test("wide objects with distinct keys are accepted at every depth", arguments: [16, 17, 100, 1000])
@@ -364,7 +386,7 @@ struct StrictJSONDuplicateTests {
 @Suite("StrictJSON limits")
 struct StrictJSONLimitTests {
     @Test("nesting up to maxDepth is accepted and one more is tooDeep", arguments: [
-        (#"{"a":{"b":{}}}"#, 3, nil as Refusal?),
+        (#"{"a":{"b":{}}}"#, 3, nil as StrictJSONRefusal?),
         (#"{"a":{"b":{"c":1}}}"#, 3, nil),
         (#"{"a":[[]]}"#, 3, nil),
         (#"{"a":[[1,{}]]}"#, 4, nil),
@@ -376,7 +398,7 @@ struct StrictJSONLimitTests {
         ("[[[]]]", 3, .notAnObject),
         ("[[[[]]]]", 3, .tooDeep(3)),
     ])
-    func depth(_ text: String, _ maxDepth: Int, _ expected: Refusal?) {
+    func depth(_ text: String, _ maxDepth: Int, _ expected: StrictJSONRefusal?) {
         let e = error(of: text, limits: JSONLimits(maxDepth: maxDepth))
         if let expected {
             #expect(expected.matches(e), "got \(String(describing: e))")

@@ -1,0 +1,99 @@
+import ContextModel
+import Foundation
+import NIOCore
+import NIOPosix
+@testable import TaskCore
+
+/// A real task core on a real socket (port 0) over a real SQLite file in a fresh folder, or
+/// over the in-memory store. Tests speak HTTP to it through `RawHTTPClient`.
+final class CoreHarness: @unchecked Sendable {
+    enum Storage { case sqlite, memory }
+
+    let directory: String
+    let store: any TaskStore
+    let server: CoreServer
+    let group: MultiThreadedEventLoopGroup
+    var port: Int { server.port }
+    var dataPath: String { directory + "/cs.sqlite" }
+
+    static let base = RESTRoute.defaultBasePath
+
+    init(_ storage: Storage = .sqlite, configure: (inout CoreConfiguration) -> Void = { _ in }) async throws {
+        directory = try makeTemporaryDirectory()
+        switch storage {
+        case .sqlite: store = try SQLiteTaskStore(.init(path: directory + "/cs.sqlite"))
+        case .memory: store = InMemoryTaskStore()
+        }
+        var config = CoreConfiguration()
+        configure(&config)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        server = try await CoreServer.start(host: "127.0.0.1", port: 0,
+                                            service: ContextService(store: store, configuration: config), group: group)
+    }
+
+    func stop() async throws {
+        await server.shutdown(grace: .seconds(1))
+        try await store.close()
+        try await group.shutdownGracefully()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// One request on a fresh connection.
+    func call(
+        _ method: String, _ path: String, body: String? = nil, contentType: String? = "application/json",
+        headers: [(String, String)] = []
+    ) async throws -> RawHTTPClient.Response {
+        let port = self.port
+        let bytes = RawHTTPClient.request(method, Self.base + path, body: body, contentType: contentType, headers: headers)
+        return try await detached {
+            let client = try RawHTTPClient(port: port)
+            try client.send(bytes)
+            return try client.readResponse()
+        }
+    }
+
+    /// Starts a service and returns its id.
+    func startService(_ body: String = "{}", tenant: String? = nil) async throws -> Int64 {
+        let r = try await call("POST", "/services/start", body: body, headers: tenant.map { [("ContactCenterId", $0)] } ?? [])
+        guard r.status == 201, let id = try jsonInt(r.body, "service_id") else {
+            throw RawHTTPClient.Failure(description: "start service failed: \(r)")
+        }
+        return id
+    }
+}
+
+func makeTemporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "cs-test-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Reads one integer member of a JSON object body (tests only: Foundation is fine here).
+func jsonInt(_ body: [UInt8], _ key: String) throws -> Int64? {
+    let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+    return (object?[key] as? NSNumber)?.int64Value
+}
+
+func jsonObject(_ body: [UInt8]) throws -> [String: Any] {
+    guard let o = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+        throw RawHTTPClient.Failure(description: "not a JSON object: \(String(decoding: body, as: UTF8.self))")
+    }
+    return o
+}
+
+extension CoreHarness {
+    /// Runs `body` against a fresh core and always stops it.
+    static func with(
+        _ storage: Storage = .sqlite, configure: (inout CoreConfiguration) -> Void = { _ in },
+        _ body: (CoreHarness) async throws -> Void
+    ) async throws {
+        let core = try await CoreHarness(storage, configure: configure)
+        do {
+            try await body(core)
+        } catch {
+            try? await core.stop()
+            throw error
+        }
+        try await core.stop()
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets everything up and runs the whole test suite (what CI runs through .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash gateway/scripts/setup.sh
+# The durability tests start the real executable and kill -9 it: build it first.
+swift build --product gateway
+swift build --build-tests
+swift test --skip-build
