@@ -30,15 +30,18 @@ public final class SQLiteTaskStore: TaskStore {
         var config = GRDB.Configuration()
         config.maximumReaderCount = configuration.maximumReaderCount
         config.busyMode = .timeout(configuration.busyTimeoutSeconds)
-        let synchronous = configuration.synchronous.rawValue.uppercased()
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
-        }
         let directory = (configuration.path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         pool = try DatabasePool(path: configuration.path, configuration: config)
+        // Set on the one writer connection, after the pool is open: GRDB's WAL set-up runs
+        // after `prepareDatabase` and sets synchronous=NORMAL, which would silently trade
+        // away power-loss durability (caught by TaskStoreTests.synchronousSetting).
+        let synchronous = configuration.synchronous.rawValue.uppercased()
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
         try Self.migrator.migrate(pool)
     }
 
@@ -85,6 +88,11 @@ public final class SQLiteTaskStore: TaskStore {
                 """)
         }
         return m
+    }
+
+    /// Reads a pragma on the writer connection (tests and diagnostics).
+    func pragma(_ name: String) async throws -> Int? {
+        try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA \(name)") }
     }
 
     public func close() async throws {
