@@ -105,7 +105,7 @@ extension Event {
                 if member.key == kind.idKey || member.key == "started" || member.key == "completed" {
                     throw .validation("\(member.key) names the \(kind.name) itself and cannot be sent in its body")
                 }
-                throw .validation("\(member.key) is a member of the \(kind.name) representation and cannot be sent in its body")
+                throw .validation("\(member.key) is a member of representations and cannot be sent in a body")
             }
             guard let field = StandardField(rawValue: member.key) else {
                 if !extensions.isEmpty { extensions.append(UInt8(ascii: ",")) }

@@ -85,8 +85,11 @@ extension RESTRoute {
             path = target[...]
             query = ""
         }
-        guard path.hasPrefix(basePath) else { return .failure(.notFound(path: String(path))) }
-        var rest = path.dropFirst(basePath.count)
+        // "/x/" and "/x" name the same base; "/" is the root.
+        var base = Substring(basePath)
+        while base.last == "/" { base = base.dropLast() }
+        guard path.hasPrefix(base) else { return .failure(.notFound(path: String(path))) }
+        var rest = path.dropFirst(base.count)
         if rest.hasSuffix("/") { rest = rest.dropLast() }  // tolerate one trailing slash
         guard rest.first == "/" else { return .failure(.notFound(path: String(path))) }
         let segments = rest.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
@@ -202,11 +205,14 @@ extension RESTRoute {
     private static func taskFilter(_ status: TaskFilter.Status, _ query: Substring) throws(RouteError) -> TaskFilter {
         var filter = TaskFilter()
         filter.status = status
-        for (name, value) in try QueryString.parse(query) {
+        for (name, raw) in try QueryString.parseRaw(query) {
             switch name {
             case "task_types":
-                filter.taskTypes += value.split(separator: ",").map(String.init)
+                for item in raw.split(separator: ",") {
+                    filter.taskTypes.append(try QueryString.decode(item))
+                }
             case "state_id":
+                let value = try QueryString.decode(raw)
                 guard let v = decimal(value[...]), ResourceID.childRange.contains(v) else {
                     throw .invalid("state_id must be an integer from 1 to 2147483647, got '\(value)'")
                 }
@@ -220,13 +226,22 @@ extension RESTRoute {
 
 /// `application/x-www-form-urlencoded` query strings: `+` is a space, `%XX` a byte.
 enum QueryString {
+    /// Name and value of each parameter, both decoded.
     static func parse(_ query: Substring) throws(RouteError) -> [(String, String)] {
         var pairs: [(String, String)] = []
+        for (name, raw) in try parseRaw(query) {
+            pairs.append((name, try decode(raw)))
+        }
+        return pairs
+    }
+
+    /// Decoded names with the values still encoded, for values that are lists: an encoded
+    /// comma (`%2C`) then stays part of an item instead of splitting it.
+    static func parseRaw(_ query: Substring) throws(RouteError) -> [(String, Substring)] {
+        var pairs: [(String, Substring)] = []
         for part in query.split(separator: "&") {
             let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = try decode(kv[0])
-            let value = kv.count > 1 ? try decode(kv[1]) : ""
-            pairs.append((name, value))
+            pairs.append((try decode(kv[0]), kv.count > 1 ? kv[1] : ""))
         }
         return pairs
     }
