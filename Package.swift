@@ -1,7 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Dependency direction (DESIGN.md §2): ContextModel ← TaskCore ← gateway.
+// Dependency direction (DESIGN.md §2): ContextModel ← TaskCore ← gateway;
+// ContextModel, ContextProto ← Gateway ← gateway.
 // ContextModel depends on nothing but the standard library so that the whole
 // contract is testable as plain values.
 let package = Package(
@@ -15,9 +16,31 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .target(name: "ContextModel"),
+        .systemLibrary(
+            name: "CProtobufC", path: "Sources/CProtobufC", pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        // protoc-c output for proto/, committed; gateway/scripts/gen-proto.sh regenerates it.
+        .target(name: "ContextProto", dependencies: ["CProtobufC"]),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "ContextModel",
+                "ContextProto",
+                "CProtobufC",
+                "GatewayHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "TaskCore",
             dependencies: [
@@ -30,10 +53,27 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // libnghttp2 1.52 from Debian (STACK-NOTES.md): HTTP/2 framing for the front end.
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .target(
+            name: "GatewayHTTP2",
+            dependencies: [
+                "CNghttp2",
+                "ContextModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "gateway",
             dependencies: [
                 "TaskCore",
+                "Gateway",
+                "GatewayHTTP2",
                 "ContextModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -42,6 +82,20 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ContextModelTests", dependencies: ["ContextModel"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "ContextModel", "ContextProto"],
+            exclude: ["vectors"]  // the generator of GoldenVectors.swift and its Python inputs
+        ),
+        .testTarget(
+            name: "GatewayHTTP2Tests",
+            dependencies: [
+                "GatewayHTTP2",
+                "ContextModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "TaskCoreTests",
             dependencies: [

@@ -7,16 +7,8 @@ import NIOCore
 import NIOPosix
 import TaskCore
 
-/// `gateway core`: the Context Services REST server on durable storage.
-struct CoreCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "core",
-        abstract: "Run the task core: the Context Services REST API on a SQLite file."
-    )
-
-    @Option(help: "Address to listen on, host:port.")
-    var listen: String = "127.0.0.1:8090"
-
+/// The options of a task core, shared by `gateway core` and the embedded core of `gateway serve`.
+struct CoreOptions: ParsableArguments {
     @Option(help: "The SQLite file (created with its folder on first start).")
     var data: String = "./data/cs.sqlite"
 
@@ -48,42 +40,58 @@ struct CoreCommand: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        guard HostPort(listen) != nil else { throw ValidationError("--listen must be host:port, got '\(listen)'") }
         guard maxBody > 0, maxDepth > 0, threads > 0 else {
             throw ValidationError("--max-body, --max-depth and --threads must be positive")
         }
     }
 
-    func run() async throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardOutput(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "cs.core")
-        let address = HostPort(listen)!
-
-        let store: any TaskStore
-        if memory {
-            store = InMemoryTaskStore()
-            logger.warning("in-memory store: nothing survives a restart")
-        } else {
-            store = try SQLiteTaskStore(.init(path: data, synchronous: synchronous))
-        }
+    var coreConfiguration: CoreConfiguration {
         var config = CoreConfiguration()
         config.basePath = basePath
         config.publicBase = publicBase
         config.limits = JSONLimits(maxBytes: maxBody, maxDepth: maxDepth)
         config.authTokens = authToken
+        return config
+    }
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let service = ContextService(store: store, configuration: config, logger: logger)
+    var storeDescription: String { memory ? "memory" : "\(data) (synchronous=\(synchronous.rawValue))" }
+
+    func makeStore(logger: Logger) throws -> any TaskStore {
+        if memory {
+            logger.warning("in-memory store: nothing survives a restart")
+            return InMemoryTaskStore()
+        }
+        return try SQLiteTaskStore(.init(path: data, synchronous: synchronous))
+    }
+}
+
+/// `gateway core`: the Context Services REST server on durable storage, alone.
+struct CoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "core",
+        abstract: "Run the task core alone: the Context Services REST API on a SQLite file."
+    )
+
+    @Option(help: "Address to listen on, host:port.")
+    var listen: String = "127.0.0.1:8090"
+
+    @OptionGroup var options: CoreOptions
+
+    func validate() throws {
+        guard HostPort(listen) != nil else { throw ValidationError("--listen must be host:port, got '\(listen)'") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(options.logLevel)
+        let logger = Logger(label: "cs.core")
+        let address = HostPort(listen)!
+        let store = try options.makeStore(logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
+        let service = ContextService(store: store, configuration: options.coreConfiguration, logger: logger)
         let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group)
         logger.info("task core listening", metadata: [
-            "address": "http://\(address.host):\(server.port)\(basePath)",
-            "store": "\(memory ? "memory" : data)",
-            "synchronous": "\(synchronous.rawValue)",
+            "address": "http://\(address.host):\(server.port)\(options.basePath)",
+            "store": "\(options.storeDescription)",
         ])
 
         await waitForTermination()
@@ -94,12 +102,25 @@ struct CoreCommand: AsyncParsableCommand {
     }
 }
 
+func bootstrapLogging(_ level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardOutput(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
 extension SQLiteTaskStore.Configuration.Synchronous: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 struct HostPort {
     var host: String
     var port: Int
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
 
     init?(_ text: String) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),

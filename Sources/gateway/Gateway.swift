@@ -5,8 +5,8 @@ struct Gateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "A binary gateway and task core for the Genesys Context Services task API.",
-        subcommands: [CoreCommand.self],
-        // Until the binary front end lands, running the executable bare starts the core.
-        defaultSubcommand: CoreCommand.self
+        subcommands: [ServeCommand.self, CoreCommand.self],
+        // Bare `gateway` runs the whole system: the gRPC front end and an embedded core.
+        defaultSubcommand: ServeCommand.self
     )
 }

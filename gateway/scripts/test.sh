@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash gateway/scripts/setup.sh
+bash gateway/scripts/check-generated.sh  # the committed protobuf-c code of Sources/ContextProto matches proto/
 # The durability tests start the real executable and kill -9 it: build it first.
 swift build --product gateway
 swift build --build-tests

@@ -1,0 +1,127 @@
+import CProtobufC
+import ContextModel
+import ContextProto
+
+/// Gathers the fields of one start or end request as the members a REST body would have, and
+/// lets the model judge them: `Event(members:body:kind:phase:)` applies the contract's rules
+/// (types, ranges, lengths, which fields belong to which resource and phase) with the same
+/// messages a REST client gets. Standard members carry their decoded value and no raw bytes;
+/// the model reads raw bytes only for extensions.
+struct EventBuilder {
+    let kind: ResourceKind
+    let phase: EventPhase
+    let method: RPCMethod
+    private var members: [JSONMember] = []
+
+    init(_ kind: ResourceKind, _ phase: EventPhase, _ method: RPCMethod) {
+        self.kind = kind
+        self.phase = phase
+        self.method = method
+        members.reserveCapacity(12)
+    }
+
+    mutating func string(_ key: String, _ pointer: UnsafePointer<CChar>?) throws(GRPCStatus) {
+        add(key, .string(try protoString(pointer, key, method)))
+    }
+
+    mutating func integer(_ key: String, _ value: Int64) {
+        add(key, .integer(value))
+    }
+
+    /// "long or string" (§3, §7): the `oneof` of an int64 id and a string name.
+    mutating func attribute(_ key: String, _ pointer: UnsafeMutablePointer<Genesys__Cs__V1__BusinessAttribute>?) throws(GRPCStatus) {
+        guard let attribute = pointer?.pointee else { return }
+        switch attribute.value_case.rawValue {
+        case GENESYS__CS__V1__BUSINESS_ATTRIBUTE__VALUE_ID.rawValue:
+            add(key, .integer(attribute.id))
+        case GENESYS__CS__V1__BUSINESS_ATTRIBUTE__VALUE_NAME.rawValue:
+            add(key, .string(try protoString(attribute.name, key, method)))
+        default:
+            throw .invalid("\(key) is set but holds neither an id nor a name")
+        }
+    }
+
+    /// The event-level fields (`EventFields`), when the message carries them.
+    mutating func fields(_ pointer: UnsafeMutablePointer<Genesys__Cs__V1__EventFields>?) throws(GRPCStatus) {
+        guard let f = pointer?.pointee else { return }
+        if isSet(f._timestamp_case) { try string("timestamp", f.timestamp) }
+        if isSet(f._session_id_case) { try string("session_id", f.session_id) }
+        if isSet(f._interaction_id_case) { try string("interaction_id", f.interaction_id) }
+        try attribute("application_type", f.application_type)
+        if isSet(f._application_id_case) { integer("application_id", f.application_id) }
+        try attribute("resource_type", f.resource_type)
+        if isSet(f._resource_id_case) { integer("resource_id", f.resource_id) }
+        try attribute("media_type", f.media_type)
+    }
+
+    private mutating func add(_ key: String, _ value: JSONScalar) {
+        members.append(JSONMember(key: key, rawKey: 0..<0, rawValue: 0..<0, value: value))
+    }
+
+    /// The validated event, with the extensions of whichever form the request used (§7: one
+    /// of them at most).
+    func build(
+        extensions: UnsafeMutablePointer<Google__Protobuf__Struct>?,
+        extensionsJSON: UnsafeMutablePointer<CChar>?
+    ) throws(GRPCStatus) -> Event {
+        if extensions != nil && extensionsJSON != nil {
+            throw .invalid("extensions and extensions_json are alternatives: send one of them")
+        }
+        var event: Event
+        do {
+            event = try Event(members: members, body: [], kind: kind, phase: phase)
+        } catch {
+            throw GRPCStatus(error)
+        }
+        if let extensions {
+            var rendered = StructJSON(method: method)
+            try rendered.render(extensions)
+            event.extensions = try validatedExtensions(rendered.members, rendered.bytes, field: "extensions")
+        } else if let extensionsJSON {
+            var length = 0
+            while extensionsJSON[length] != 0 { length += 1 }
+            let text = [UInt8](UnsafeRawBufferPointer(start: extensionsJSON, count: length))
+            let members: [JSONMember]
+            do {
+                members = try StrictJSON.readObject(text)
+            } catch {
+                // Byte offsets in the message count from the start of extensions_json.
+                throw GRPCStatus(prefixed(ContextError(error), "extensions_json"))
+            }
+            // Each member's key and value, byte for byte as sent (the model copies them).
+            event.extensions = try validatedExtensions(members, text, field: "extensions_json")
+        }
+        return event
+    }
+
+    /// The extension members as the model keeps them (`"k":v,...`), after the model's checks:
+    /// keys that name the resource or a member of its representation are refused, and so is a
+    /// key that is a standard field, which belongs in its own field of the request.
+    private func validatedExtensions(_ members: [JSONMember], _ body: [UInt8], field: String) throws(GRPCStatus) -> [UInt8] {
+        guard !members.isEmpty else { return [] }
+        let extensions: Event
+        do {
+            extensions = try Event(members: members, body: body, kind: kind, phase: phase)
+        } catch {
+            throw GRPCStatus(prefixed(error, field))
+        }
+        var standard = extensions
+        standard.extensions = []
+        if standard != Event(kind: kind, phase: phase) {
+            // Rare: find which member the model took as a standard field, for the message.
+            let key = members.first { member in
+                (try? Event(members: [member], body: body, kind: kind, phase: phase))?.extensions.isEmpty ?? false
+            }?.key ?? ""
+            var quoted: [UInt8] = []
+            JSONWriter.appendString(key, to: &quoted)
+            throw .invalid("\(field): \(String(decoding: quoted, as: UTF8.self)) is a field of the request: set it there, not among the extensions")
+        }
+        return extensions.extensions
+    }
+
+    private func prefixed(_ error: ContextError, _ field: String) -> ContextError {
+        var error = error
+        error.message = field + ": " + error.message
+        return error
+    }
+}

@@ -1,0 +1,80 @@
+import GatewayHTTP2
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// The gateway's listening socket: h2c with prior knowledge (what gRPC clients send) or, with
+/// a TLS context, TLS with ALPN `h2`. Keeps its connections so a shutdown can drain them.
+public final class GatewayServer: Sendable {
+    public let localAddress: SocketAddress
+    private let channel: any Channel
+    private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
+    private let logger: Logger
+
+    private init(channel: any Channel, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>, logger: Logger) {
+        self.channel = channel
+        self.localAddress = channel.localAddress!
+        self.connections = connections
+        self.logger = logger
+    }
+
+    public var port: Int { localAddress.port ?? 0 }
+
+    /// A TLS context for `h2` from PEM files.
+    public static func tlsContext(certificatePath: String, keyPath: String) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        tls.applicationProtocols = ["h2"]  // RFC 9113 §3.2
+        tls.minimumTLSVersion = .tlsv12
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    public static func start(
+        host: String, port: Int, service: any GRPCService, group: any EventLoopGroup,
+        configuration: GRPCServerHandler.Configuration = .defaults, tls: NIOSSLContext? = nil,
+        logger: Logger = Logger(label: "cs.gateway")
+    ) async throws -> GatewayServer {
+        let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let id = ObjectIdentifier(channel)
+                connections.withLockedValue { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        try sync.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    try sync.addHandler(GRPCServerHandler(service: service, configuration: configuration, logger: logger))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        return GatewayServer(channel: channel, connections: connections, logger: logger)
+    }
+
+    /// Graceful shutdown: stop accepting, send every connection GOAWAY and let its streams
+    /// finish (up to `grace`), then close what is left.
+    public func shutdown(grace: TimeAmount = .seconds(10)) async {
+        try? await channel.close()
+        let open = connections.withLockedValue { Array($0.values) }
+        for connection in open {
+            connection.pipeline.fireUserInboundEventTriggered(GRPCServerHandler.Drain())
+        }
+        let deadline = NIODeadline.now() + grace
+        while !connections.withLockedValue({ $0.isEmpty }) && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let left = connections.withLockedValue { Array($0.values) }
+        if !left.isEmpty {
+            logger.warning("closing connections still open after the drain", metadata: ["count": "\(left.count)"])
+            for connection in left { try? await connection.close() }
+        }
+    }
+}

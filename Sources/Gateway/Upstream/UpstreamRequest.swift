@@ -1,0 +1,66 @@
+import ContextModel
+import NIOCore
+import NIOHTTP1
+
+/// One REST call to the task core.
+public struct UpstreamRequest: Sendable {
+    public var method: HTTPMethod
+    public var target: String
+    /// `ContactCenterId` (CONTEXT-SERVICES.md §6).
+    public var tenant: String?
+    public var authorization: String?
+    /// Canonical JSON, or empty.
+    public var body: [UInt8]
+
+    public init(method: HTTPMethod, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.tenant = tenant
+        self.authorization = authorization
+        self.body = body
+    }
+
+    public init(_ route: RESTRoute, basePath: String, tenant: String?, authorization: String?, body: [UInt8]) {
+        self.init(method: HTTPMethod(rawValue: route.method), target: route.target(basePath: basePath),
+                  tenant: tenant, authorization: authorization, body: body)
+    }
+}
+
+public struct UpstreamResponse: Sendable, Equatable {
+    public var status: Int
+    public var location: String?
+    public var body: [UInt8]
+
+    public init(status: Int, location: String?, body: [UInt8]) {
+        self.status = status
+        self.location = location
+        self.body = body
+    }
+
+    /// The core's error, in the contract's shape; a body that is not that shape still gives
+    /// the status with a generic message.
+    public var contextError: ContextError {
+        if let members = try? StrictJSON.readObject(body) {
+            var message: String?
+            var exception: String?
+            for m in members {
+                if m.key == "message", case .string(let s) = m.value { message = s }
+                if m.key == "exception", case .string(let s) = m.value { exception = s }
+            }
+            if let message, let exception {
+                return ContextError(status: status, exception: exception, message: message)
+            }
+        }
+        return ContextError(status: status, exception: status >= 500 ? "InternalException" : "UpstreamException",
+                            message: "the task core answered HTTP \(status)")
+    }
+}
+
+/// Why a call got no answer from the core.
+public enum UpstreamError: Error, Equatable, Sendable {
+    /// No connection could be made, or it broke before the answer: the call may or may not
+    /// have been applied, and is never resent (a start is not idempotent).
+    case unavailable(String)
+    /// The call's deadline passed before it could be sent.
+    case deadlineExceeded
+}

@@ -1,0 +1,119 @@
+import NIOCore
+
+/// gRPC's length-prefixed messages (PROTOCOL-HTTP2.md, "Length-Prefixed-Message"): a
+/// compressed flag byte, a 4-byte big-endian length, then the message. A pure state machine:
+/// feed it bytes in any split, it says what it found.
+struct GRPCMessageReader {
+    enum Event: Equatable {
+        /// A whole message (its bytes, without the prefix).
+        case message(ByteBuffer)
+        /// The prefix announced a message over the limit: refuse before buffering it.
+        case tooLarge(length: UInt32)
+        /// The compressed flag is set: the caller decides (we support no compression).
+        case compressed
+    }
+
+    private enum State {
+        case prefix
+        case body(length: Int)
+        case failed
+    }
+
+    let maxMessageBytes: Int
+    private var state = State.prefix
+    private var pending: ByteBuffer
+
+    init(maxMessageBytes: Int, allocator: ByteBufferAllocator) {
+        self.maxMessageBytes = maxMessageBytes
+        self.pending = allocator.buffer(capacity: 0)
+    }
+
+    /// Bytes received but not yet a whole prefix or message.
+    var hasPartialMessage: Bool {
+        if case .failed = state { return false }
+        return pending.readableBytes > 0
+    }
+
+    /// Appends `bytes` and returns what is complete. After `.tooLarge` or `.compressed` the
+    /// reader is spent and ignores the rest.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Event] {
+        if case .failed = state { return [] }
+        pending.writeBytes(bytes)
+        var events: [Event] = []
+        while true {
+            switch state {
+            case .failed:
+                return events
+            case .prefix:
+                guard pending.readableBytes >= 5,
+                      let flag = pending.readInteger(as: UInt8.self),
+                      let length = pending.readInteger(endianness: .big, as: UInt32.self) else { return events }
+                if flag & 1 != 0 {
+                    state = .failed
+                    events.append(.compressed)
+                    return events
+                }
+                if Int(length) > maxMessageBytes {
+                    state = .failed
+                    events.append(.tooLarge(length: length))
+                    return events
+                }
+                state = .body(length: Int(length))
+            case .body(let length):
+                guard let message = pending.readSlice(length: length) else { return events }
+                events.append(.message(message))
+                state = .prefix
+                pending.discardReadBytes()
+            }
+        }
+    }
+}
+
+enum GRPCFraming {
+    /// `grpc-timeout` (PROTOCOL-HTTP2.md): 1 to 8 ASCII digits and a unit (H M S m u n).
+    /// Nil when malformed.
+    static func parseTimeout(_ value: some BidirectionalCollection<UInt8>) -> TimeAmount? {
+        guard value.count >= 2, value.count <= 9, let unit = value.last else { return nil }
+        var amount: Int64 = 0
+        for byte in value.dropLast() {
+            guard byte >= 0x30 && byte <= 0x39 else { return nil }
+            amount = amount * 10 + Int64(byte - 0x30)
+        }
+        switch unit {
+        case UInt8(ascii: "H"): return .hours(amount)
+        case UInt8(ascii: "M"): return .minutes(amount)
+        case UInt8(ascii: "S"): return .seconds(amount)
+        case UInt8(ascii: "m"): return .milliseconds(amount)
+        case UInt8(ascii: "u"): return .microseconds(amount)
+        case UInt8(ascii: "n"): return .nanoseconds(amount)
+        default: return nil
+        }
+    }
+
+    /// `grpc-message` is percent-encoded UTF-8: every byte outside 0x20...0x7E, and '%'
+    /// itself, as %XX (PROTOCOL-HTTP2.md, "Status-Message").
+    static func percentEncode(_ message: String) -> String {
+        let needs = message.utf8.contains { $0 < 0x20 || $0 > 0x7E || $0 == UInt8(ascii: "%") }
+        guard needs else { return message }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(message.utf8.count * 3)
+        for b in message.utf8 {
+            if b < 0x20 || b > 0x7E || b == UInt8(ascii: "%") {
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The 5-byte prefix followed by `message`.
+    static func frame(_ message: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: message.count + 5)
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(message.count), endianness: .big)
+        buffer.writeBytes(message)
+        return buffer
+    }
+}

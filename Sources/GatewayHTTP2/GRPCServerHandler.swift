@@ -1,0 +1,431 @@
+import ContextModel
+import Logging
+import NIOCore
+
+/// Serves gRPC (PROTOCOL-HTTP2.md) on one HTTP/2 connection through an nghttp2 server
+/// session, entirely on the connection's event loop: bytes in → `mem_recv` → per-stream
+/// headers and length-prefixed message → the service; answers → `mem_send` → one flush per
+/// read cycle (or per event-loop tick for answers that arrive between reads).
+public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    /// Sent through the pipeline to start a graceful drain (SIGTERM): GOAWAY, let the
+    /// streams in flight finish, then close.
+    public struct Drain: Sendable { public init() {} }
+
+    public struct Configuration: Sendable {
+        public var http2 = HTTP2Settings()
+        /// Largest request message (gRPC's customary default: 4 MiB). Larger ones get
+        /// RESOURCE_EXHAUSTED before they are buffered.
+        public var maxMessageBytes = 4 << 20
+        public init() {}
+        public static var defaults: Configuration { Configuration() }
+    }
+
+    private final class Stream {
+        enum Phase { case receiving, dispatched, responding, done }
+        var phase = Phase.receiving
+        let generation: UInt64
+        var isPost = false
+        var path: String?
+        var contentType: String?
+        var encoding: String?
+        var timeout: TimeAmount?
+        var badTimeout = false
+        var tenant: String?
+        var authorization: String?
+        var reader: GRPCMessageReader
+        var message: ByteBuffer?
+        var requestEnded = false
+        var deadline: NIODeadline?
+        var deadlineTask: Scheduled<Void>?
+        var body: ByteBuffer?
+        var trailers = HeaderBlock()
+        /// Answered before the client finished sending: RST_STREAM(NO_ERROR) once our end
+        /// of the stream is on the wire (sooner, nghttp2 would drop the queued answer).
+        var resetWhenSent = false
+
+        init(generation: UInt64, maxMessageBytes: Int, allocator: ByteBufferAllocator) {
+            self.generation = generation
+            reader = GRPCMessageReader(maxMessageBytes: maxMessageBytes, allocator: allocator)
+        }
+    }
+
+    private let service: any GRPCService
+    private let configuration: Configuration
+    private let logger: Logger
+    private var session: NGHTTP2Session?
+    private var context: ChannelHandlerContext?
+    private var streams: [Int32: Stream] = [:]
+    private var nextGeneration: UInt64 = 1
+    private var inReadCycle = false
+    private var flushScheduled = false
+    private var draining = false
+    private var closing = false
+
+    public init(service: any GRPCService, configuration: Configuration = .defaults,
+                logger: Logger = Logger(label: "cs.gateway.h2")) {
+        self.service = service
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: Channel events
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { start(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard session == nil else { return }
+        do {
+            session = try NGHTTP2Session(role: .server, delegate: self, settings: configuration.http2)
+            flush()  // our SETTINGS
+        } catch {
+            logger.error("cannot create an HTTP/2 session", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session else { return }
+        let buffer = unwrapInboundIn(data)
+        inReadCycle = true
+        do {
+            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+        } catch {
+            // A connection error (bad preface, flood, protocol violation): nghttp2 queued a
+            // GOAWAY; send it and close.
+            logger.debug("HTTP/2 connection error", metadata: ["error": "\(error)"])
+            closing = true
+            flush()
+            context.close(promise: nil)
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        inReadCycle = false
+        flush()
+        context.fireChannelReadComplete()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        for (_, stream) in streams {
+            stream.deadlineTask?.cancel()
+            stream.phase = .done
+        }
+        streams.removeAll()
+        closing = true
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        session = nil
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is Drain {
+            guard !draining, let session else { return }
+            draining = true
+            session.submitShutdownNotice()
+            flush()
+            finishDrainIfIdle()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// Ends a drain once no stream is left. Deferred to the next event-loop turn: it is
+    /// reached from inside nghttp2's callbacks (a stream closing during `mem_send`), where
+    /// sending and closing would lose the output being produced.
+    private func finishDrainIfIdle() {
+        guard draining, streams.isEmpty, !closing, let context else { return }
+        context.eventLoop.assumeIsolated().execute {
+            guard self.draining, self.streams.isEmpty, !self.closing, let session = self.session else { return }
+            session.submitGoAway()
+            self.flush()
+            self.closing = true
+            self.context?.close(promise: nil)
+        }
+    }
+
+    // MARK: Output
+
+    /// Writes everything nghttp2 has ready and flushes once.
+    private func flush() {
+        guard let context, let session else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        do {
+            try session.drainOutput(into: &out)
+        } catch {
+            logger.debug("HTTP/2 send error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        if out.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if session.isFinished && !closing {
+            closing = true
+            context.close(promise: nil)
+        }
+    }
+
+    /// Answers produced between reads share one flush at the end of this event-loop tick.
+    private func scheduleFlush() {
+        guard !inReadCycle, !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flush()
+        }
+    }
+
+    // MARK: NGHTTP2SessionDelegate
+
+    func streamOpened(_ streamID: Int32) {
+        let generation = nextGeneration
+        nextGeneration &+= 1
+        streams[streamID] = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
+                                   allocator: context!.channel.allocator)
+    }
+
+    func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
+        guard !isTrailer, let s = streams[streamID] else { return }
+        switch name.count {
+        case 5 where name.elementsEqual(":path".utf8):
+            s.path = String(decoding: value, as: UTF8.self)
+        case 7 where name.elementsEqual(":method".utf8):
+            s.isPost = value.elementsEqual("POST".utf8)
+        case 12 where name.elementsEqual("content-type".utf8):
+            s.contentType = String(decoding: value, as: UTF8.self)
+        case 12 where name.elementsEqual("grpc-timeout".utf8):
+            s.timeout = GRPCFraming.parseTimeout(value)
+            s.badTimeout = s.timeout == nil
+        case 13 where name.elementsEqual("grpc-encoding".utf8):
+            s.encoding = String(decoding: value, as: UTF8.self)
+        case 13 where name.elementsEqual("authorization".utf8):
+            s.authorization = String(decoding: value, as: UTF8.self)
+        case 15 where name.elementsEqual("contactcenterid".utf8):
+            s.tenant = String(decoding: value, as: UTF8.self)
+        default:
+            break
+        }
+    }
+
+    func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {
+        guard let s = streams[streamID] else { return }
+        if !isTrailer {
+            checkRequestHeaders(streamID, s)
+        }
+        if endStream { requestEnded(streamID, s) }
+    }
+
+    /// PROTOCOL-HTTP2.md "Requests": refuse what is not a gRPC call we serve before reading
+    /// its message.
+    private func checkRequestHeaders(_ streamID: Int32, _ s: Stream) {
+        guard s.phase == .receiving else { return }
+        guard s.isPost else {
+            return respondHTTP(streamID, s, status: "405")
+        }
+        // "If Content-Type does not begin with "application/grpc", gRPC servers SHOULD
+        // respond with HTTP status of 415". gRPC-Web and other codecs are not served here.
+        guard let type = s.contentType, Self.isGRPCProto(type) else {
+            return respondHTTP(streamID, s, status: "415")
+        }
+        guard let path = s.path, service.serves(path: path) else {
+            return respondStatus(streamID, s, GRPCStatus(code: .unimplemented, message: "unknown method \(s.path ?? "")", exception: nil))
+        }
+        if let encoding = s.encoding, encoding != "identity" {
+            // "If a client sends a message compressed with an algorithm the server does not
+            // support, the server SHOULD respond with UNIMPLEMENTED" (compression.md).
+            s.trailers.add("grpc-accept-encoding", "identity")
+            return respondStatus(streamID, s, GRPCStatus(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported; use identity", exception: nil))
+        }
+        if s.badTimeout {
+            return respondStatus(streamID, s, GRPCStatus(code: .invalidArgument, message: "malformed grpc-timeout", exception: nil))
+        }
+        if let timeout = s.timeout {
+            let deadline = NIODeadline.now() + timeout
+            s.deadline = deadline
+            let generation = s.generation
+            s.deadlineTask = context!.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                self?.deadlineExpired(streamID, generation)
+            }
+        }
+    }
+
+    static func isGRPCProto(_ contentType: String) -> Bool {
+        var base = contentType.utf8.prefix { $0 != UInt8(ascii: ";") }[...]
+        while base.last == UInt8(ascii: " ") || base.last == UInt8(ascii: "\t") { base = base.dropLast() }
+        return base.elementsEqual("application/grpc".utf8) || base.elementsEqual("application/grpc+proto".utf8)
+    }
+
+    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let s = streams[streamID], s.phase == .receiving else { return }
+        for event in s.reader.feed(bytes) {
+            switch event {
+            case .message(let message):
+                guard s.message == nil else {
+                    // A unary method takes exactly one message (grpc-java: "More than one
+                    // request messages for unary call").
+                    return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "more than one request message for a unary call", exception: nil))
+                }
+                s.message = message
+            case .tooLarge(let length):
+                return respondStatus(streamID, s, GRPCStatus(
+                    code: .resourceExhausted,
+                    message: "request message of \(length) bytes is larger than the limit of \(configuration.maxMessageBytes)",
+                    exception: nil))
+            case .compressed:
+                // Compressed-Flag 1 without a grpc-encoding we accepted (PROTOCOL-HTTP2.md).
+                return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "compressed message without a supported grpc-encoding", exception: nil))
+            }
+        }
+    }
+
+    func dataEndedStream(_ streamID: Int32) {
+        guard let s = streams[streamID] else { return }
+        requestEnded(streamID, s)
+    }
+
+    private func requestEnded(_ streamID: Int32, _ s: Stream) {
+        s.requestEnded = true
+        guard s.phase == .receiving else { return }
+        if s.reader.hasPartialMessage {
+            return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "the request ended inside a message", exception: nil))
+        }
+        guard let message = s.message else {
+            // grpc-java: "Half-closed without a request".
+            return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "the request ended without a message", exception: nil))
+        }
+        s.message = nil
+        s.phase = .dispatched
+        let request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
+                                  tenant: s.tenant, authorization: s.authorization)
+        service.handle(request, responder: GRPCResponder(connection: self, streamID: streamID, generation: s.generation),
+                       eventLoop: context!.eventLoop)
+    }
+
+    func streamClosed(_ streamID: Int32, errorCode: UInt32) {
+        guard let s = streams.removeValue(forKey: streamID) else { return }
+        s.deadlineTask?.cancel()
+        if s.phase == .dispatched || s.phase == .receiving {
+            // RST_STREAM from the client (or a GOAWAY): the call is cancelled. The responder
+            // turns inactive, so pending upstream work for it is dropped.
+            logger.trace("stream cancelled", metadata: ["stream": "\(streamID)", "code": "\(errorCode)"])
+        }
+        s.phase = .done
+        finishDrainIfIdle()
+    }
+
+    func frameSent(_ streamID: Int32, endStream: Bool) {
+        guard endStream, let s = streams[streamID], s.resetWhenSent else { return }
+        s.resetWhenSent = false
+        session?.submitReset(streamID: streamID, errorCode: 0)
+    }
+
+    func readBody(_ streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
+        guard let s = streams[streamID], var body = s.body else { return (0, true) }
+        let n = min(buffer.count, body.readableBytes)
+        body.withUnsafeReadableBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
+        }
+        body.moveReaderIndex(forwardBy: n)
+        s.body = body
+        return (n, body.readableBytes == 0)
+    }
+
+    func bodyComplete(_ streamID: Int32) {
+        guard let s = streams[streamID] else { return }
+        s.body = nil
+        try? session?.submitTrailers(streamID: streamID, s.trailers)
+    }
+
+    // MARK: Answers
+
+    func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool {
+        guard let s = streams[streamID], s.generation == generation else { return false }
+        return s.phase == .dispatched
+    }
+
+    func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline? {
+        guard let s = streams[streamID], s.generation == generation else { return nil }
+        return s.deadline
+    }
+
+    func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
+        guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
+        switch result {
+        case .success(let message):
+            s.phase = .responding
+            s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
+            s.trailers.add("grpc-status", "0")
+            do {
+                try session?.submitHeaders(streamID: streamID, Self.okHeaders, hasBody: true)
+            } catch {
+                logger.error("cannot submit a response", metadata: ["error": "\(error)"])
+            }
+            s.deadlineTask?.cancel()
+            scheduleFlush()
+        case .failure(let status):
+            respondStatus(streamID, s, status)
+        }
+    }
+
+    private func deadlineExpired(_ streamID: Int32, _ generation: UInt64) {
+        guard let s = streams[streamID], s.generation == generation,
+              s.phase == .receiving || s.phase == .dispatched else { return }
+        respondStatus(streamID, s, GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil))
+    }
+
+    /// `:status 200`, `content-type: application/grpc`: every successful response's headers.
+    private static let okHeaders = HeaderBlock([(":status", "200"), ("content-type", "application/grpc")])
+
+    /// A trailers-only response (PROTOCOL-HTTP2.md "Responses"): one HEADERS frame with the
+    /// status that ends the stream.
+    private func respondStatus(_ streamID: Int32, _ s: Stream, _ status: GRPCStatus) {
+        guard s.phase == .receiving || s.phase == .dispatched else { return }
+        var block = HeaderBlock()
+        block.add(":status", "200")
+        block.add("content-type", "application/grpc")
+        block.add("grpc-status", String(status.code.rawValue))
+        if !status.message.isEmpty { block.add("grpc-message", GRPCFraming.percentEncode(status.message)) }
+        if let exception = status.exception { block.add("cs-exception", exception) }
+        for (name, value) in s.trailers.pairs { block.add(name, value) }
+        finish(streamID, s, block)
+    }
+
+    /// A plain HTTP answer for requests that are not gRPC at all (405, 415).
+    private func respondHTTP(_ streamID: Int32, _ s: Stream, status: String) {
+        finish(streamID, s, HeaderBlock([(":status", status)]))
+    }
+
+    private func finish(_ streamID: Int32, _ s: Stream, _ block: HeaderBlock) {
+        s.deadlineTask?.cancel()
+        let stillSending = !s.requestEnded
+        s.phase = .done
+        do {
+            try session?.submitHeaders(streamID: streamID, block, hasBody: false)
+        } catch {
+            logger.error("cannot submit a response", metadata: ["error": "\(error)"])
+        }
+        // RFC 9113 §8.1: a server that answers before the request is complete may ask the
+        // client to stop sending with RST_STREAM NO_ERROR; see `frameSent`.
+        s.resetWhenSent = stillSending
+        scheduleFlush()
+    }
+}

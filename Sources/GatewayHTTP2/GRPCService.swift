@@ -1,0 +1,47 @@
+import ContextModel
+import NIOCore
+
+/// One unary gRPC call, complete: headers checked, its single message read.
+public struct GRPCRequest {
+    public var path: String
+    public var message: ByteBuffer
+    /// From `grpc-timeout`; nil when the client set none.
+    public var deadline: NIODeadline?
+    /// The `contactcenterid` metadata (CONTEXT-SERVICES.md §6).
+    public var tenant: String?
+    /// The `authorization` metadata, passed on to the core as is.
+    public var authorization: String?
+}
+
+/// What serves the calls. Shared by every connection; `handle` is called on the calling
+/// connection's event loop, and the responder must be used on that loop too.
+public protocol GRPCService: Sendable {
+    /// Whether `path` names a method served here: unknown ones are answered UNIMPLEMENTED
+    /// as soon as their headers arrive, without reading the message.
+    func serves(path: String) -> Bool
+    func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop)
+}
+
+/// Answers one call, once. Not Sendable: use it on the connection's event loop.
+public struct GRPCResponder {
+    unowned let connection: GRPCServerHandler
+    let streamID: Int32
+    let generation: UInt64
+
+    /// False once the call was answered, timed out, cancelled by the client (RST_STREAM) or
+    /// lost with its connection: work for it can be skipped.
+    public var isActive: Bool { connection.isActive(streamID, generation) }
+
+    /// The deadline of the call, if any.
+    public var deadline: NIODeadline? { connection.deadline(streamID, generation) }
+
+    /// Sends the response message and an OK status.
+    public func succeed(_ message: [UInt8]) {
+        connection.respond(streamID, generation, .success(message))
+    }
+
+    /// Sends a status-only answer (trailers-only response).
+    public func fail(_ status: GRPCStatus) {
+        connection.respond(streamID, generation, .failure(status))
+    }
+}

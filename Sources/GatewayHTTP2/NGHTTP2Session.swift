@@ -1,0 +1,317 @@
+import CNghttp2
+import NIOCore
+
+/// Receives what an nghttp2 session parses. Called synchronously from inside
+/// `NGHTTP2Session.receive`, on the connection's event loop. Raw buffers are valid only for
+/// the duration of the call.
+protocol NGHTTP2SessionDelegate: AnyObject {
+    /// A HEADERS frame opened a stream (server: a request; client: a response).
+    func streamOpened(_ streamID: Int32)
+    func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool)
+    /// All header frames of a block arrived; `endStream` when the block ended the stream.
+    func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool)
+    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer)
+    /// A DATA frame ended the stream.
+    func dataEndedStream(_ streamID: Int32)
+    /// The stream is gone: `errorCode` 0 after a normal end, else the RST_STREAM / GOAWAY code.
+    func streamClosed(_ streamID: Int32, errorCode: UInt32)
+    /// The body to send on a stream, pulled by nghttp2 as flow control allows. Copy at most
+    /// `into.count` bytes and report whether the body is complete.
+    func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool)
+    /// A frame left: `endStream` when it ended our side of the stream.
+    func frameSent(_ streamID: Int32, endStream: Bool)
+    /// Server only: the response body is complete; submit the trailers now (gRPC always
+    /// ends a response with trailers).
+    func bodyComplete(_ streamID: Int32)
+}
+
+/// HTTP/2 settings we announce, with their documented defaults.
+public struct HTTP2Settings: Sendable, Equatable {
+    /// Streams a client may have open at once on one connection (RFC 9113 §6.5.2).
+    public var maxConcurrentStreams: UInt32 = 1024
+    /// Per-stream receive window: 1 MiB, so a 4 MiB message needs four round trips of
+    /// WINDOW_UPDATE rather than 64 at the protocol's 64 KiB default.
+    public var initialWindowSize: UInt32 = 1 << 20
+    /// Connection receive window: room for many streams' messages at once.
+    public var connectionWindowSize: UInt32 = 16 << 20
+    /// Largest header block we accept (grpc-core's default is 8 KiB; metadata beyond 16 KiB
+    /// is refused by nghttp2 with a stream error).
+    public var maxHeaderListSize: UInt32 = 16 << 10
+    public var maxFrameSize: UInt32 = 16_384
+
+    public init() {}
+    public static var defaults: HTTP2Settings { HTTP2Settings() }
+}
+
+/// One nghttp2 session (server or client) driven through memory buffers: bytes in with
+/// `receive`, bytes out with `drainOutput`. The only place that sees nghttp2's pointers and
+/// C callbacks (STYLE.md: C interop kept at the edge). Not thread-safe: use it on one event loop.
+final class NGHTTP2Session {
+    enum Role { case server, client }
+
+    struct Failure: Error, CustomStringConvertible {
+        var code: Int32
+        var description: String { "nghttp2: \(String(cString: nghttp2_strerror(code)))" }
+    }
+
+    private var session: OpaquePointer?
+    unowned let delegate: any NGHTTP2SessionDelegate
+    let role: Role
+
+    init(role: Role, delegate: any NGHTTP2SessionDelegate, settings: HTTP2Settings) throws {
+        self.role = role
+        self.delegate = delegate
+        var ptr: OpaquePointer?
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        defer { nghttp2_option_del(option) }
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        let rc = role == .server
+            ? nghttp2_session_server_new2(&ptr, Callbacks.shared.pointer, userData, option)
+            : nghttp2_session_client_new2(&ptr, Callbacks.shared.pointer, userData, option)
+        guard rc == 0, let ptr else { throw Failure(code: rc) }
+        session = ptr
+
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
+        ]
+        try check(nghttp2_submit_settings(ptr, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count))
+        if settings.connectionWindowSize > 65_535 {
+            try check(nghttp2_session_set_local_window_size(ptr, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
+                                                            Int32(clamping: settings.connectionWindowSize)))
+        }
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    private func check(_ rc: Int32) throws {
+        if rc != 0 { throw Failure(code: rc) }
+    }
+
+    /// Feeds received bytes. A thrown error is fatal to the connection: nghttp2 has queued a
+    /// GOAWAY where the protocol wants one, so drain the output, then close.
+    func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let n = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if n < 0 { throw Failure(code: Int32(n)) }
+    }
+
+    /// Appends every frame nghttp2 has ready to `buffer`.
+    func drainOutput(into buffer: inout ByteBuffer) throws {
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 { throw Failure(code: Int32(n)) }
+            guard n > 0, let data else { return }
+            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        }
+    }
+
+    /// Both sides are done (GOAWAY exchanged, no streams): the connection can close.
+    var isFinished: Bool {
+        nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
+    }
+
+    // MARK: Submitting
+
+    /// Response or request headers, with a body pulled through the delegate when `hasBody`.
+    /// Server: a response on `streamID`. Client: a new request; returns its stream id.
+    @discardableResult
+    func submitHeaders(streamID: Int32, _ headers: HeaderBlock, hasBody: Bool) throws -> Int32 {
+        var provider = nghttp2_data_provider()
+        provider.read_callback = Callbacks.readBody
+        return try headers.withNV { nv, count in
+            try withUnsafePointer(to: &provider) { providerPointer in
+                let body = hasBody ? providerPointer : nil
+                switch role {
+                case .server:
+                    try check(nghttp2_submit_response(session, streamID, nv, count, body))
+                    return streamID
+                case .client:
+                    let id = nghttp2_submit_request(session, nil, nv, count, body, nil)
+                    if id < 0 { throw Failure(code: id) }
+                    return id
+                }
+            }
+        }
+    }
+
+    /// A trailer block that ends the stream (gRPC's status).
+    func submitTrailers(streamID: Int32, _ trailers: HeaderBlock) throws {
+        try trailers.withNV { nv, count in
+            try check(nghttp2_submit_trailer(session, streamID, nv, count))
+        }
+    }
+
+    /// Resumes a body whose `readBody` said "nothing yet".
+    func resumeBody(streamID: Int32) {
+        nghttp2_session_resume_data(session, streamID)
+    }
+
+    func submitReset(streamID: Int32, errorCode: UInt32) {
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    /// RFC 9113 §6.8: a GOAWAY with the highest stream id, telling the client to open no new
+    /// streams while those in flight finish.
+    func submitShutdownNotice() {
+        nghttp2_submit_shutdown_notice(session)
+    }
+
+    /// The final GOAWAY: streams above the last one processed are refused.
+    func submitGoAway(errorCode: UInt32 = 0) {
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                              nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
+    }
+
+    // MARK: C callbacks
+
+    /// The callback table, built once. Its pointer is immutable after construction and
+    /// nghttp2 only reads it, so sharing it across event loops is safe.
+    private final class Callbacks: @unchecked Sendable {
+        static let shared = Callbacks()
+        let pointer: OpaquePointer
+
+        private init() {
+            var cbs: OpaquePointer?
+            nghttp2_session_callbacks_new(&cbs)
+            nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks.beginHeaders)
+            nghttp2_session_callbacks_set_on_header_callback(cbs, Callbacks.onHeader)
+            nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, Callbacks.frameReceived)
+            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks.dataChunk)
+            nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks.streamClose)
+            nghttp2_session_callbacks_set_on_frame_send_callback(cbs, Callbacks.frameSent)
+            pointer = cbs!
+        }
+
+        static func owner(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session {
+            Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+        }
+
+        static let beginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
+            let frame = frame!
+            if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+               frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST || frame.pointee.headers.cat == NGHTTP2_HCAT_RESPONSE {
+                owner(userData).delegate.streamOpened(frame.pointee.hd.stream_id)
+            }
+            return 0
+        }
+
+        static let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, userData in
+            let frame = frame!
+            guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+            owner(userData).delegate.header(
+                frame.pointee.hd.stream_id,
+                name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                value: UnsafeRawBufferPointer(start: value, count: valueLength),
+                isTrailer: frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS)
+            return 0
+        }
+
+        static let frameReceived: nghttp2_on_frame_recv_callback = { _, frame, userData in
+            let frame = frame!
+            let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            let delegate = owner(userData).delegate
+            switch UInt32(frame.pointee.hd.type) {
+            case NGHTTP2_HEADERS.rawValue:
+                delegate.headersComplete(frame.pointee.hd.stream_id,
+                                         isTrailer: frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS,
+                                         endStream: endStream)
+            case NGHTTP2_DATA.rawValue where endStream:
+                delegate.dataEndedStream(frame.pointee.hd.stream_id)
+            default:
+                break
+            }
+            return 0
+        }
+
+        static let frameSent: nghttp2_on_frame_send_callback = { _, frame, userData in
+            let frame = frame!
+            let type = UInt32(frame.pointee.hd.type)
+            if type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue {
+                owner(userData).delegate.frameSent(
+                    frame.pointee.hd.stream_id,
+                    endStream: frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0)
+            }
+            return 0
+        }
+
+        static let dataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
+            owner(userData).delegate.data(streamID, UnsafeRawBufferPointer(start: data, count: length))
+            return 0
+        }
+
+        static let streamClose: nghttp2_on_stream_close_callback = { _, streamID, errorCode, userData in
+            owner(userData).delegate.streamClosed(streamID, errorCode: errorCode)
+            return 0
+        }
+
+        static let readBody: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
+            let session = owner(userData)
+            let (count, done) = session.delegate.readBody(streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            if done {
+                flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                if session.role == .server {
+                    // gRPC: a response body never ends the stream; the trailers do
+                    // (PROTOCOL-HTTP2.md). A request's last DATA frame ends it.
+                    flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                    session.delegate.bodyComplete(streamID)
+                }
+            } else if count == 0 {
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+            return count
+        }
+    }
+}
+
+/// A list of header fields ready for nghttp2, stored contiguously so that building one costs
+/// one allocation and nghttp2 copies from it once.
+struct HeaderBlock {
+    private var bytes: [UInt8] = []
+    private var fields: [(nameStart: Int, nameLength: Int, valueStart: Int, valueLength: Int)] = []
+
+    init() {
+        bytes.reserveCapacity(128)
+        fields.reserveCapacity(6)
+    }
+
+    init(_ pairs: [(String, String)]) {
+        self.init()
+        for (n, v) in pairs { add(n, v) }
+    }
+
+    mutating func add(_ name: String, _ value: String) {
+        let ns = bytes.count
+        bytes.append(contentsOf: name.utf8)
+        let vs = bytes.count
+        bytes.append(contentsOf: value.utf8)
+        fields.append((ns, vs - ns, vs, bytes.count - vs))
+    }
+
+    var isEmpty: Bool { fields.isEmpty }
+
+    /// Name-value pairs as Strings (tests, logs).
+    var pairs: [(String, String)] {
+        fields.map {
+            (String(decoding: bytes[$0.nameStart..<($0.nameStart + $0.nameLength)], as: UTF8.self),
+             String(decoding: bytes[$0.valueStart..<($0.valueStart + $0.valueLength)], as: UTF8.self))
+        }
+    }
+
+    func withNV<T>(_ body: (UnsafePointer<nghttp2_nv>, Int) throws -> T) throws -> T {
+        try bytes.withUnsafeBufferPointer { raw in
+            let base = UnsafeMutablePointer(mutating: raw.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+            var nv = fields.map { f in
+                nghttp2_nv(name: base + f.nameStart, value: base + f.valueStart,
+                           namelen: f.nameLength, valuelen: f.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            return try nv.withUnsafeMutableBufferPointer { try body($0.baseAddress!, $0.count) }
+        }
+    }
+}

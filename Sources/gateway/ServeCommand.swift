@@ -1,0 +1,115 @@
+import ArgumentParser
+import ContextModel
+import Gateway
+import GatewayHTTP2
+import Logging
+import NIOCore
+import NIOPosix
+import TaskCore
+
+/// `gateway serve` (the default): the gRPC front end, with an embedded task core on a SQLite
+/// file unless `--upstream` points at an external core. Even embedded, the gateway reaches
+/// the core over its HTTP/1.1 socket, through the same upstream code as in production.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the gRPC gateway, with an embedded task core unless --upstream is given."
+    )
+
+    @Option(help: "Address for gRPC clients, host:port.")
+    var listen: String = "127.0.0.1:50051"
+
+    @Option(help: "An external task core, host:port. Without it, a core runs in this process.")
+    var upstream: String?
+
+    @Option(help: "Where the embedded core listens (REST clients can use it too).")
+    var coreListen: String = "127.0.0.1:8090"
+
+    @OptionGroup(title: "Embedded core")
+    var core: CoreOptions
+
+    @Option(help: "TLS certificate chain (PEM). With --tls-key: serve TLS with ALPN h2 instead of h2c.")
+    var tlsCert: String?
+
+    @Option(help: "TLS private key (PEM).")
+    var tlsKey: String?
+
+    @Option(help: "Largest request message, bytes.")
+    var maxMessageBytes: Int = GRPCServerHandler.Configuration.defaults.maxMessageBytes
+
+    @Option(help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced to clients.")
+    var maxConcurrentStreams: UInt32 = HTTP2Settings.defaults.maxConcurrentStreams
+
+    @Option(help: "HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE, bytes.")
+    var initialWindowSize: UInt32 = HTTP2Settings.defaults.initialWindowSize
+
+    @Option(help: "HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, bytes.")
+    var maxHeaderListSize: UInt32 = HTTP2Settings.defaults.maxHeaderListSize
+
+    @Option(help: "Upstream connections per event loop.")
+    var upstreamConnections: Int = 4
+
+    func validate() throws {
+        for (name, value) in [("--listen", listen), ("--core-listen", coreListen)] + (upstream.map { [("--upstream", $0)] } ?? []) {
+            guard HostPort(value) != nil else { throw ValidationError("\(name) must be host:port, got '\(value)'") }
+        }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard maxMessageBytes > 0, upstreamConnections > 0 else {
+            throw ValidationError("--max-message-bytes and --upstream-connections must be positive")
+        }
+        try core.validate()
+    }
+
+    func run() async throws {
+        bootstrapLogging(core.logLevel)
+        let logger = Logger(label: "cs.gateway")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: core.threads)
+
+        // The core: embedded, or the one named.
+        var embedded: (server: CoreServer, store: any TaskStore)?
+        let upstreamAddress: HostPort
+        if let upstream {
+            upstreamAddress = HostPort(upstream)!
+        } else {
+            let store = try core.makeStore(logger: logger)
+            let address = HostPort(coreListen)!
+            let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
+            let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group)
+            embedded = (server, store)
+            upstreamAddress = HostPort(host: address.host, port: server.port)
+            logger.info("task core listening", metadata: [
+                "address": "http://\(address.host):\(server.port)\(core.basePath)", "store": "\(core.storeDescription)",
+            ])
+        }
+
+        var upstreamConfig = UpstreamPool.Configuration(host: upstreamAddress.host, port: upstreamAddress.port)
+        upstreamConfig.maxConnections = upstreamConnections
+        var gatewayConfig = ContextGateway.Configuration()
+        gatewayConfig.basePath = core.basePath
+        let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
+
+        var handlerConfig = GRPCServerHandler.Configuration()
+        handlerConfig.maxMessageBytes = maxMessageBytes
+        handlerConfig.http2.maxConcurrentStreams = maxConcurrentStreams
+        handlerConfig.http2.initialWindowSize = initialWindowSize
+        handlerConfig.http2.maxHeaderListSize = maxHeaderListSize
+        let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!) }
+        let address = HostPort(listen)!
+        let server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, group: group,
+                                                   configuration: handlerConfig, tls: tls, logger: logger)
+        logger.info("gateway listening", metadata: [
+            "address": "\(tls == nil ? "h2c" : "h2 (TLS)")://\(address.host):\(server.port)",
+            "upstream": "http://\(upstreamAddress.host):\(upstreamAddress.port)\(core.basePath)",
+        ])
+
+        await waitForTermination()
+        logger.info("shutting down: draining gRPC connections")
+        await server.shutdown()
+        await gateway.close(group: group)
+        if let embedded {
+            await embedded.server.shutdown()
+            try await embedded.store.close()
+        }
+        try await group.shutdownGracefully()
+    }
+}
