@@ -28,4 +28,22 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The Python end-to-end suite (Tests/python) drives the real binary with the real grpcio client.
+# The venv lives in the repo root (.venv, git-ignored); pip runs only when something is missing.
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+if [[ ! -x "$root/.venv/bin/python" ]]; then
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then  # Debian's own python3 needs python3-venv for it
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  python3 -m venv "$root/.venv"
+fi
+if ! "$root/.venv/bin/python" -c 'import grpc, grpc_tools.protoc, grpc_health.v1.health_pb2, google.protobuf, pytest, cryptography' 2>/dev/null; then
+  echo "setup: installing the Python test dependencies into .venv"
+  "$root/.venv/bin/pip" install -q --disable-pip-version-check \
+    'grpcio>=1.66,<2' 'grpcio-tools>=1.66,<2' 'grpcio-health-checking>=1.66,<2' \
+    'protobuf>=5.28,<8' 'pytest>=8,<10' 'cryptography>=42,<60'
+fi
+
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected /opt/swift)" >&2; exit 1; }

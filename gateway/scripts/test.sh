@@ -8,3 +8,5 @@ bash gateway/scripts/check-generated.sh  # the committed protobuf-c code of Sour
 swift build --product gateway
 swift build --build-tests
 swift test --skip-build
+# End-to-end: the real gateway binary (.build/debug/gateway, built above) and the real grpcio client.
+.venv/bin/python -m pytest Tests/python -q
