@@ -1,0 +1,164 @@
+"""The pieces the tests share: the gateway process, the core's REST client, small helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTO_DIR = ROOT / "proto"
+PROTO_FILE = PROTO_DIR / "genesys" / "cs" / "v1" / "context_services.proto"
+
+#: Every blocking wait of the suite is bounded by one of these.
+CALL_TIMEOUT = 10.0      # one RPC or REST call
+START_TIMEOUT = 30.0     # a gateway printing its listening lines
+STOP_TIMEOUT = 10.0      # a gateway exiting after SIGTERM
+TEST_ALARM = 45          # a whole test, whatever it waits on
+
+
+def gateway_binary() -> Path:
+    path = Path(os.environ.get("GATEWAY_BIN", ".build/debug/gateway"))
+    if not path.is_absolute():
+        path = ROOT / path
+    return path
+
+
+# MARK: the gateway process
+
+LISTEN_RE = re.compile(r"address=(h2c|h2 \(TLS\))://127\.0\.0\.1:(\d+) .*gateway listening")
+CORE_RE = re.compile(r"address=http://127\.0\.0\.1:(\d+)(\S*) .*task core listening")
+
+
+class Gateway:
+    """One `gateway serve` process; its output is collected by a thread."""
+
+    def __init__(self, args: list[str]):
+        self.args = args
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self.core_port: int | None = None
+        self.core_base = "/genesys/1/cs"
+        self.tls = False
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [str(gateway_binary()), "serve", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            text=True, errors="replace",
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.embedded = "--upstream" not in args
+        if not self._ready.wait(START_TIMEOUT) or self.port is None:
+            self.kill()
+            raise RuntimeError("the gateway did not start:\n" + self.log)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if m := CORE_RE.search(line):
+                self.core_port = int(m.group(1))
+                self.core_base = m.group(2)
+            if m := LISTEN_RE.search(line):
+                self.tls = m.group(1) != "h2c"
+                self.port = int(m.group(2))
+                self._ready.set()
+        self._ready.set()  # exited before listening
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def channel(self, **options) -> grpc.Channel:
+        return grpc.insecure_channel(self.target, options=list(options.items()))
+
+    def terminate(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, then the exit code (None if it did not exit in time)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._reader.join(2)
+
+
+# MARK: the core's REST API
+
+
+class RestResponse:
+    def __init__(self, status: int, headers, text: str):
+        self.status = status
+        self.headers = headers
+        self.text = text
+
+    def json(self):
+        return json.loads(self.text) if self.text else None
+
+    def __repr__(self):
+        return f"RestResponse({self.status}, {self.text[:200]!r})"
+
+
+class RestClient:
+    """Calls the embedded core directly (urllib), answers of every status returned as is."""
+
+    def __init__(self, gateway: Gateway):
+        assert gateway.core_port, "the gateway has no embedded core"
+        self.base = f"http://127.0.0.1:{gateway.core_port}{gateway.core_base}"
+
+    def call(self, method: str, path: str, body=None, tenant: str | None = None,
+             headers: dict | None = None) -> RestResponse:
+        data = None
+        all_headers = dict(headers or {})
+        if body is not None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        if tenant is not None:
+            all_headers["ContactCenterId"] = tenant
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=CALL_TIMEOUT) as response:
+                return RestResponse(response.status, response.headers, response.read().decode())
+        except urllib.error.HTTPError as error:
+            return RestResponse(error.code, error.headers, error.read().decode())
+
+    def get(self, path: str, **kw) -> RestResponse:
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, body=None, **kw) -> RestResponse:
+        return self.call("POST", path, body=body, **kw)
+
+
+# MARK: helpers
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trailing(error: grpc.RpcError) -> dict:
+    return {k: v for k, v in (error.trailing_metadata() or ())}
