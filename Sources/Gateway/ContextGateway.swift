@@ -11,6 +11,8 @@ public final class ContextGateway: GRPCService {
     public struct Configuration: Sendable {
         /// Where the core serves the API.
         public var basePath = RESTRoute.defaultBasePath
+        /// The core's body limits, applied to extensions before anything is sent.
+        public var limits = JSONLimits.defaults
         public init() {}
     }
 
@@ -56,7 +58,7 @@ public final class ContextGateway: GRPCService {
         let call: UpstreamCall
         do {
             call = try request.message.withUnsafeReadableBytes { bytes throws(GRPCStatus) in
-                try Codec.decodeRequest(method, bytes)
+                try Codec.decodeRequest(method, bytes, limits: configuration.limits)
             }
         } catch {
             return responder.fail(error)

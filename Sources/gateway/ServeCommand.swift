@@ -86,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         upstreamConfig.maxConnections = upstreamConnections
         var gatewayConfig = ContextGateway.Configuration()
         gatewayConfig.basePath = core.basePath
+        gatewayConfig.limits = core.coreConfiguration.limits
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
 
         var handlerConfig = GRPCServerHandler.Configuration()

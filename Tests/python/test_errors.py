@@ -230,11 +230,6 @@ def test_core_limits_raised_for_rest(big_body_gateway):
     assert created.status == 201, created
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway serve --max-body is honoured by the embedded core's REST door only: the gRPC codec "
-    "reads extensions_json with JSONLimits.defaults (EventBuilder.build → StrictJSON.readObject), "
-    "so a 4 MiB extensions_json is refused by the gateway itself with RESOURCE_EXHAUSTED "
-    "'extensions_json: body larger than 1048576 bytes' although the core accepts it"))
 def test_message_of_4_mib_with_a_larger_core_limit(protos, big_body_gateway):
     pb = protos.pb
     with big_body_gateway.channel() as channel:
@@ -244,10 +239,6 @@ def test_message_of_4_mib_with_a_larger_core_limit(protos, big_body_gateway):
         assert stub.StartTask(request, timeout=T).task_id == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway serve --max-depth is honoured by the embedded core's REST door only: the gRPC codec "
-    "checks extensions_json (StrictJSON.readObject) and Struct extensions (StructDepthGuard) "
-    "against JSONLimits.defaults.maxDepth = 64, so depth 80 is INVALID_ARGUMENT at the gateway"))
 def test_deep_extensions_with_a_larger_core_limit(protos, big_body_gateway):
     pb = protos.pb
     with big_body_gateway.channel() as channel:

@@ -8,15 +8,15 @@ import ContextProto
 // at 0, which no id the contract issues can be (§1).
 
 extension Codec {
-    static func decodeStartService(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes)
+    static func decodeStartService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
+        try guardStructDepth(bytes, limits)
         return try withUnpacked(
             bytes, .startService,
             unpack: genesys__cs__v1__start_service_request__unpack,
             free: genesys__cs__v1__start_service_request__free_unpacked
         ) { m throws(GRPCStatus) -> UpstreamCall in
             let m = m.pointee
-            var event = EventBuilder(.service, .start, .startService)
+            var event = EventBuilder(.service, .start, .startService, limits: limits)
             try event.attribute("service_type", m.service_type)
             if isSet(m._customer_id_case) { try event.string("customer_id", m.customer_id) }
             if isSet(m._contact_key_case) { try event.string("contact_key", m.contact_key) }
@@ -28,8 +28,8 @@ extension Codec {
         }
     }
 
-    static func decodeCompleteService(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes)
+    static func decodeCompleteService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
+        try guardStructDepth(bytes, limits)
         return try withUnpacked(
             bytes, .completeService,
             unpack: genesys__cs__v1__complete_service_request__unpack,
@@ -37,7 +37,7 @@ extension Codec {
         ) { m throws(GRPCStatus) -> UpstreamCall in
             let m = m.pointee
             let serviceID = try requireServiceID(m.service_id)
-            var event = EventBuilder(.service, .end, .completeService)
+            var event = EventBuilder(.service, .end, .completeService, limits: limits)
             try event.fields(m.event)
             try event.attribute("disposition", m.disposition)
             if isSet(m._disposition_desc_case) { try event.string("disposition_desc", m.disposition_desc) }
@@ -47,7 +47,7 @@ extension Codec {
         }
     }
 
-    static func decodeQueryService(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
+    static func decodeQueryService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
         try withUnpacked(
             bytes, .queryService,
             unpack: genesys__cs__v1__query_service_request__unpack,
@@ -63,7 +63,7 @@ extension Codec {
         }
     }
 
-    static func decodeDeleteService(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
+    static func decodeDeleteService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
         try withUnpacked(
             bytes, .deleteService,
             unpack: genesys__cs__v1__delete_service_request__unpack,
@@ -73,8 +73,8 @@ extension Codec {
         }
     }
 
-    static func decodeStartState(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes)
+    static func decodeStartState(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
+        try guardStructDepth(bytes, limits)
         return try withUnpacked(
             bytes, .startState,
             unpack: genesys__cs__v1__start_state_request__unpack,
@@ -82,7 +82,7 @@ extension Codec {
         ) { m throws(GRPCStatus) -> UpstreamCall in
             let m = m.pointee
             let serviceID = try requireServiceID(m.service_id)
-            var event = EventBuilder(.state, .start, .startState)
+            var event = EventBuilder(.state, .start, .startState, limits: limits)
             try event.attribute("state_type", m.state_type)
             if isSet(m._est_duration_case) { event.integer("est_duration", Int64(m.est_duration)) }
             try event.fields(m.event)
@@ -92,8 +92,8 @@ extension Codec {
         }
     }
 
-    static func decodeCompleteState(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes)
+    static func decodeCompleteState(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
+        try guardStructDepth(bytes, limits)
         return try withUnpacked(
             bytes, .completeState,
             unpack: genesys__cs__v1__complete_state_request__unpack,
@@ -102,7 +102,7 @@ extension Codec {
             let m = m.pointee
             let serviceID = try requireServiceID(m.service_id)
             let stateID = try requireChildID("state_id", m.state_id)
-            var event = EventBuilder(.state, .end, .completeState)
+            var event = EventBuilder(.state, .end, .completeState, limits: limits)
             try event.fields(m.event)
             try event.attribute("disposition", m.disposition)
             if isSet(m._disposition_desc_case) { try event.string("disposition_desc", m.disposition_desc) }
@@ -112,7 +112,7 @@ extension Codec {
         }
     }
 
-    static func decodeQueryState(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
+    static func decodeQueryState(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
         try withUnpacked(
             bytes, .queryState,
             unpack: genesys__cs__v1__query_state_request__unpack,
@@ -128,8 +128,8 @@ extension Codec {
         }
     }
 
-    static func decodeStartTask(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes)
+    static func decodeStartTask(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
+        try guardStructDepth(bytes, limits)
         return try withUnpacked(
             bytes, .startTask,
             unpack: genesys__cs__v1__start_task_request__unpack,
@@ -137,7 +137,7 @@ extension Codec {
         ) { m throws(GRPCStatus) -> UpstreamCall in
             let m = m.pointee
             let serviceID = try requireServiceID(m.service_id)
-            var event = EventBuilder(.task, .start, .startTask)
+            var event = EventBuilder(.task, .start, .startTask, limits: limits)
             // 0: the task belongs to no state. Any other value, negative ones included, goes to
             // the model, which refuses what is not 1...2^31-1.
             if m.state_id != 0 { event.integer("state_id", Int64(m.state_id)) }
@@ -150,8 +150,8 @@ extension Codec {
         }
     }
 
-    static func decodeCompleteTask(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes)
+    static func decodeCompleteTask(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
+        try guardStructDepth(bytes, limits)
         return try withUnpacked(
             bytes, .completeTask,
             unpack: genesys__cs__v1__complete_task_request__unpack,
@@ -160,7 +160,7 @@ extension Codec {
             let m = m.pointee
             let serviceID = try requireServiceID(m.service_id)
             let taskID = try requireChildID("task_id", m.task_id)
-            var event = EventBuilder(.task, .end, .completeTask)
+            var event = EventBuilder(.task, .end, .completeTask, limits: limits)
             try event.fields(m.event)
             try event.attribute("disposition", m.disposition)
             if isSet(m._disposition_desc_case) { try event.string("disposition_desc", m.disposition_desc) }
@@ -170,7 +170,7 @@ extension Codec {
         }
     }
 
-    static func decodeQueryTask(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
+    static func decodeQueryTask(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
         try withUnpacked(
             bytes, .queryTask,
             unpack: genesys__cs__v1__query_task_request__unpack,
@@ -183,7 +183,7 @@ extension Codec {
         }
     }
 
-    static func decodeQueryTasks(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
+    static func decodeQueryTasks(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
         try withUnpacked(
             bytes, .queryTasks,
             unpack: genesys__cs__v1__query_tasks_request__unpack,
@@ -229,8 +229,8 @@ extension Codec {
     }
 
     /// See `StructDepthGuard`: runs on the raw bytes, before protobuf-c recurses into them.
-    private static func guardStructDepth(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) {
-        let limit = JSONLimits.defaults.maxDepth
+    private static func guardStructDepth(_ bytes: UnsafeRawBufferPointer, _ limits: JSONLimits) throws(GRPCStatus) {
+        let limit = limits.maxDepth
         if StructDepthGuard.exceeds(bytes, field: 14, limit: limit) {
             var error = ContextError(JSONReadError.tooDeep(limit: limit))
             error.message = "extensions: " + error.message

@@ -17,19 +17,23 @@ enum Codec {
     /// Unpacks the protobuf request `message` of `method` and returns the REST call to make.
     /// Throws INVALID_ARGUMENT for values the contract refuses and INTERNAL for bytes that are
     /// not a message of the method's request type (see `GRPCStatus.unparsable`).
-    static func decodeRequest(_ method: RPCMethod, _ message: UnsafeRawBufferPointer) throws(GRPCStatus) -> UpstreamCall {
+    /// `limits` are the core's body limits (`--max-body`, `--max-depth`), applied to the
+    /// extensions here so that a binary request is refused exactly where a REST one would be.
+    static func decodeRequest(
+        _ method: RPCMethod, _ message: UnsafeRawBufferPointer, limits: JSONLimits = .defaults
+    ) throws(GRPCStatus) -> UpstreamCall {
         switch method {
-        case .startService: try decodeStartService(message)
-        case .completeService: try decodeCompleteService(message)
-        case .queryService: try decodeQueryService(message)
-        case .deleteService: try decodeDeleteService(message)
-        case .startState: try decodeStartState(message)
-        case .completeState: try decodeCompleteState(message)
-        case .queryState: try decodeQueryState(message)
-        case .startTask: try decodeStartTask(message)
-        case .completeTask: try decodeCompleteTask(message)
-        case .queryTask: try decodeQueryTask(message)
-        case .queryTasks: try decodeQueryTasks(message)
+        case .startService: try decodeStartService(message, limits: limits)
+        case .completeService: try decodeCompleteService(message, limits: limits)
+        case .queryService: try decodeQueryService(message, limits: limits)
+        case .deleteService: try decodeDeleteService(message, limits: limits)
+        case .startState: try decodeStartState(message, limits: limits)
+        case .completeState: try decodeCompleteState(message, limits: limits)
+        case .queryState: try decodeQueryState(message, limits: limits)
+        case .startTask: try decodeStartTask(message, limits: limits)
+        case .completeTask: try decodeCompleteTask(message, limits: limits)
+        case .queryTask: try decodeQueryTask(message, limits: limits)
+        case .queryTasks: try decodeQueryTasks(message, limits: limits)
         case .healthCheck, .healthWatch: throw .servedLocally(method)
         }
     }

@@ -11,12 +11,14 @@ struct EventBuilder {
     let kind: ResourceKind
     let phase: EventPhase
     let method: RPCMethod
+    let limits: JSONLimits
     private var members: [JSONMember] = []
 
-    init(_ kind: ResourceKind, _ phase: EventPhase, _ method: RPCMethod) {
+    init(_ kind: ResourceKind, _ phase: EventPhase, _ method: RPCMethod, limits: JSONLimits = .defaults) {
         self.kind = kind
         self.phase = phase
         self.method = method
+        self.limits = limits
         members.reserveCapacity(12)
     }
 
@@ -74,7 +76,7 @@ struct EventBuilder {
             throw GRPCStatus(error)
         }
         if let extensions {
-            var rendered = StructJSON(method: method)
+            var rendered = StructJSON(method: method, maxDepth: limits.maxDepth)
             try rendered.render(extensions)
             event.extensions = try validatedExtensions(rendered.members, rendered.bytes, field: "extensions")
         } else if let extensionsJSON {
@@ -83,7 +85,7 @@ struct EventBuilder {
             let text = [UInt8](UnsafeRawBufferPointer(start: extensionsJSON, count: length))
             let members: [JSONMember]
             do {
-                members = try StrictJSON.readObject(text)
+                members = try StrictJSON.readObject(text, limits: limits)
             } catch {
                 // Byte offsets in the message count from the start of extensions_json.
                 throw GRPCStatus(prefixed(ContextError(error), "extensions_json"))
