@@ -24,7 +24,10 @@ public protocol GRPCService: Sendable {
 
 /// Answers one call, once. Not Sendable: use it on the connection's event loop.
 public struct GRPCResponder {
-    unowned let connection: GRPCServerHandler
+    /// Strong on purpose: an answer may arrive after the connection closed and its handler
+    /// left the pipeline; the handler then ignores it (`isActive` is false). `unowned` here
+    /// crashed the gateway under load when clients went away with calls in flight.
+    let connection: GRPCServerHandler
     let streamID: Int32
     let generation: UInt64
 

@@ -160,6 +160,23 @@ struct GRPCServerHandlerTests {
         #expect(client.streams[id]?.closedWith == 8)
     }
 
+    @Test("An answer that arrives after the connection closed and its handler is gone is dropped safely")
+    func answerAfterClose() throws {
+        let service = FakeService()
+        service.behaviour = .hold
+        do {
+            let (channel, client, _) = try Self.make(service)
+            _ = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed([1]))
+            try client.exchange()
+            _ = try channel.finish(acceptAlreadyClosed: true)
+        }
+        // The channel, its pipeline and the client are gone; only the responder remains.
+        let responder = try #require(service.held.first)
+        #expect(!responder.isActive)
+        responder.succeed([1])
+        responder.fail(GRPCStatus(code: .unavailable, message: "late", exception: nil))
+    }
+
     @Test("grpc-timeout: DEADLINE_EXCEEDED when the answer is late; the late answer is dropped")
     func deadline() throws {
         let (channel, client, service) = try Self.make()
