@@ -2,31 +2,50 @@ import ContextModel
 import NIOCore
 import NIOHTTP1
 
-/// Serves the REST API on one HTTP/1.1 connection.
+/// Serves the REST API on one HTTP/1.1 connection, with keep-alive and pipelining.
 ///
-/// NIO's `HTTPServerPipelineHandler` sits in front and hands over one request at a time,
-/// holding pipelined requests back until this handler has ended the previous response, so
-/// answers go out in request order (RFC 9112 §9.3.2) while the store works asynchronously.
-final class CoreHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// RFC 9112 §9.3.2: pipelined requests may be processed in parallel only if they are all
+/// safe, and answers go out in request order. So consecutive GETs run concurrently, while a
+/// POST or DELETE waits for everything before it and holds back everything after it (a GET
+/// pipelined after a start sees the start). Each request gets a sequence number; an answer
+/// waits until every earlier one is written, and answers that become writable together share
+/// one flush. NIO's `HTTPServerPipelineHandler` serialises every request instead.
+///
+/// At most `maxPipelined` requests are queued or running per connection: beyond that,
+/// reading from the socket pauses until answers go out (backpressure, bounded memory).
+final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = Never
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum State {
+    static let maxPipelined = 128
+
+    private enum Receiving {
         case idle
         /// Collecting a body within the limit.
-        case receiving(HTTPRequestHead, ByteBuffer)
+        case body(HTTPRequestHead, ByteBuffer)
         /// The body went over the limit: the rest is read and dropped, then 413.
         case discarding(HTTPRequestHead)
-        /// Answered 413 from the headers alone; the connection closes once that is written.
-        case rejected
-        /// The request is with the service; its answer has not been written yet.
-        case waiting
+        /// No more requests are taken on this connection (an answer with `Connection:
+        /// close` is queued); whatever else arrives is ignored.
+        case closing
     }
 
     private let service: ContextService
     private let maxBodyBytes: Int
     private let inFlight: InFlightCounter
-    private var state = State.idle
+    private var receiving = Receiving.idle
+    /// The sequence number of the next complete request, and of the next answer to write.
+    private var nextRequest: UInt64 = 0
+    private var nextAnswer: UInt64 = 0
+    private var ready: [UInt64: (response: CoreResponse, keepAlive: Bool)] = [:]
+    private var readPaused = false
+    private var active = true
+    /// Complete requests waiting for an unsafe request before them (or, if unsafe, for
+    /// everything before them) to finish.
+    private var queued = CircularBuffer<(sequence: UInt64, request: CoreRequest, keepAlive: Bool, safe: Bool)>()
+    private var running = 0
+    private var runningUnsafe = false
 
     init(service: ContextService, inFlight: InFlightCounter) {
         self.service = service
@@ -34,49 +53,50 @@ final class CoreHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.inFlight = inFlight
     }
 
+    private var pending: Int { Int(nextRequest - nextAnswer) }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            guard case .idle = receiving else { return }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
                 // Refuse before reading a byte of it: the client may be sending gigabytes.
-                state = .rejected
-                write(CoreResponse(.payloadTooLarge(limit: maxBodyBytes)), keepAlive: false, context: context)
+                answer(CoreResponse(.payloadTooLarge(limit: maxBodyBytes)), keepAlive: false, context: context)
                 return
             }
-            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            if pending == 0, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 // curl and others wait for this before sending a body (RFC 9110 §10.1.1).
+                // Only when no answer is queued: interim answers go out in order too.
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
                                       promise: nil)
             }
-            state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
+            receiving = .body(head, context.channel.allocator.buffer(capacity: 0))
         case .body(var chunk):
-            switch state {
-            case .receiving(let head, var body):
-                if body.readableBytes + chunk.readableBytes > maxBodyBytes {
-                    state = .discarding(head)
-                } else {
-                    state = .idle  // drop the reference so `body` grows in place
-                    body.writeBuffer(&chunk)
-                    state = .receiving(head, body)
-                }
-            default:
-                break
+            guard case .body(let head, var body) = receiving else { return }
+            if body.readableBytes + chunk.readableBytes > maxBodyBytes {
+                receiving = .discarding(head)
+            } else {
+                receiving = .idle  // drop the reference so `body` grows in place
+                body.writeBuffer(&chunk)
+                receiving = .body(head, body)
             }
         case .end:
-            switch state {
-            case .receiving(let head, let body):
-                state = .waiting
+            switch receiving {
+            case .body(let head, let body):
+                receiving = head.isKeepAlive ? .idle : .closing
                 dispatch(head, body, context: context)
             case .discarding(let head):
-                state = .waiting
-                write(CoreResponse(.payloadTooLarge(limit: maxBodyBytes)), keepAlive: head.isKeepAlive, context: context)
-            case .rejected, .idle, .waiting:
+                receiving = head.isKeepAlive ? .idle : .closing
+                answer(CoreResponse(.payloadTooLarge(limit: maxBodyBytes)), keepAlive: head.isKeepAlive, context: context)
+            case .idle, .closing:
                 break
             }
         }
     }
 
     private func dispatch(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        let sequence = nextRequest
+        nextRequest += 1
         let request = CoreRequest(
             method: head.method.rawValue,
             target: head.uri,
@@ -84,18 +104,75 @@ final class CoreHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             tenant: head.headers.first(name: "contactcenterid"),
             authorization: head.headers.first(name: "authorization"),
             body: Array(body.readableBytesView))
-        let keepAlive = head.isKeepAlive
-        let service = self.service
-        let promise = context.eventLoop.makePromise(of: CoreResponse.self)
-        inFlight.enter()
-        promise.completeWithTask { await service.handle(request) }
-        promise.futureResult.assumeIsolated().whenSuccess { response in
-            self.inFlight.leave()
-            self.write(response, keepAlive: keepAlive, context: context)
+        let safe = head.method == .GET || head.method == .HEAD || head.method == .OPTIONS
+        queued.append((sequence, request, head.isKeepAlive, safe))
+        pump(context: context)
+    }
+
+    /// Starts every queued request the ordering rules allow now.
+    private func pump(context: ChannelHandlerContext) {
+        while let next = queued.first, !runningUnsafe, next.safe || running == 0 {
+            queued.removeFirst()
+            running += 1
+            runningUnsafe = !next.safe
+            let (sequence, request, keepAlive, safe) = next
+            let service = self.service
+            let promise = context.eventLoop.makePromise(of: CoreResponse.self)
+            inFlight.enter()
+            promise.completeWithTask { await service.handle(request) }
+            promise.futureResult.assumeIsolated().whenSuccess { response in
+                self.inFlight.leave()
+                self.running -= 1
+                if !safe { self.runningUnsafe = false }
+                self.complete(sequence, response, keepAlive: keepAlive, context: context)
+                if self.active { self.pump(context: context) }
+            }
         }
     }
 
-    private func write(_ response: CoreResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+    /// Queues an answer that needs no store: it still waits for the answers before it.
+    private func answer(_ response: CoreResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        if !keepAlive { receiving = .closing }
+        let sequence = nextRequest
+        nextRequest += 1
+        complete(sequence, response, keepAlive: keepAlive, context: context)
+    }
+
+    private func complete(_ sequence: UInt64, _ response: CoreResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard active else { return }
+        ready[sequence] = (response, keepAlive)
+        var wrote = false
+        var closing: EventLoopFuture<Void>?
+        while let next = ready.removeValue(forKey: nextAnswer) {
+            nextAnswer += 1
+            wrote = true
+            if next.keepAlive {
+                write(next.response, keepAlive: true, context: context)
+            } else {
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                write(next.response, keepAlive: false, context: context, promise: promise)
+                closing = promise.futureResult
+                break
+            }
+        }
+        guard wrote else { return }
+        context.flush()  // one flush for every answer that became writable here
+        if let closing {
+            active = false
+            ready.removeAll()
+            queued.removeAll()
+            closing.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        if readPaused && pending < Self.maxPipelined {
+            readPaused = false
+            context.read()
+        }
+    }
+
+    /// Writes one whole answer (head, body, end) without flushing.
+    private func write(_ response: CoreResponse, keepAlive: Bool, context: ChannelHandlerContext,
+                       promise: EventLoopPromise<Void>? = nil) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5)
         if !response.body.isEmpty { headers.add(name: "content-type", value: "application/json") }
@@ -111,57 +188,38 @@ final class CoreHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
                           promise: nil)
         }
-        let done = context.writeAndFlushPromise(wrapOutboundOut(.end(nil)))
-        if case .waiting = state { state = .idle }
-        if !keepAlive {
-            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        context.write(wrapOutboundOut(.end(nil)), promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if pending >= Self.maxPipelined {
+            readPaused = true
+            return
         }
+        context.read()
     }
-}
 
-extension ChannelHandlerContext {
-    fileprivate func writeAndFlushPromise(_ data: NIOAny) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        writeAndFlush(data, promise: promise)
-        return promise.futureResult
-    }
-}
-
-/// Answers a request NIO could not parse with a 400 in the contract's shape, then closes:
-/// after a framing error nothing more on the connection can be trusted. Modelled on NIO's
-/// `HTTPServerProtocolErrorHandler`, which answers with an empty body.
-final class ProtocolErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private var responseInProgress = false
-
+    /// A request NIO could not parse gets a 400 in the contract's shape, after the answers
+    /// before it, and the connection closes: after a framing error nothing more on it can be
+    /// trusted.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard error is HTTPParserError else {
             context.fireErrorCaught(error)
             return
         }
-        if !responseInProgress {
-            let body = ContextError.validation("malformed HTTP request: \(error)").jsonBody
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/json")
-            headers.add(name: "content-length", value: String(body.count))
-            headers.add(name: "connection", value: "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))),
-                          promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-        context.close(promise: nil)
+        guard active, !isClosing else { return }
+        answer(CoreResponse(.validation("malformed HTTP request: \(error)")), keepAlive: false, context: context)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200: responseInProgress = true
-        case .end: responseInProgress = false
-        default: break
-        }
-        context.write(data, promise: promise)
+    private var isClosing: Bool {
+        if case .closing = receiving { return true }
+        return false
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        active = false
+        ready.removeAll()
+        queued.removeAll()
+        context.fireChannelInactive()
     }
 }

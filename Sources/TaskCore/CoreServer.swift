@@ -43,8 +43,9 @@ public final class CoreServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
-                    try sync.addHandler(ProtocolErrorHandler())
+                    // No pipelining assistance: CoreHTTPHandler orders pipelined answers
+                    // itself while their requests run concurrently.
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
                     try sync.addHandler(CoreHTTPHandler(service: service, inFlight: inFlight))
                 }
             }

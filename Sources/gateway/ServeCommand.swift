@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxHeaderListSize: UInt32 = HTTP2Settings.defaults.maxHeaderListSize
 
     @Option(help: "Upstream connections per event loop.")
-    var upstreamConnections: Int = 4
+    var upstreamConnections: Int = 16
 
     func validate() throws {
         for (name, value) in [("--listen", listen), ("--core-listen", coreListen)] + (upstream.map { [("--upstream", $0)] } ?? []) {

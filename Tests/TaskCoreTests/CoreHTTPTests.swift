@@ -312,6 +312,34 @@ struct CoreHTTPTests {
         }
     }
 
+    @Test("More pipelined requests than a connection runs at once: reading pauses, every answer comes, in order")
+    func pipeliningBackpressure() async throws {
+        try await CoreHarness.with(.memory) { core in
+            let sid = try await core.startService()
+            let port = core.port
+            let count = CoreHTTPHandler.maxPipelined * 3 + 7
+            let responses = try await detached {
+                let client = try RawHTTPClient(port: port)
+                var burst: [UInt8] = []
+                for i in 0..<count {
+                    burst += i % 10 == 0
+                        ? RawHTTPClient.request("POST", "\(CoreHarness.base)/services/\(sid)/tasks/start", body: "{}")
+                        : RawHTTPClient.request("GET", "\(CoreHarness.base)/services/\(sid)/tasks/\(i / 10 + 1)")
+                }
+                try client.send(burst)
+                return try (0..<count).map { _ in try client.readResponse() }
+            }
+            for (i, r) in responses.enumerated() {
+                if i % 10 == 0 {
+                    #expect(r.text == #"{"task_id":\#(i / 10 + 1)}"#)
+                } else {
+                    // Each GET follows the start of the task it asks for: it must see it.
+                    #expect(r.status == 200, "request \(i): \(r)")
+                }
+            }
+        }
+    }
+
     @Test("A body over the limit announced by Content-Length is refused at once and the connection closed")
     func oversizedByContentLength() async throws {
         try await CoreHarness.with(configure: { $0.limits = JSONLimits(maxBytes: 1024, maxDepth: 64) }) { core in

@@ -13,10 +13,12 @@ public final class UpstreamPool {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
-        /// Connections per event loop.
-        public var maxConnections = 4
+        /// Connections per event loop. A core runs the writes pipelined on one connection
+        /// one after another (RFC 9112 §9.3.2: only safe requests may run in parallel), so
+        /// concurrency toward the core comes from connections until batching (issue 4).
+        public var maxConnections = 16
         /// Requests in flight on one connection before another is opened.
-        public var pipelineDepth = 32
+        public var pipelineDepth = 2
         public var connectTimeout: TimeAmount = .seconds(2)
 
         public init(host: String, port: Int) {
