@@ -54,62 +54,69 @@ public final class InMemoryTaskStore: TaskStore {
             return .created(id)
 
         case .endService(let tenant, let sid, let completed):
-            var service = try lookup(s, tenant, sid)
-            guard service.record.isActive else { throw .alreadyCompleted(.service, sid) }
-            service.record.completed = completed
-            s.services[sid] = service
-            return .done
+            return try mutate(&s, tenant, sid) { service throws(ContextError) in
+                guard service.record.isActive else { throw .alreadyCompleted(.service, sid) }
+                service.record.completed = completed
+                return .done
+            }
 
         case .deleteService(let tenant, let sid):
-            _ = try lookup(s, tenant, sid)
+            guard s.services[sid]?.tenant == tenant else { throw .notFound(.service, sid) }
             s.services[sid] = nil
             return .done
 
         case .startState(let tenant, let sid, let r):
-            var service = try lookup(s, tenant, sid)
-            let id = service.lastStateID + 1
-            guard id <= ResourceID.maxChildID else { throw .idSpaceExhausted(.state, serviceID: sid) }
-            service.lastStateID = id
-            service.states[id] = ResourceRecord(kind: .state, serviceID: sid, id: id, head: r.head,
-                                                started: r.started, completed: nil, extensions: r.extensions)
-            s.services[sid] = service
-            return .created(id)
+            return try mutate(&s, tenant, sid) { service throws(ContextError) in
+                let id = service.lastStateID + 1
+                guard id <= ResourceID.maxChildID else { throw .idSpaceExhausted(.state, serviceID: sid) }
+                service.lastStateID = id
+                service.states[id] = ResourceRecord(kind: .state, serviceID: sid, id: id, head: r.head,
+                                                    started: r.started, completed: nil, extensions: r.extensions)
+                return .created(id)
+            }
 
         case .startTask(let tenant, let sid, let r):
-            var service = try lookup(s, tenant, sid)
-            let id = service.lastTaskID + 1
-            guard id <= ResourceID.maxChildID else { throw .idSpaceExhausted(.task, serviceID: sid) }
-            if let st = r.stateID, service.states[st] == nil { throw .notFound(.state, st) }
-            service.lastTaskID = id
-            let record = ResourceRecord(kind: .task, serviceID: sid, id: id, head: r.head, started: r.started,
-                                        completed: nil, extensions: r.extensions)
-            service.tasks[id] = (record, r.stateID, r.typeText)
-            s.services[sid] = service
-            return .created(id)
+            return try mutate(&s, tenant, sid) { service throws(ContextError) in
+                let id = service.lastTaskID + 1
+                guard id <= ResourceID.maxChildID else { throw .idSpaceExhausted(.task, serviceID: sid) }
+                if let st = r.stateID, service.states[st] == nil { throw .notFound(.state, st) }
+                service.lastTaskID = id
+                let record = ResourceRecord(kind: .task, serviceID: sid, id: id, head: r.head, started: r.started,
+                                            completed: nil, extensions: r.extensions)
+                service.tasks[id] = (record, r.stateID, r.typeText)
+                return .created(id)
+            }
 
         case .endState(let tenant, let sid, let stid, let completed):
-            var service = try lookup(s, tenant, sid)
-            guard var record = service.states[stid] else { throw .notFound(.state, stid) }
-            guard record.isActive else { throw .alreadyCompleted(.state, stid) }
-            record.completed = completed
-            service.states[stid] = record
-            s.services[sid] = service
-            return .done
+            return try mutate(&s, tenant, sid) { service throws(ContextError) in
+                guard let record = service.states[stid] else { throw .notFound(.state, stid) }
+                guard record.isActive else { throw .alreadyCompleted(.state, stid) }
+                service.states[stid]!.completed = completed
+                return .done
+            }
 
         case .endTask(let tenant, let sid, let tid, let completed):
-            var service = try lookup(s, tenant, sid)
-            guard var task = service.tasks[tid] else { throw .notFound(.task, tid) }
-            guard task.record.isActive else { throw .alreadyCompleted(.task, tid) }
-            task.record.completed = completed
-            service.tasks[tid] = task
-            s.services[sid] = service
-            return .done
+            return try mutate(&s, tenant, sid) { service throws(ContextError) in
+                guard let task = service.tasks[tid] else { throw .notFound(.task, tid) }
+                guard task.record.isActive else { throw .alreadyCompleted(.task, tid) }
+                service.tasks[tid]!.record.completed = completed
+                return .done
+            }
         }
     }
 
-    private static func lookup(_ s: State, _ tenant: String, _ sid: Int64) throws(ContextError) -> Service {
-        guard let service = s.services[sid], service.tenant == tenant else { throw .notFound(.service, sid) }
-        return service
+    /// Runs `body` on a service in place. The service is moved out of the table while it
+    /// runs, so its dictionaries are uniquely referenced and grow without being copied (a
+    /// copy per start made each start cost O(tasks in the service)).
+    private static func mutate(
+        _ s: inout State, _ tenant: String, _ sid: Int64,
+        _ body: (inout Service) throws(ContextError) -> WriteOutcome
+    ) throws(ContextError) -> WriteOutcome {
+        guard s.services[sid]?.tenant == tenant, var service = s.services.removeValue(forKey: sid) else {
+            throw .notFound(.service, sid)
+        }
+        defer { s.services[sid] = service }
+        return try body(&service)
     }
 
     private func read<T>(_ tenant: String, _ sid: Int64, _ body: (Service) throws(ContextError) -> T) throws(ContextError) -> T {
