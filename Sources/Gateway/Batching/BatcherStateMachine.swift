@@ -1,0 +1,161 @@
+/// Decides when calls waiting for the task core leave as one batch. Pure: no I/O, no clock
+/// (`now` comes in as nanoseconds), no timers; it returns actions and its owner
+/// (`UpstreamBatcher`) carries them out on its event loop. Tested as a value with a fake clock.
+///
+/// A batch leaves when
+/// - nothing is in flight to the core: a lone call at low load pays no delay;
+/// - it reached `maxItems` or `maxBytes`;
+/// - its oldest call waited `maxDelay` (the timer);
+/// and at most `maxInFlight` batches are in flight at once, so a slow core makes calls queue
+/// here, where the queue is bounded (`maxQueued`) and calls that cannot make their deadline
+/// are refused at once instead of waiting (load shedding).
+///
+/// The trade-off (as in grpc-swift's FlushCoalescingHandler): a larger `maxDelay` makes larger
+/// batches (fewer commits, more throughput) at the cost of latency under moderate load; the
+/// "nothing in flight" trigger keeps the low-load latency at one round trip.
+struct BatcherStateMachine {
+    struct Configuration: Sendable, Equatable {
+        var maxItems: Int
+        var maxBytes: Int
+        var maxDelayNanos: UInt64
+        var maxInFlight: Int
+        var maxQueued: Int
+    }
+
+    struct Item: Equatable {
+        var id: UInt64
+        var bytes: Int
+        /// Nanoseconds on the same clock as `now`; nil: no deadline.
+        var deadline: UInt64?
+        /// When it joined the queue (set by `enqueue`).
+        var arrival: UInt64 = 0
+    }
+
+    enum Refusal: Error, Equatable {
+        /// The queue is full: RESOURCE_EXHAUSTED (REST: 429 + Retry-After).
+        case queueFull
+        /// The call's deadline is sooner than a batch round trip is taking now.
+        case deadlineTooSoon
+    }
+
+    struct Actions: Equatable {
+        /// Send these as one batch, in this order.
+        var send: [[Item]] = []
+        /// These waited past their deadline: answer DEADLINE_EXCEEDED, never send them.
+        var expired: [UInt64] = []
+        /// Arm (or re-arm) the timer for this instant; nil: leave it as it is.
+        var armTimer: UInt64?
+        /// Cancel the armed timer: nothing waits any more.
+        var cancelTimer = false
+
+        static let none = Actions()
+    }
+
+    let configuration: Configuration
+    private var queue: [Item] = []
+    private var head = 0
+    private var queuedBytes = 0
+    private(set) var inFlight = 0
+    private var timerArmedFor: UInt64?
+    /// Smoothed batch round trip (EWMA, nanoseconds), for refusing calls whose deadline
+    /// cannot be met.
+    private(set) var roundTripNanos: UInt64 = 0
+
+    init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    var queuedCount: Int { queue.count - head }
+
+    /// A call arrives. Either it is refused at once, or it joins the queue and the actions
+    /// say what to do now.
+    mutating func enqueue(_ item: Item, now: UInt64) -> Result<Actions, Refusal> {
+        if queuedCount >= configuration.maxQueued {
+            return .failure(.queueFull)
+        }
+        if let deadline = item.deadline, roundTripNanos > 0, inFlight >= configuration.maxInFlight || queuedCount > 0,
+           deadline < now &+ roundTripNanos {
+            // It would wait behind the queue and then take a round trip: it cannot make it.
+            return .failure(.deadlineTooSoon)
+        }
+        var item = item
+        item.arrival = now
+        queue.append(item)
+        queuedBytes += item.bytes
+        return .success(next(now: now))
+    }
+
+    /// The timer armed by an earlier action fired.
+    mutating func timerFired(now: UInt64) -> Actions {
+        timerArmedFor = nil
+        return next(now: now)
+    }
+
+    /// A batch came back (answered or failed) after `roundTrip` nanoseconds.
+    mutating func batchCompleted(roundTrip: UInt64, now: UInt64) -> Actions {
+        inFlight -= 1
+        // EWMA with weight 1/8, as TCP's smoothed RTT (RFC 6298).
+        roundTripNanos = roundTripNanos == 0 ? roundTrip : roundTripNanos - roundTripNanos / 8 + roundTrip / 8
+        return next(now: now)
+    }
+
+    private var oldest: Item? { head < queue.count ? queue[head] : nil }
+
+    private mutating func next(now: UInt64) -> Actions {
+        var actions = Actions()
+        // Calls whose deadline passed while they waited are answered, not sent.
+        if queue[head...].contains(where: { $0.deadline.map { $0 <= now } ?? false }) {
+            var kept: [Item] = []
+            for item in queue[head...] {
+                if let d = item.deadline, d <= now {
+                    actions.expired.append(item.id)
+                    queuedBytes -= item.bytes
+                } else {
+                    kept.append(item)
+                }
+            }
+            queue = kept
+            head = 0
+        }
+        while let oldest, inFlight < configuration.maxInFlight {
+            let full = queuedCount >= configuration.maxItems || queuedBytes >= configuration.maxBytes
+            let waited = now >= oldest.arrival &+ configuration.maxDelayNanos
+            guard inFlight == 0 || full || waited else { break }
+            actions.send.append(takeBatch())
+            inFlight += 1
+        }
+        // The timer serves the oldest waiting call, and only while a batch could leave: when
+        // `maxInFlight` batches are out, the next completion decides instead.
+        let want: UInt64? = oldest.flatMap { o in
+            inFlight < configuration.maxInFlight ? o.arrival &+ configuration.maxDelayNanos : nil
+        }
+        if want != timerArmedFor {
+            if let want {
+                actions.armTimer = want
+            } else {
+                actions.cancelTimer = true
+            }
+            timerArmedFor = want
+        }
+        if head > 1024 && head * 2 > queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+        return actions
+    }
+
+    /// The oldest calls, up to `maxItems` and `maxBytes` (always at least one).
+    private mutating func takeBatch() -> [Item] {
+        var batch: [Item] = []
+        var bytes = 0
+        while head < queue.count, batch.count < configuration.maxItems {
+            let item = queue[head]
+            if !batch.isEmpty && bytes + item.bytes > configuration.maxBytes { break }
+            batch.append(item)
+            bytes += item.bytes
+            head += 1
+        }
+        queuedBytes -= bytes
+        return batch
+    }
+}
