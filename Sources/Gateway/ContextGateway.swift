@@ -13,13 +13,29 @@ public final class ContextGateway: GRPCService {
         public var basePath = RESTRoute.defaultBasePath
         /// The core's body limits, applied to extensions before anything is sent.
         public var limits = JSONLimits.defaults
+        /// Batch calls toward the core (its group-commit extension); false: every call on
+        /// its own (vendor mode, for a core without the extension).
+        public var batching = true
+        /// The batcher's knobs, when batching.
+        public var batchMaxItems = 256
+        public var batchMaxBytes = 4 << 20
+        public var batchMaxDelay: TimeAmount = .microseconds(500)
+        public var batchMaxInFlight = 4
+        /// Calls waiting per event loop before new ones are refused with RESOURCE_EXHAUSTED.
+        public var maxQueued = 10_000
         public init() {}
     }
 
-    /// One pool per event loop, each touched only on its own loop (`handle` runs there), so
-    /// sharing the table across threads is safe: it is never mutated after `init`.
+    /// The upstream of one event loop: its connections and the batcher in front of them.
+    private struct Upstream {
+        var pool: UpstreamPool
+        var batcher: UpstreamBatcher
+    }
+
+    /// One upstream per event loop, each touched only on its own loop (`handle` runs there),
+    /// so sharing the table across threads is safe: it is never mutated after `init`.
     private struct Pools: @unchecked Sendable {
-        var byLoop: [ObjectIdentifier: UpstreamPool]
+        var byLoop: [ObjectIdentifier: Upstream]
     }
 
     private let pools: Pools
@@ -28,9 +44,20 @@ public final class ContextGateway: GRPCService {
 
     public init(group: any EventLoopGroup, upstream: UpstreamPool.Configuration, configuration: Configuration = .init(),
                 logger: Logger = Logger(label: "cs.gateway")) {
-        var byLoop: [ObjectIdentifier: UpstreamPool] = [:]
+        var byLoop: [ObjectIdentifier: Upstream] = [:]
+        var batching = UpstreamBatcher.Configuration()
+        batching.maxItems = configuration.batchMaxItems
+        batching.maxBytes = configuration.batchMaxBytes
+        batching.maxDelay = configuration.batchMaxDelay
+        batching.maxInFlight = configuration.batchMaxInFlight
+        batching.maxQueued = configuration.maxQueued
         for loop in group.makeIterator() {
-            byLoop[ObjectIdentifier(loop)] = UpstreamPool(eventLoop: loop, configuration: upstream, logger: logger)
+            let pool = UpstreamPool(eventLoop: loop, configuration: upstream, logger: logger)
+            // Vendor mode (batching off) still queues through the batcher: its bound,
+            // deadline checks and shedding apply; only the sending differs.
+            let batcher = UpstreamBatcher(eventLoop: loop, pool: pool, basePath: configuration.basePath,
+                                          configuration: batching, batchSupported: configuration.batching, logger: logger)
+            byLoop[ObjectIdentifier(loop)] = Upstream(pool: pool, batcher: batcher)
         }
         self.pools = Pools(byLoop: byLoop)
         self.configuration = configuration
@@ -42,13 +69,13 @@ public final class ContextGateway: GRPCService {
     }
 
     public func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop) {
-        guard let method = RPCMethod(path: request.path), let pool = pools.byLoop[ObjectIdentifier(eventLoop)] else {
+        guard let method = RPCMethod(path: request.path), let upstream = pools.byLoop[ObjectIdentifier(eventLoop)] else {
             responder.fail(GRPCStatus(code: .unimplemented, message: "unknown method \(request.path)", exception: nil))
             return
         }
         switch method {
         case .healthCheck:
-            return healthCheck(request, responder: responder, pool: pool)
+            return healthCheck(request, responder: responder, pool: upstream.pool)
         case .healthWatch:
             // Server streaming is not served; the health protocol lets Watch be unimplemented.
             return responder.fail(GRPCStatus(code: .unimplemented, message: "Watch is not served; use Check", exception: nil))
@@ -63,9 +90,8 @@ public final class ContextGateway: GRPCService {
         } catch {
             return responder.fail(error)
         }
-        let upstream = UpstreamRequest(call.route, basePath: configuration.basePath, tenant: request.tenant,
-                                       authorization: request.authorization, body: call.body)
-        pool.send(upstream, deadline: request.deadline).assumeIsolated().whenComplete { result in
+        let item = BatchItem(call.route, tenant: request.tenant, authorization: request.authorization, body: call.body)
+        upstream.batcher.send(item, deadline: request.deadline).assumeIsolated().whenComplete { result in
             guard responder.isActive else { return }  // timed out or cancelled meanwhile
             switch result {
             case .success(let response) where (200..<300).contains(response.status):
@@ -76,12 +102,26 @@ public final class ContextGateway: GRPCService {
                 }
             case .success(let response):
                 responder.fail(GRPCStatus(response.contextError))
-            case .failure(UpstreamError.deadlineExceeded):
-                responder.fail(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded before the call was sent", exception: nil))
             case .failure(let error):
-                let message = (error as? UpstreamError).map { if case .unavailable(let m) = $0 { m } else { "\($0)" } } ?? "\(error)"
-                responder.fail(GRPCStatus(code: .unavailable, message: message, exception: "OverloadedException"))
+                responder.fail(Self.status(for: error))
             }
+        }
+    }
+
+    /// What a call that got no answer from the core tells its client.
+    static func status(for error: any Error) -> GRPCStatus {
+        switch error as? UpstreamError {
+        case .deadlineExceeded:
+            return GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded before the call was sent", exception: nil)
+        case .overloaded(let message):
+            // Shed at once, nothing sent: come back later (REST: 429 + Retry-After).
+            return GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException")
+        case .rejected(let error):
+            return GRPCStatus(error)
+        case .unavailable(let message):
+            return GRPCStatus(code: .unavailable, message: message, exception: "OverloadedException")
+        case nil:
+            return GRPCStatus(code: .unavailable, message: "\(error)", exception: "OverloadedException")
         }
     }
 
@@ -110,8 +150,8 @@ public final class ContextGateway: GRPCService {
     /// Closes every upstream connection.
     public func close(group: any EventLoopGroup) async {
         for loop in group.makeIterator() {
-            guard let pool = pools.byLoop[ObjectIdentifier(loop)] else { continue }
-            try? await loop.submit { pool.close() }.get()
+            guard let upstream = pools.byLoop[ObjectIdentifier(loop)] else { continue }
+            try? await loop.submit { upstream.pool.close() }.get()
         }
     }
 }

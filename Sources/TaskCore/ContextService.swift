@@ -35,15 +35,19 @@ public struct CoreResponse: Sendable, Equatable {
     public var allow: [String]?
     /// For 429/503: seconds to wait before coming back.
     public var retryAfter: Int?
-    /// JSON, or empty (204, and the 200 of Delete Service).
+    /// JSON, or empty (204, and the 200 of Delete Service); a batch answer's bytes.
     public var body: [UInt8]
+    /// The body's media type; nil is `application/json`.
+    public var contentType: String?
 
-    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil, body: [UInt8] = []) {
+    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil, body: [UInt8] = [],
+                contentType: String? = nil) {
         self.status = status
         self.location = location
         self.allow = allow
         self.retryAfter = retryAfter
         self.body = body
+        self.contentType = contentType
     }
 
     /// An error answer; load shedding (429, 503) always says when to come back (§5).
@@ -81,6 +85,32 @@ public final class ContextService: Sendable {
     }
 
     public func handle(_ request: CoreRequest) async -> CoreResponse {
+        if isBatchPath(request.target) {
+            return await handleBatch(request)  // the batch extension (ContextService+Batch.swift)
+        }
+        switch prepare(request) {
+        case .respond(let response):
+            return response
+        case .write(let command, let route):
+            return await execute(writes: [(command, route)])[0]
+        case .read(let route, let tenant):
+            return await execute(read: route, tenant: tenant)
+        }
+    }
+
+    /// A request once routed and checked, before the store sees it. Single calls and batch
+    /// items share this step, so an item is answered exactly as its single call would be.
+    enum Prepared {
+        /// Answered without the store (a refusal).
+        case respond(CoreResponse)
+        /// A write: its command, body validated.
+        case write(WriteCommand, RESTRoute)
+        /// A read.
+        case read(RESTRoute, tenant: String)
+    }
+
+    /// Route, credentials, tenant, content type, body: everything but the store.
+    func prepare(_ request: CoreRequest) -> Prepared {
         let route: RESTRoute
         switch RESTRoute.parse(method: request.method, target: request.target, basePath: configuration.basePath) {
         case .success(let r):
@@ -88,17 +118,52 @@ public final class ContextService: Sendable {
         case .failure(let error):
             let path = String(request.target.prefix { $0 != "?" })
             if case .methodNotAllowed(let allowed) = error {
-                return CoreResponse(error.contextError(method: request.method, path: path), allow: allowed)
+                return .respond(CoreResponse(error.contextError(method: request.method, path: path), allow: allowed))
             }
-            return CoreResponse(error.contextError(method: request.method, path: path))
+            return .respond(CoreResponse(error.contextError(method: request.method, path: path)))
         }
         do throws(ContextError) {
             try authorize(request.authorization)
             let tenant = try Self.tenant(request.tenant)
-            let command = try command(for: route, tenant: tenant, request: request)
-            if let command {
-                return try await write(command, route: route)
+            if let command = try command(for: route, tenant: tenant, request: request) {
+                return .write(command, route)
             }
+            return .read(route, tenant: tenant)
+        } catch {
+            return .respond(CoreResponse(error))
+        }
+    }
+
+    /// Runs prepared writes as one `store.write` call (one transaction, one commit) and
+    /// answers each. If the store itself fails, every one of them gets that failure: none
+    /// was applied.
+    func execute(writes: [(command: WriteCommand, route: RESTRoute)]) async -> [CoreResponse] {
+        let results: [Result<WriteOutcome, ContextError>]
+        do {
+            results = try await store.write(writes.map { $0.command })
+        } catch let error as ContextError {
+            return Array(repeating: CoreResponse(error), count: writes.count)
+        } catch {
+            return Array(repeating: CoreResponse(storageFailure(error)), count: writes.count)
+        }
+        guard results.count == writes.count else {
+            logger.error("the store answered \(results.count) results for \(writes.count) commands")
+            return Array(repeating: CoreResponse(.internalError("the task store answered the wrong number of results")),
+                         count: writes.count)
+        }
+        return zip(writes, results).map { write, result in
+            switch result {
+            case .success(let outcome):
+                Self.response(route: write.route, outcome: outcome, locationBase: configuration.locationBase)
+            case .failure(let error):
+                CoreResponse(error)
+            }
+        }
+    }
+
+    /// Runs a prepared read and answers it.
+    func execute(read route: RESTRoute, tenant: String) async -> CoreResponse {
+        do throws(ContextError) {
             return try await read(route, tenant: tenant)
         } catch {
             return CoreResponse(error)
@@ -175,18 +240,6 @@ public final class ContextService: Sendable {
         case .queryService, .queryState, .queryTask, .queryTasks:
             return nil
         }
-    }
-
-    private func write(_ command: WriteCommand, route: RESTRoute) async throws(ContextError) -> CoreResponse {
-        let outcome: WriteOutcome
-        do {
-            outcome = try await store.write([command])[0].get()
-        } catch let error as ContextError {
-            throw error
-        } catch {
-            throw storageFailure(error)
-        }
-        return Self.response(route: route, outcome: outcome, locationBase: configuration.locationBase)
     }
 
     /// The success answer of §2 for a write.

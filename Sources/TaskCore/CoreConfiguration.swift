@@ -11,6 +11,17 @@ public struct CoreConfiguration: Sendable {
     public var limits: JSONLimits = .defaults
     /// When not empty, every request must carry `Authorization: Bearer <one of these>` (§5: 401).
     public var authTokens: [String] = []
+    /// The batch extension, `POST {basePath}/batch` (README, "The batch extension"). When
+    /// false that path is a 404 like any unknown path, so a client can tell the endpoint is
+    /// absent. Default: on.
+    public var batchEnabled: Bool = true
+    /// Most items in one batch: more is a 413 for the whole batch, read from its header before
+    /// any item is parsed. Default: 1000.
+    public var maxBatchItems: Int = 1000
+    /// Largest batch body, in bytes: more is a 413 for the whole batch, refused from
+    /// `Content-Length` before it is read. Default: 16 MiB. Each item's body is still held to
+    /// `limits`.
+    public var maxBatchBytes: Int = 16 << 20
 
     public init() {}
 

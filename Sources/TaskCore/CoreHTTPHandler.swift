@@ -35,6 +35,8 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let maxBodyBytes: Int
     private let inFlight: InFlightCounter
     private var receiving = Receiving.idle
+    /// Whether the request being received is a batch (its body limit is `maxBatchBytes`).
+    private var receivingBatch = false
     /// The sequence number of the next complete request, and of the next answer to write.
     private var nextRequest: UInt64 = 0
     private var nextAnswer: UInt64 = 0
@@ -59,9 +61,10 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = receiving else { return }
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
+            receivingBatch = service.isBatchRequest(method: head.method.rawValue, target: head.uri)
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > bodyLimit {
                 // Refuse before reading a byte of it: the client may be sending gigabytes.
-                answer(CoreResponse(.payloadTooLarge(limit: maxBodyBytes)), keepAlive: false, context: context)
+                answer(tooLarge, keepAlive: false, context: context)
                 return
             }
             if pending == 0, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
@@ -73,7 +76,7 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             receiving = .body(head, context.channel.allocator.buffer(capacity: 0))
         case .body(var chunk):
             guard case .body(let head, var body) = receiving else { return }
-            if body.readableBytes + chunk.readableBytes > maxBodyBytes {
+            if body.readableBytes + chunk.readableBytes > bodyLimit {
                 receiving = .discarding(head)
             } else {
                 receiving = .idle  // drop the reference so `body` grows in place
@@ -87,11 +90,17 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 dispatch(head, body, context: context)
             case .discarding(let head):
                 receiving = head.isKeepAlive ? .idle : .closing
-                answer(CoreResponse(.payloadTooLarge(limit: maxBodyBytes)), keepAlive: head.isKeepAlive, context: context)
+                answer(tooLarge, keepAlive: head.isKeepAlive, context: context)
             case .idle, .closing:
                 break
             }
         }
+    }
+
+    /// The body limit of the request being received, and its 413.
+    private var bodyLimit: Int { receivingBatch ? service.configuration.maxBatchBytes : maxBodyBytes }
+    private var tooLarge: CoreResponse {
+        receivingBatch ? CoreResponse(.batchTooLarge(limit: bodyLimit)) : CoreResponse(.payloadTooLarge(limit: bodyLimit))
     }
 
     private func dispatch(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
@@ -104,6 +113,8 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             tenant: head.headers.first(name: "contactcenterid"),
             authorization: head.headers.first(name: "authorization"),
             body: Array(body.readableBytesView))
+        // A batch (`POST {base}/batch`) is unsafe like every POST: it waits for everything
+        // before it and holds back everything after it.
         let safe = head.method == .GET || head.method == .HEAD || head.method == .OPTIONS
         queued.append((sequence, request, head.isKeepAlive, safe))
         pump(context: context)
@@ -175,7 +186,7 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                        promise: EventLoopPromise<Void>? = nil) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5)
-        if !response.body.isEmpty { headers.add(name: "content-type", value: "application/json") }
+        if !response.body.isEmpty { headers.add(name: "content-type", value: response.contentType ?? "application/json") }
         headers.add(name: "content-length", value: String(response.body.count))
         if let location = response.location { headers.add(name: "location", value: location) }
         if let allow = response.allow { headers.add(name: "allow", value: allow.joined(separator: ", ")) }

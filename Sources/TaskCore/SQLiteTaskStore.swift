@@ -25,6 +25,8 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     private let pool: DatabasePool
+    /// Commits on the writer connection (`committedTransactions`).
+    let commits = CommitCounter()
 
     public init(_ configuration: Configuration) throws {
         var config = GRDB.Configuration()
@@ -43,6 +45,7 @@ public final class SQLiteTaskStore: TaskStore {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         try Self.migrator.migrate(pool)
+        pool.add(transactionObserver: commits, extent: .databaseLifetime)
     }
 
     /// The schema, versioned by GRDB's migrator (table `grdb_migrations`). Add a migration

@@ -49,13 +49,29 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Upstream connections per event loop.")
     var upstreamConnections: Int = 16
 
+    @Flag(help: "Send every call on its own (vendor mode) instead of batching toward the core.")
+    var noBatching = false
+
+    @Option(help: "Calls per batch at most.")
+    var batchMaxItems: Int = ContextGateway.Configuration().batchMaxItems
+
+    @Option(help: "How long a call may wait for companions while batches are in flight, microseconds.")
+    var batchMaxDelayMicros: Int64 = 500
+
+    @Option(help: "Batches in flight per event loop.")
+    var batchMaxInFlight: Int = ContextGateway.Configuration().batchMaxInFlight
+
+    @Option(help: "Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).")
+    var maxQueued: Int = ContextGateway.Configuration().maxQueued
+
     func validate() throws {
         for (name, value) in [("--listen", listen), ("--core-listen", coreListen)] + (upstream.map { [("--upstream", $0)] } ?? []) {
             guard HostPort(value) != nil else { throw ValidationError("\(name) must be host:port, got '\(value)'") }
         }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
-        guard maxMessageBytes > 0, upstreamConnections > 0 else {
-            throw ValidationError("--max-message-bytes and --upstream-connections must be positive")
+        guard maxMessageBytes > 0, upstreamConnections > 0, batchMaxItems > 0, batchMaxInFlight > 0, maxQueued > 0,
+              batchMaxDelayMicros >= 0 else {
+            throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
         }
         try core.validate()
     }
@@ -87,6 +103,11 @@ struct ServeCommand: AsyncParsableCommand {
         var gatewayConfig = ContextGateway.Configuration()
         gatewayConfig.basePath = core.basePath
         gatewayConfig.limits = core.coreConfiguration.limits
+        gatewayConfig.batching = !noBatching
+        gatewayConfig.batchMaxItems = batchMaxItems
+        gatewayConfig.batchMaxDelay = .microseconds(batchMaxDelayMicros)
+        gatewayConfig.batchMaxInFlight = batchMaxInFlight
+        gatewayConfig.maxQueued = maxQueued
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
 
         var handlerConfig = GRPCServerHandler.Configuration()

@@ -12,7 +12,8 @@ forwards as they are) script the answer:
 - `"raw": "text"`: that text as the body, `Content-Type: text/plain` (with `status`, or 201);
 - `"drop": true`: the connection is closed without an answer.
 
-Any other request (GET, DELETE) is answered at once with 404.
+Any other request (GET, DELETE) is answered at once with 404, and so is a batch (`POST …/batch`):
+like a vendor core, it has no batch extension, so the gateway falls back to single calls.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class SlowUpstream:
         self.delay = delay
         self.received: list[tuple[str, str, bytes]] = []  # (method, path, body), arrival order
         self.connections = 0
+        self.batch_probes = 0  # batches the gateway tried before falling back to single calls
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +56,12 @@ class SlowUpstream:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.path.endswith("/batch"):
+                    # A vendor core has no batch extension: 404 at once, as for any unknown
+                    # path. The gateway then sends each call on its own (vendor mode).
+                    owner.batch_probes += 1
+                    self._answer(404, b'{"message":"no operation","exception":"NotFoundException"}')
+                    return
                 owner.received.append(("POST", self.path, body))
                 try:
                     script = json.loads(body or b"{}")

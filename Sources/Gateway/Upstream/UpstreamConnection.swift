@@ -32,7 +32,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         headers.reserveCapacity(5)
         headers.add(name: "host", value: hostHeader)
         headers.add(name: "content-length", value: String(request.body.count))
-        if !request.body.isEmpty { headers.add(name: "content-type", value: "application/json") }
+        if !request.body.isEmpty { headers.add(name: "content-type", value: request.contentType ?? "application/json") }
         if let tenant = request.tenant { headers.add(name: "ContactCenterId", value: tenant) }
         if let authorization = request.authorization { headers.add(name: "authorization", value: authorization) }
         let head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)

@@ -9,15 +9,19 @@ public struct UpstreamRequest: Sendable {
     /// `ContactCenterId` (CONTEXT-SERVICES.md §6).
     public var tenant: String?
     public var authorization: String?
-    /// Canonical JSON, or empty.
+    /// Canonical JSON, a batch, or empty.
     public var body: [UInt8]
+    /// The body's media type; nil: application/json.
+    public var contentType: String?
 
-    public init(method: HTTPMethod, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = []) {
+    public init(method: HTTPMethod, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
+                contentType: String? = nil) {
         self.method = method
         self.target = target
         self.tenant = tenant
         self.authorization = authorization
         self.body = body
+        self.contentType = contentType
     }
 
     public init(_ route: RESTRoute, basePath: String, tenant: String?, authorization: String?, body: [UInt8]) {
@@ -31,10 +35,14 @@ public struct UpstreamResponse: Sendable, Equatable {
     public var location: String?
     public var body: [UInt8]
 
-    public init(status: Int, location: String?, body: [UInt8]) {
+    /// For 429/503: when to come back, as the core said.
+    public var retryAfter: Int?
+
+    public init(status: Int, location: String?, body: [UInt8], retryAfter: Int? = nil) {
         self.status = status
         self.location = location
         self.body = body
+        self.retryAfter = retryAfter
     }
 
     /// The core's error, in the contract's shape; a body that is not that shape still gives
@@ -63,4 +71,9 @@ public enum UpstreamError: Error, Equatable, Sendable {
     case unavailable(String)
     /// The call's deadline passed before it could be sent.
     case deadlineExceeded
+    /// Refused at once to shed load: the queue toward the core is full, or the call's
+    /// deadline is sooner than calls are being answered. Nothing was sent.
+    case overloaded(String)
+    /// The core refused a whole batch (nothing of it was applied): its error, for each call.
+    case rejected(ContextError)
 }

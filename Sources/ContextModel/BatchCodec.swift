@@ -1,0 +1,355 @@
+/// The wire format of the batch extension (README, "The batch extension"): many operations of
+/// the contract in one `POST {base}/batch`, one result per operation back, in order. Pure, no
+/// I/O: the core decodes requests and encodes responses with it, the gateway the other way
+/// round. Every integer is big-endian.
+///
+/// ```
+/// request  = "CSB1" count:u32 item*            (count ≥ 1)
+/// item     = method:u8 (1 GET, 2 POST, 3 DELETE)
+///            target_len:u16 target  tenant_len:u16 tenant  auth_len:u16 auth  body_len:u32 body
+/// response = "CSR1" count:u32 result*          (count = the request's count, same order)
+/// result   = status:u16 location_len:u16 location  retry_after:u16 (0 = none)  body_len:u32 body
+/// ```
+///
+/// `target` is the path and query relative to the base path (`/services/7/tasks/start`); an
+/// empty `tenant` or `auth` means no `ContactCenterId` or `Authorization` header. A body is
+/// the canonical JSON a REST client would send (implicitly `application/json`). Text fields
+/// are UTF-8; invalid UTF-8 is not a framing error (it is replaced with U+FFFD, so the item
+/// fails its own checks: a route that does not parse, a tenant that is not visible ASCII).
+public enum BatchCodec {
+    /// The media type of both directions.
+    public static let contentType = "application/x-cs-batch"
+    /// The path of the endpoint, relative to the base path.
+    public static let path = "/batch"
+
+    static let requestMagic: [UInt8] = Array("CSB1".utf8)
+    static let responseMagic: [UInt8] = Array("CSR1".utf8)
+    /// method, three u16 lengths, one u32 length.
+    static let minimumItemBytes = 1 + 2 + 2 + 2 + 4
+    /// status, two u16s, one u32 length.
+    static let minimumResultBytes = 2 + 2 + 2 + 4
+    static let headerBytes = 8
+
+    // MARK: Requests
+
+    /// The bytes of a request carrying `items` (at least one).
+    public static func encodeRequest(_ items: [BatchItem]) throws(BatchCodecError) -> [UInt8] {
+        guard !items.isEmpty else { throw .emptyBatch }
+        guard items.count <= UInt32.max else { throw .fieldTooLong(field: "count", length: items.count) }
+        var size = headerBytes
+        for item in items {
+            size += minimumItemBytes + item.target.utf8.count + (item.tenant?.utf8.count ?? 0)
+                + (item.authorization?.utf8.count ?? 0) + item.body.count
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        out += requestMagic
+        appendU32(UInt32(items.count), to: &out)
+        for item in items {
+            try appendItem(item, to: &out)
+        }
+        return out
+    }
+
+    /// Appends one item to a request whose header was written by `appendRequestHeader`: for
+    /// callers that build a batch item by item.
+    public static func appendItem(_ item: BatchItem, to out: inout [UInt8]) throws(BatchCodecError) {
+        out.append(item.method.rawValue)
+        try appendText16(item.target, field: "target", to: &out)
+        try appendText16(item.tenant ?? "", field: "tenant", to: &out)
+        try appendText16(item.authorization ?? "", field: "auth", to: &out)
+        try appendBytes32(item.body, field: "body", to: &out)
+    }
+
+    /// Writes the magic and the item count of a request.
+    public static func appendRequestHeader(count: Int, to out: inout [UInt8]) throws(BatchCodecError) {
+        guard count > 0 else { throw .emptyBatch }
+        guard count <= UInt32.max else { throw .fieldTooLong(field: "count", length: count) }
+        out += requestMagic
+        appendU32(UInt32(count), to: &out)
+    }
+
+    /// The items of a request. `maxItems`: a count above it is refused from the header, before
+    /// any item is read (`BatchCodecError.tooManyItems`, a 413).
+    public static func decodeRequest(_ bytes: [UInt8], maxItems: Int = Int.max) throws(BatchCodecError) -> [BatchItem] {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(BatchCodecError) -> [BatchItem] in try decodeRequest(raw, maxItems: maxItems) }
+        }
+        return try result.get()
+    }
+
+    public static func decodeRequest(
+        _ bytes: UnsafeRawBufferPointer, maxItems: Int = Int.max
+    ) throws(BatchCodecError) -> [BatchItem] {
+        var reader = Reader(bytes)
+        try reader.magic(requestMagic)
+        let count = Int(try reader.u32("count"))
+        guard count > 0 else { throw .emptyBatch }
+        guard count <= maxItems else { throw .tooManyItems(count: count, limit: maxItems) }
+        // The count is the sender's word: never reserve more than the bytes can hold.
+        guard count <= reader.remaining / minimumItemBytes else {
+            throw .truncated(offset: bytes.count, needed: "\(count) items")
+        }
+        var items: [BatchItem] = []
+        items.reserveCapacity(count)
+        for index in 0..<count {
+            let methodOffset = reader.offset
+            let byte = try reader.u8("method of item \(index)")
+            guard let method = BatchItem.Method(rawValue: byte) else {
+                throw .unknownMethod(byte, item: index, offset: methodOffset)
+            }
+            let target = try reader.text16("target of item \(index)")
+            let tenant = try reader.text16("tenant of item \(index)")
+            let auth = try reader.text16("auth of item \(index)")
+            let body = try reader.bytes32("body of item \(index)")
+            items.append(BatchItem(method: method, target: target, tenant: tenant.isEmpty ? nil : tenant,
+                                   authorization: auth.isEmpty ? nil : auth, body: body))
+        }
+        guard reader.remaining == 0 else { throw .trailingBytes(offset: reader.offset, count: reader.remaining) }
+        return items
+    }
+
+    // MARK: Responses
+
+    /// The bytes of a response carrying `results` (one per request item, in order).
+    public static func encodeResponse(_ results: [BatchResult]) throws(BatchCodecError) -> [UInt8] {
+        guard !results.isEmpty else { throw .emptyBatch }
+        guard results.count <= UInt32.max else { throw .fieldTooLong(field: "count", length: results.count) }
+        var size = headerBytes
+        for r in results { size += minimumResultBytes + (r.location?.utf8.count ?? 0) + r.body.count }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        out += responseMagic
+        appendU32(UInt32(results.count), to: &out)
+        for r in results {
+            guard (0...Int(UInt16.max)).contains(r.status) else { throw .fieldTooLong(field: "status", length: r.status) }
+            appendU16(UInt16(r.status), to: &out)
+            try appendText16(r.location ?? "", field: "location", to: &out)
+            // 0 is "none"; a wait beyond the field's range is capped, not refused.
+            appendU16(r.retryAfter.map { UInt16(clamping: max($0, 0)) } ?? 0, to: &out)
+            try appendBytes32(r.body, field: "body", to: &out)
+        }
+        return out
+    }
+
+    public static func decodeResponse(_ bytes: [UInt8]) throws(BatchCodecError) -> [BatchResult] {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(BatchCodecError) -> [BatchResult] in try decodeResponse(raw) }
+        }
+        return try result.get()
+    }
+
+    public static func decodeResponse(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> [BatchResult] {
+        var reader = Reader(bytes)
+        try reader.magic(responseMagic)
+        let count = Int(try reader.u32("count"))
+        guard count > 0 else { throw .emptyBatch }
+        guard count <= reader.remaining / minimumResultBytes else {
+            throw .truncated(offset: bytes.count, needed: "\(count) results")
+        }
+        var results: [BatchResult] = []
+        results.reserveCapacity(count)
+        for index in 0..<count {
+            let status = Int(try reader.u16("status of result \(index)"))
+            let location = try reader.text16("location of result \(index)")
+            let retryAfter = Int(try reader.u16("retry_after of result \(index)"))
+            let body = try reader.bytes32("body of result \(index)")
+            results.append(BatchResult(status: status, location: location.isEmpty ? nil : location,
+                                       retryAfter: retryAfter == 0 ? nil : retryAfter, body: body))
+        }
+        guard reader.remaining == 0 else { throw .trailingBytes(offset: reader.offset, count: reader.remaining) }
+        return results
+    }
+
+    // MARK: Primitives
+
+    static func appendU16(_ v: UInt16, to out: inout [UInt8]) {
+        out.append(UInt8(v >> 8))
+        out.append(UInt8(truncatingIfNeeded: v))
+    }
+
+    static func appendU32(_ v: UInt32, to out: inout [UInt8]) {
+        out.append(UInt8(v >> 24))
+        out.append(UInt8(truncatingIfNeeded: v >> 16))
+        out.append(UInt8(truncatingIfNeeded: v >> 8))
+        out.append(UInt8(truncatingIfNeeded: v))
+    }
+
+    static func appendText16(_ s: String, field: String, to out: inout [UInt8]) throws(BatchCodecError) {
+        let n = s.utf8.count
+        guard n <= Int(UInt16.max) else { throw .fieldTooLong(field: field, length: n) }
+        appendU16(UInt16(n), to: &out)
+        out += s.utf8
+    }
+
+    static func appendBytes32(_ b: [UInt8], field: String, to out: inout [UInt8]) throws(BatchCodecError) {
+        guard b.count <= UInt32.max else { throw .fieldTooLong(field: field, length: b.count) }
+        appendU32(UInt32(b.count), to: &out)
+        out += b
+    }
+
+    /// A bounds-checked cursor: every read names what it reads, for the error message.
+    struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+        var remaining: Int { bytes.count - offset }
+
+        mutating func take(_ n: Int, _ what: String) throws(BatchCodecError) -> UnsafeRawBufferPointer {
+            guard n <= remaining else { throw .truncated(offset: offset, needed: what) }
+            defer { offset += n }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
+        }
+
+        mutating func magic(_ expected: [UInt8]) throws(BatchCodecError) {
+            guard remaining >= expected.count else { throw .badMagic }
+            let got = try take(expected.count, "magic")
+            guard got.elementsEqual(expected) else { throw .badMagic }
+        }
+
+        mutating func u8(_ what: String) throws(BatchCodecError) -> UInt8 {
+            try take(1, what)[0]
+        }
+
+        mutating func u16(_ what: String) throws(BatchCodecError) -> UInt16 {
+            let b = try take(2, what)
+            return UInt16(b[0]) << 8 | UInt16(b[1])
+        }
+
+        mutating func u32(_ what: String) throws(BatchCodecError) -> UInt32 {
+            let b = try take(4, what)
+            return UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
+        }
+
+        mutating func text16(_ what: String) throws(BatchCodecError) -> String {
+            let n = Int(try u16(what))
+            return String(decoding: try take(n, what), as: UTF8.self)
+        }
+
+        mutating func bytes32(_ what: String) throws(BatchCodecError) -> [UInt8] {
+            let n = Int(try u32(what))
+            return Array(try take(n, what))
+        }
+    }
+}
+
+/// One operation of a batch request: what a single REST call would carry.
+public struct BatchItem: Sendable, Equatable {
+    public enum Method: UInt8, Sendable, CaseIterable {
+        case get = 1, post = 2, delete = 3
+
+        /// The HTTP method name.
+        public var name: String {
+            switch self {
+            case .get: "GET"
+            case .post: "POST"
+            case .delete: "DELETE"
+            }
+        }
+
+        public init?(name: String) {
+            switch name {
+            case "GET": self = .get
+            case "POST": self = .post
+            case "DELETE": self = .delete
+            default: return nil
+            }
+        }
+    }
+
+    public var method: Method
+    /// Path and query relative to the base path, e.g. `/services/7/tasks/start`.
+    public var target: String
+    /// The `ContactCenterId` header (§6); nil (sent as empty) is none.
+    public var tenant: String?
+    /// The `Authorization` header; nil (sent as empty) is none.
+    public var authorization: String?
+    /// The canonical JSON body, or empty.
+    public var body: [UInt8]
+
+    public init(method: Method, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.tenant = tenant
+        self.authorization = authorization
+        self.body = body
+    }
+
+    /// The item of a route of the contract: its method and its target relative to the base.
+    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = []) {
+        self.init(method: Method(name: route.method)!, target: route.target(basePath: ""),
+                  tenant: tenant, authorization: authorization, body: body)
+    }
+}
+
+/// The answer to one item: exactly what the single call would have answered.
+public struct BatchResult: Sendable, Equatable {
+    public var status: Int
+    public var location: String?
+    /// Seconds to wait before coming back (429/503); nil (sent as 0) is none.
+    public var retryAfter: Int?
+    /// JSON (a representation, `{"task_id":N}`, or the error shape of §5), or empty.
+    public var body: [UInt8]
+
+    public init(status: Int, location: String? = nil, retryAfter: Int? = nil, body: [UInt8] = []) {
+        self.status = status
+        self.location = location
+        self.retryAfter = retryAfter
+        self.body = body
+    }
+}
+
+/// Why bytes are not a batch. Every one of these refuses the whole batch and changes nothing:
+/// 400 `ValidationException`, except `tooManyItems` (413 `PayloadTooLargeException`).
+public enum BatchCodecError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The first four bytes are not the magic of the direction.
+    case badMagic
+    /// A count of 0: a batch carries at least one item.
+    case emptyBatch
+    /// A length or a count runs past the end of the bytes.
+    case truncated(offset: Int, needed: String)
+    case unknownMethod(UInt8, item: Int, offset: Int)
+    /// Bytes left after the last item.
+    case trailingBytes(offset: Int, count: Int)
+    /// The header announces more items than the receiver takes.
+    case tooManyItems(count: Int, limit: Int)
+    /// Encoding only: a value does not fit its length field.
+    case fieldTooLong(field: String, length: Int)
+
+    public var description: String {
+        switch self {
+        case .badMagic: "malformed batch: it does not start with the magic (CSB1 for requests, CSR1 for responses)"
+        case .emptyBatch: "malformed batch: the item count is 0"
+        case .truncated(let offset, let needed): "malformed batch: truncated at byte \(offset), reading the \(needed)"
+        case .unknownMethod(let byte, let item, let offset):
+            "malformed batch: item \(item) has the unknown method byte \(byte) at byte \(offset) (1 GET, 2 POST, 3 DELETE)"
+        case .trailingBytes(let offset, let count): "malformed batch: \(count) bytes after the last item, at byte \(offset)"
+        case .tooManyItems(let count, let limit): "a batch holds at most \(limit) items, this one has \(count)"
+        case .fieldTooLong(let field, let length): "the batch field \(field) cannot hold \(length)"
+        }
+    }
+
+    /// The answer of §5 for the whole batch.
+    public var contextError: ContextError {
+        switch self {
+        case .tooManyItems: ContextError(status: 413, exception: "PayloadTooLargeException", message: description)
+        default: .validation(description)
+        }
+    }
+}
+
+extension ContextError {
+    /// A batch body over the configured size (413).
+    public static func batchTooLarge(limit: Int) -> ContextError {
+        ContextError(status: 413, exception: "PayloadTooLargeException", message: "batch larger than \(limit) bytes")
+    }
+
+    /// A batch that is not `application/x-cs-batch` (415).
+    public static func batchUnsupportedMediaType(_ contentType: String?) -> ContextError {
+        let got = contentType.map { "got \($0)" } ?? "no Content-Type"
+        return ContextError(status: 415, exception: "UnsupportedMediaTypeException",
+                            message: "a batch must be \(BatchCodec.contentType); \(got)")
+    }
+}

@@ -1,0 +1,188 @@
+import ContextModel
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Sends the calls of one event loop to the core in batches (`POST {base}/batch`, the core's
+/// group-commit extension), carrying out `BatcherStateMachine`'s decisions: no lock, no
+/// thread hop, one timer. Each call's answer is exactly what its single call would have got.
+///
+/// Against a core without the batch endpoint (configured, or detected when it answers a
+/// batch with 404) the batcher is in vendor mode: each batch's calls go singly, pipelined on
+/// the pool's connections, and the queue bound, deadlines and shedding still apply. A 404
+/// batch was not applied, so its calls are sent again singly. A batch lost to a broken
+/// connection is never resent: its calls fail UNAVAILABLE (a start is not idempotent).
+final class UpstreamBatcher {
+    struct Configuration: Sendable, Equatable {
+        /// Calls per batch at most.
+        var maxItems = 256
+        /// Encoded bytes per batch at most (the core refuses batches over 16 MiB).
+        var maxBytes = 4 << 20
+        /// How long a call may wait for companions while batches are in flight.
+        var maxDelay: TimeAmount = .microseconds(500)
+        /// Batches in flight per event loop.
+        var maxInFlight = 4
+        /// Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).
+        var maxQueued = 10_000
+    }
+
+    private struct Waiting {
+        var item: BatchItem
+        var promise: EventLoopPromise<UpstreamResponse>
+    }
+
+    let eventLoop: any EventLoop
+    private let pool: UpstreamPool
+    private let batchTarget: String
+    private let logger: Logger
+    private var machine: BatcherStateMachine
+    private var waiting: [UInt64: Waiting] = [:]
+    private var nextID: UInt64 = 1
+    private var timer: Scheduled<Void>?
+    /// False in vendor mode (configured, or the core answered a batch with 404): every call
+    /// then goes singly.
+    private(set) var batchSupported: Bool
+    private let basePath: String
+
+    init(eventLoop: any EventLoop, pool: UpstreamPool, basePath: String, configuration: Configuration,
+         batchSupported: Bool = true, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.batchSupported = batchSupported
+        self.pool = pool
+        self.basePath = basePath
+        var base = Substring(basePath)
+        while base.last == "/" { base = base.dropLast() }
+        self.batchTarget = String(base) + BatchCodec.path
+        self.logger = logger
+        self.machine = BatcherStateMachine(configuration: .init(
+            maxItems: configuration.maxItems, maxBytes: configuration.maxBytes,
+            maxDelayNanos: UInt64(max(0, configuration.maxDelay.nanoseconds)),
+            maxInFlight: configuration.maxInFlight, maxQueued: configuration.maxQueued))
+    }
+
+    private static var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    /// One call of the contract. On `eventLoop` only; the future completes there.
+    func send(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
+        let id = nextID
+        nextID &+= 1
+        let promise = eventLoop.makePromise(of: UpstreamResponse.self)
+        // Item framing: 1 + 2 + 2 + 2 + 4 bytes around target, tenant, authorization, body.
+        let bytes = 11 + item.target.utf8.count + (item.tenant?.utf8.count ?? 0)
+            + (item.authorization?.utf8.count ?? 0) + item.body.count
+        let now = Self.now
+        switch machine.enqueue(.init(id: id, bytes: bytes, deadline: deadline?.uptimeNanoseconds), now: now) {
+        case .failure(.queueFull):
+            promise.fail(UpstreamError.overloaded("too many calls are waiting for the task core; retry shortly"))
+        case .failure(.deadlineTooSoon):
+            promise.fail(UpstreamError.overloaded("the call's deadline is sooner than the task core is answering now"))
+        case .success(let actions):
+            waiting[id] = Waiting(item: item, promise: promise)
+            perform(actions)
+        }
+        return promise.futureResult
+    }
+
+    private func perform(_ actions: BatcherStateMachine.Actions) {
+        for id in actions.expired {
+            waiting.removeValue(forKey: id)?.promise.fail(UpstreamError.deadlineExceeded)
+        }
+        for batch in actions.send {
+            let calls = batch.compactMap { waiting.removeValue(forKey: $0.id) }
+            send(batch: calls)
+        }
+        if actions.cancelTimer {
+            timer?.cancel()
+            timer = nil
+        }
+        if let at = actions.armTimer {
+            timer?.cancel()
+            timer = eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(at)) { [weak self] in
+                guard let self else { return }
+                self.timer = nil
+                self.perform(self.machine.timerFired(now: Self.now))
+            }
+        }
+    }
+
+    private func send(batch calls: [Waiting]) {
+        let started = Self.now
+        guard batchSupported else {
+            // Vendor mode: the calls go singly; the batch is done when all have answered.
+            var left = calls.count
+            for call in calls {
+                let answer = sendSingly(call.item, deadline: nil)
+                call.promise.completeWith(answer)
+                answer.assumeIsolated().whenComplete { _ in
+                    left -= 1
+                    if left == 0 {
+                        let now = Self.now
+                        self.perform(self.machine.batchCompleted(roundTrip: now &- started, now: now))
+                    }
+                }
+            }
+            return
+        }
+        var body: [UInt8] = []
+        do {
+            try BatchCodec.appendRequestHeader(count: calls.count, to: &body)
+            for call in calls { try BatchCodec.appendItem(call.item, to: &body) }
+        } catch {
+            // An item the wire format cannot carry (a field over 64 KiB): fail the batch's calls.
+            let status = ContextError.validation("the call cannot be sent to the task core: \(error)")
+            for call in calls { call.promise.fail(UpstreamError.rejected(status)) }
+            perform(machine.batchCompleted(roundTrip: 0, now: Self.now))
+            return
+        }
+        let request = UpstreamRequest(method: .POST, target: batchTarget, body: body, contentType: BatchCodec.contentType)
+        pool.send(request).assumeIsolated().whenComplete { result in
+            let now = Self.now
+            switch result {
+            case .success(let response) where response.status == 200:
+                self.deliver(response, to: calls)
+            case .success(let response) where response.status == 404 && self.batchSupported:
+                // A core without the batch extension (vendor mode): nothing was applied.
+                self.logger.notice("the task core has no batch endpoint; sending each call on its own")
+                self.batchSupported = false
+                for call in calls { call.promise.completeWith(self.sendSingly(call.item, deadline: nil)) }
+            case .success(let response):
+                // The whole batch was refused (413, 415, 400, 503…): nothing was applied.
+                let error = UpstreamError.rejected(response.contextError)
+                for call in calls { call.promise.fail(error) }
+            case .failure(let error):
+                for call in calls { call.promise.fail(error) }
+            }
+            self.perform(self.machine.batchCompleted(roundTrip: now &- started, now: now))
+        }
+    }
+
+    private func deliver(_ response: UpstreamResponse, to calls: [Waiting]) {
+        let results: [BatchResult]
+        do {
+            results = try BatchCodec.decodeResponse(response.body)
+        } catch {
+            // The batch may have been applied: answer UNAVAILABLE-like, never resend.
+            let failure = UpstreamError.unavailable("the task core's batch answer is malformed: \(error)")
+            for call in calls { call.promise.fail(failure) }
+            return
+        }
+        guard results.count == calls.count else {
+            let failure = UpstreamError.unavailable("the task core answered \(results.count) of \(calls.count) batched calls")
+            for call in calls { call.promise.fail(failure) }
+            return
+        }
+        for (call, result) in zip(calls, results) {
+            call.promise.succeed(UpstreamResponse(status: result.status, location: result.location, body: result.body,
+                                                  retryAfter: result.retryAfter))
+        }
+    }
+
+    /// Vendor mode: the call on its own, pipelined on the pool's connections.
+    private func sendSingly(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
+        var base = Substring(basePath)
+        while base.last == "/" { base = base.dropLast() }
+        let request = UpstreamRequest(method: HTTPMethod(rawValue: item.method.name), target: String(base) + item.target,
+                                      tenant: item.tenant, authorization: item.authorization, body: item.body)
+        return pool.send(request, deadline: deadline)
+    }
+}
