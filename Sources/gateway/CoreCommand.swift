@@ -33,6 +33,15 @@ struct CoreOptions: ParsableArguments {
     @Option(help: "A bearer token that grants access; repeat for several. None: no authentication.")
     var authToken: [String] = []
 
+    @Flag(help: "Turn the batch extension (POST {base}/batch) off: the core then looks like a vendor core.")
+    var noBatchEndpoint = false
+
+    @Option(help: "Most items in one batch (413 beyond).")
+    var maxBatchItems: Int = CoreConfiguration.defaults.maxBatchItems
+
+    @Option(help: "Largest batch body, bytes (413 beyond).")
+    var maxBatchBytes: Int = CoreConfiguration.defaults.maxBatchBytes
+
     @Option(help: "Event loop threads (default: one per core).")
     var threads: Int = System.coreCount
 
@@ -40,8 +49,8 @@ struct CoreOptions: ParsableArguments {
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        guard maxBody > 0, maxDepth > 0, threads > 0 else {
-            throw ValidationError("--max-body, --max-depth and --threads must be positive")
+        guard maxBody > 0, maxDepth > 0, threads > 0, maxBatchItems > 0, maxBatchBytes > 0 else {
+            throw ValidationError("--max-body, --max-depth, --threads and the batch limits must be positive")
         }
     }
 
@@ -51,6 +60,9 @@ struct CoreOptions: ParsableArguments {
         config.publicBase = publicBase
         config.limits = JSONLimits(maxBytes: maxBody, maxDepth: maxDepth)
         config.authTokens = authToken
+        config.batchEnabled = !noBatchEndpoint
+        config.maxBatchItems = maxBatchItems
+        config.maxBatchBytes = maxBatchBytes
         return config
     }
 
@@ -82,6 +94,7 @@ struct CoreCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let termination = TerminationSignal.install()
         bootstrapLogging(options.logLevel)
         let logger = Logger(label: "cs.core")
         let address = HostPort(listen)!
@@ -94,7 +107,7 @@ struct CoreCommand: AsyncParsableCommand {
             "store": "\(options.storeDescription)",
         ])
 
-        await waitForTermination()
+        await termination.wait()
         logger.info("shutting down")
         await server.shutdown()
         try await store.close()
@@ -133,36 +146,50 @@ struct HostPort {
     }
 }
 
-/// Returns on SIGTERM or SIGINT.
-func waitForTermination() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let once = SignalOnce(continuation)
+/// SIGTERM and SIGINT, caught from the moment `install()` returns: install before anything
+/// announces that the process is ready, or a signal sent in between (a supervisor, a test
+/// that waits for the "listening" line) could be lost and the process never exit.
+final class TerminationSignal: @unchecked Sendable {
+    // `sources` is written once in `install`, before any signal can be handled.
+    private var sources: [any DispatchSourceSignal] = []
+    private let fired = NIOLockedValueBox(false)
+    private let waiter = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
+
+    static func install() -> TerminationSignal {
+        let t = TerminationSignal()
         for sig in [SIGTERM, SIGINT] {
+            // In this order: on Linux, libdispatch installs its own handler when the source
+            // is created, and a SIG_IGN set afterwards would replace it (signals then lost).
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { once.fire() }
+            source.setEventHandler { t.fire() }
             source.resume()
-            once.keep(source)
+            t.sources.append(source)
+        }
+        return t
+    }
+
+    private func fire() {
+        fired.withLockedValue { $0 = true }
+        waiter.withLockedValue { c in
+            c?.resume()
+            c = nil
         }
     }
-}
 
-/// Resumes the continuation on the first signal only; keeps the sources alive.
-private final class SignalOnce: @unchecked Sendable {
-    // Guarded by `lock`; @unchecked because DispatchSource is not Sendable.
-    private let lock = NIOLock()
-    private var continuation: CheckedContinuation<Void, Never>?
-    private var sources: [any DispatchSourceSignal] = []
-
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
-
-    func keep(_ source: any DispatchSourceSignal) { lock.withLock { sources.append(source) } }
-
-    func fire() {
-        let c = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-            defer { continuation = nil }
-            return continuation
+    /// Returns once a signal has arrived (at once if one already did).
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let already = fired.withLockedValue { $0 }
+            if already { return c.resume() }
+            waiter.withLockedValue { $0 = c }
+            // A signal between the two reads above resumed nothing: check again.
+            if fired.withLockedValue({ $0 }) {
+                waiter.withLockedValue { w in
+                    w?.resume()
+                    w = nil
+                }
+            }
         }
-        c?.resume()
     }
 }

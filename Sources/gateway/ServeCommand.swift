@@ -77,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let termination = TerminationSignal.install()
         bootstrapLogging(core.logLevel)
         let logger = Logger(label: "cs.gateway")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: core.threads)
@@ -124,7 +125,7 @@ struct ServeCommand: AsyncParsableCommand {
             "upstream": "http://\(upstreamAddress.host):\(upstreamAddress.port)\(core.basePath)",
         ])
 
-        await waitForTermination()
+        await termination.wait()
         logger.info("shutting down: draining gRPC connections")
         await server.shutdown()
         await gateway.close(group: group)

@@ -56,9 +56,18 @@ final class CoreProcess: @unchecked Sendable {
         output.fileHandleForReading.readabilityHandler = nil
     }
 
+    /// SIGTERM (graceful shutdown) and the exit status; -1 when the process did not exit
+    /// within 15 s (it is then killed, so no test hangs on it).
     func terminate() -> Int32 {
-        process.terminate()  // SIGTERM: graceful shutdown
-        process.waitUntilExit()
+        process.terminate()
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            output.fileHandleForReading.readabilityHandler = nil
+            return -1
+        }
         output.fileHandleForReading.readabilityHandler = nil
         return process.terminationStatus
     }
