@@ -129,3 +129,30 @@ def _alarm():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def start_core(tmp_path_factory):
+    """start_core(*extra_args, data=None, port=0, memory=False) → a standalone `gateway core`
+    process for this test (a fresh SQLite file unless data or memory), always killed when the
+    test ends."""
+    from helpers import Core
+
+    started: list[Core] = []
+
+    def start(*extra: str, data=None, port: int = 0, memory: bool = False) -> Core:
+        binary = gateway_binary()
+        if not binary.exists():
+            pytest.fail(f"{binary} does not exist: build it (swift build --product gateway) or set GATEWAY_BIN")
+        args = ["--listen", f"127.0.0.1:{port}", "--threads", "2"]
+        if memory:
+            args += ["--memory"]
+        else:
+            args += ["--data", str(data or tmp_path_factory.mktemp("core") / "cs.sqlite")]
+        core = Core(args + list(extra))
+        started.append(core)
+        return core
+
+    yield start
+    for core in started:
+        core.kill()

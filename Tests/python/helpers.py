@@ -162,3 +162,56 @@ def free_port() -> int:
 
 def trailing(error: grpc.RpcError) -> dict:
     return {k: v for k, v in (error.trailing_metadata() or ())}
+
+
+# MARK: a standalone core process
+
+
+class Core:
+    """One `gateway core` process (the task core alone), for tests whose gateway runs with
+    `--upstream`. `rest` is a RestClient of it; `address` is host:port for `--upstream`."""
+
+    def __init__(self, args: list[str]):
+        self.args = args
+        self.lines: list[str] = []
+        self.core_port: int | None = None
+        self.core_base = "/genesys/1/cs"
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [str(gateway_binary()), "core", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            text=True, errors="replace",
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(START_TIMEOUT) or self.core_port is None:
+            self.kill()
+            raise RuntimeError("the core did not start:\n" + self.log)
+        self.rest = RestClient(self)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if m := CORE_RE.search(line):
+                self.core_port = int(m.group(1))
+                self.core_base = m.group(2)
+                self._ready.set()
+        self._ready.set()  # exited before listening
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.core_port}"
+
+    def kill(self, sig: int = signal.SIGKILL):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._reader.join(2)

@@ -140,10 +140,14 @@ final class UpstreamBatcher {
             switch result {
             case .success(let response) where response.status == 200:
                 self.deliver(response, to: calls)
-            case .success(let response) where response.status == 404 && self.batchSupported:
-                // A core without the batch extension (vendor mode): nothing was applied.
-                self.logger.notice("the task core has no batch endpoint; sending each call on its own")
-                self.batchSupported = false
+            case .success(let response) where response.status == 404:
+                // A core without the batch extension (vendor mode): nothing was applied. Every
+                // batch answered 404 falls back, also those already in flight when the first
+                // 404 switched the mode.
+                if self.batchSupported {
+                    self.logger.notice("the task core has no batch endpoint; sending each call on its own")
+                    self.batchSupported = false
+                }
                 for call in calls { call.promise.completeWith(self.sendSingly(call.item, deadline: nil)) }
             case .success(let response):
                 // The whole batch was refused (413, 415, 400, 503…): nothing was applied.
