@@ -19,7 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address for gRPC clients, host:port.")
     var listen: String = "127.0.0.1:50051"
 
-    @Option(help: "An external task core, host:port. Without it, a core runs in this process.")
+    @Option(help: "External task cores, host:port[,host:port…]: calls spread over them (least outstanding); a failing one is ejected and probed back. Without it, a core runs in this process.")
     var upstream: String?
 
     @Option(help: "Where the embedded core listens (REST clients can use it too).")
@@ -65,7 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
     var maxQueued: Int = ContextGateway.Configuration().maxQueued
 
     func validate() throws {
-        for (name, value) in [("--listen", listen), ("--core-listen", coreListen)] + (upstream.map { [("--upstream", $0)] } ?? []) {
+        let upstreams = upstream.map { $0.split(separator: ",").map { ("--upstream", String($0)) } } ?? []
+        for (name, value) in [("--listen", listen), ("--core-listen", coreListen)] + upstreams {
             guard HostPort(value) != nil else { throw ValidationError("\(name) must be host:port, got '\(value)'") }
         }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -84,22 +85,22 @@ struct ServeCommand: AsyncParsableCommand {
 
         // The core: embedded, or the one named.
         var embedded: (server: CoreServer, store: any TaskStore)?
-        let upstreamAddress: HostPort
+        let upstreamAddresses: [HostPort]
         if let upstream {
-            upstreamAddress = HostPort(upstream)!
+            upstreamAddresses = upstream.split(separator: ",").map { HostPort(String($0))! }
         } else {
             let store = try core.makeStore(logger: logger)
             let address = HostPort(coreListen)!
             let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
             let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group)
             embedded = (server, store)
-            upstreamAddress = HostPort(host: address.host, port: server.port)
+            upstreamAddresses = [HostPort(host: address.host, port: server.port)]
             logger.info("task core listening", metadata: [
                 "address": "http://\(address.host):\(server.port)\(core.basePath)", "store": "\(core.storeDescription)",
             ])
         }
 
-        var upstreamConfig = UpstreamPool.Configuration(host: upstreamAddress.host, port: upstreamAddress.port)
+        var upstreamConfig = UpstreamPool.Configuration(addresses: upstreamAddresses.map { ($0.host, $0.port) })
         upstreamConfig.maxConnections = upstreamConnections
         var gatewayConfig = ContextGateway.Configuration()
         gatewayConfig.basePath = core.basePath
@@ -122,7 +123,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                    configuration: handlerConfig, tls: tls, logger: logger)
         logger.info("gateway listening", metadata: [
             "address": "\(tls == nil ? "h2c" : "h2 (TLS)")://\(address.host):\(server.port)",
-            "upstream": "http://\(upstreamAddress.host):\(upstreamAddress.port)\(core.basePath)",
+            "upstream": "\(upstreamAddresses.map { "http://\($0.host):\($0.port)\(core.basePath)" }.joined(separator: ", "))",
         ])
 
         await termination.wait()

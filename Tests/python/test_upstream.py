@@ -105,6 +105,17 @@ def test_upstream_that_comes_back(protos, start_gateway):
         upstream = SlowUpstream(delay=0, port=port)
         try:
             assert checker.Check(health.HealthCheckRequest(), timeout=T).status == health.HealthCheckResponse.SERVING
-            assert scripted_call(pb, stub, fast=True, marker=9).task_id == 9
+            # The pool reconnects with capped, jittered backoff (50 ms doubling, at most 5 s):
+            # until the current backoff ends, calls are refused fast with UNAVAILABLE rather
+            # than queued. After a couple of failures that is well under 2 s.
+            deadline = time.monotonic() + 2.0
+            while True:
+                try:
+                    assert scripted_call(pb, stub, fast=True, marker=9).task_id == 9
+                    break
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                    assert time.monotonic() < deadline, "no recovery within the backoff bound"
+                    time.sleep(0.05)
         finally:
             upstream.close()

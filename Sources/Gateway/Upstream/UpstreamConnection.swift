@@ -13,6 +13,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     private var body: ByteBuffer?
     private let hostHeader: String
     private var failed: UpstreamError?
+    /// The connection ended by an error (reset, I/O error, an answer it could not parse),
+    /// not by a keep-alive close: it counts toward ejecting the core.
+    private(set) var closedByError = false
 
     init(hostHeader: String) {
         self.hostHeader = hostHeader
@@ -57,6 +60,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             let bytes = body.map { Array($0.readableBytesView) } ?? []
             body = nil
             guard let promise = pending.popFirst() else {
+                closedByError = true
                 fail(context: context, .unavailable("the task core sent an answer nobody asked for"))
                 return
             }
@@ -73,6 +77,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closedByError = true
         fail(context: context, .unavailable("connection to the task core failed: \(error)"))
     }
 

@@ -3,49 +3,69 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The connections of one event loop to one core: up to `maxConnections` keep-alive
-/// connections, each with requests pipelined on it, the least busy chosen per call. Used
-/// only on its own event loop, so it needs no lock and calls never hop threads.
-///
-/// A straightforward pool on purpose: batching (issue 4) replaces what happens inside
-/// `send`, not its interface.
+/// The connections of one event loop to the task core(s): keep-alive HTTP/1.1 connections
+/// with requests pipelined on them, chosen by `PoolStateMachine` (least outstanding across
+/// cores; reconnect with capped, jittered backoff; a core that keeps failing is ejected and
+/// probed back). This class only carries out its actions, on its own event loop: no lock, no
+/// thread hop. A call that cannot be placed fails UNAVAILABLE at once, never hangs; calls
+/// lost with a connection fail UNAVAILABLE and are never resent (a start is not idempotent).
 public final class UpstreamPool {
     public struct Configuration: Sendable {
-        public var host: String
-        public var port: Int
-        /// Connections per event loop. A core runs the writes pipelined on one connection
-        /// one after another (RFC 9112 §9.3.2: only safe requests may run in parallel), so
-        /// concurrency toward the core comes from connections until batching (issue 4).
+        /// The cores, host and port each; calls spread over them.
+        public var addresses: [(host: String, port: Int)]
+        /// Connections per core per event loop. A core runs the writes pipelined on one
+        /// connection one after another (RFC 9112 §9.3.2), so concurrency comes from
+        /// connections (and from batching).
         public var maxConnections = 16
-        /// Requests in flight on one connection before another is opened.
+        /// Requests in flight on one connection before another is preferred or opened.
         public var pipelineDepth = 2
         public var connectTimeout: TimeAmount = .seconds(2)
+        /// Reconnect backoff: exponential from `backoffBase`, capped at `backoffMax`, with
+        /// full jitter; a core is ejected after `ejectAfterFailures` failures in a row.
+        public var backoffBase: TimeAmount = .milliseconds(50)
+        public var backoffMax: TimeAmount = .seconds(5)
+        public var ejectAfterFailures = 3
+        /// Calls waiting for a connection before new ones are refused.
+        public var maxWaiting = 1024
+
+        public init(addresses: [(host: String, port: Int)]) {
+            precondition(!addresses.isEmpty, "at least one core address")
+            self.addresses = addresses
+        }
 
         public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
+            self.init(addresses: [(host, port)])
         }
     }
 
-    private final class Connection {
-        var channel: (any Channel)?
-        var handler: UpstreamConnectionHandler?
-        /// Calls waiting for the connection to be established.
-        var waiting: [(UpstreamRequest, EventLoopPromise<UpstreamResponse>)] = []
-        var closed = false
-        var load: Int { (handler?.outstanding ?? 0) + waiting.count }
-    }
+    private typealias Machine = PoolStateMachine<SystemRandomNumberGenerator>
 
     public let eventLoop: any EventLoop
     private let configuration: Configuration
     private let logger: Logger
-    private var connections: [Connection] = []
+    private var machine: Machine
+    private var channels: [Machine.ConnectionID: any Channel] = [:]
+    /// Connections we closed ourselves (their close is not a failure).
+    private var closing: Set<Machine.ConnectionID> = []
+    private var waiting: [Machine.RequestID: (UpstreamRequest, EventLoopPromise<UpstreamResponse>)] = [:]
+    private var timer: Scheduled<Void>?
+    private var flushPending: [Machine.ConnectionID: any Channel] = [:]
 
     public init(eventLoop: any EventLoop, configuration: Configuration, logger: Logger = Logger(label: "cs.gateway.upstream")) {
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.logger = logger
+        self.machine = Machine(
+            coreCount: configuration.addresses.count,
+            configuration: .init(
+                maxConnectionsPerCore: configuration.maxConnections, pipelineDepth: configuration.pipelineDepth,
+                backoffBaseNanos: UInt64(max(1, configuration.backoffBase.nanoseconds)),
+                backoffMaxNanos: UInt64(max(1, configuration.backoffMax.nanoseconds)),
+                ejectAfterFailures: configuration.ejectAfterFailures, maxWaiting: configuration.maxWaiting),
+            generator: SystemRandomNumberGenerator())
     }
+
+    private static var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     /// Sends one call. Must be called on `eventLoop`; the future completes there too.
     public func send(_ request: UpstreamRequest, deadline: NIODeadline? = nil) -> EventLoopFuture<UpstreamResponse> {
@@ -54,55 +74,118 @@ public final class UpstreamPool {
             return eventLoop.makeFailedFuture(UpstreamError.deadlineExceeded)
         }
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
-        let connection = pick()
-        if let channel = connection.channel {
-            channel.write((request, promise), promise: nil)
-            scheduleFlush(channel)
-        } else {
-            connection.waiting.append((request, promise))
+        let admission = machine.request(now: Self.now)
+        switch admission.request {
+        case .use(let connection):
+            write(request, promise, on: connection)
+        case .wait(let id):
+            waiting[id] = (request, promise)
+        case .refuse(let failure):
+            promise.fail(Self.error(failure))
         }
+        perform(admission.actions)
         return promise.futureResult
     }
 
-    /// Whether a connection to the core is up or can be made now (gRPC health).
+    /// Whether a connection to a core is up or can be made now (gRPC health).
     public func isReachable() -> EventLoopFuture<Bool> {
-        if connections.contains(where: { $0.channel?.isActive == true }) {
+        if channels.values.contains(where: { $0.isActive }) {
             return eventLoop.makeSucceededFuture(true)
         }
-        return connect().map { $0.isActive }.recover { _ in false }
+        var attempts: [EventLoopFuture<Bool>] = []
+        for address in configuration.addresses {
+            attempts.append(connect(host: address.host, port: address.port).map { channel in
+                channel.close(promise: nil)
+                return true
+            }.recover { _ in false })
+        }
+        return EventLoopFuture.whenAllComplete(attempts, on: eventLoop).map { results in
+            results.contains { (try? $0.get()) == true }
+        }
     }
 
-    private func pick() -> Connection {
-        connections.removeAll { $0.closed }
-        let best = connections.min { $0.load < $1.load }
-        if let best, best.load < configuration.pipelineDepth || connections.count >= configuration.maxConnections {
-            return best
+    /// Closes every connection and refuses what waits (shutdown).
+    public func close() {
+        perform(machine.shutdown())
+        for (id, channel) in channels {
+            closing.insert(id)
+            channel.close(promise: nil)
         }
-        let connection = Connection()
-        connections.append(connection)
-        connect().assumeIsolated().whenComplete { result in
-            switch result {
-            case .success(let channel):
-                connection.channel = channel
-                connection.handler = try? channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
-                channel.closeFuture.assumeIsolated().whenComplete { _ in connection.closed = true }
-                for (request, promise) in connection.waiting { channel.write((request, promise), promise: nil) }
-                connection.waiting.removeAll()
-                channel.flush()
-            case .failure(let error):
-                connection.closed = true
-                let failure = UpstreamError.unavailable("cannot connect to the task core at \(self.configuration.host):\(self.configuration.port): \(error)")
-                for (_, promise) in connection.waiting { promise.fail(failure) }
-                connection.waiting.removeAll()
+    }
+
+    // MARK: Carrying out the machine's actions
+
+    private func perform(_ actions: Machine.Actions) {
+        for use in actions.use {
+            guard let (request, promise) = waiting.removeValue(forKey: use.request) else { continue }
+            write(request, promise, on: use.connection)
+        }
+        for refusal in actions.refuse {
+            waiting.removeValue(forKey: refusal.request)?.1.fail(Self.error(refusal.failure))
+        }
+        for connect in actions.connect {
+            open(connect.connection, core: connect.core, isProbe: connect.isProbe)
+        }
+        for id in actions.close {
+            closing.insert(id)
+            channels[id]?.close(promise: nil)
+        }
+        // `lostInFlight`: the connection's handler already failed those calls UNAVAILABLE.
+        if actions.cancelTimer {
+            timer?.cancel()
+            timer = nil
+        }
+        if let at = actions.scheduleTimer {
+            timer?.cancel()
+            timer = eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(at)) { [weak self] in
+                guard let self else { return }
+                self.timer = nil
+                self.perform(self.machine.timerFired(now: Self.now))
             }
         }
-        return connection
     }
 
-    private func connect() -> EventLoopFuture<any Channel> {
-        let host = configuration.host
-        let port = configuration.port
-        return ClientBootstrap(group: eventLoop)
+    private func write(_ request: UpstreamRequest, _ promise: EventLoopPromise<UpstreamResponse>, on id: Machine.ConnectionID) {
+        guard let channel = channels[id] else {
+            // The machine only hands out established connections; if one vanished in between,
+            // the call fails like any call lost with its connection.
+            promise.fail(UpstreamError.unavailable("the connection to the task core closed"))
+            perform(machine.requestFinished(id))
+            return
+        }
+        promise.futureResult.assumeIsolated().whenComplete { _ in
+            self.perform(self.machine.requestFinished(id))
+        }
+        channel.write((request, promise), promise: nil)
+        scheduleFlush(id, channel)
+    }
+
+    private func open(_ id: Machine.ConnectionID, core: Int, isProbe: Bool) {
+        let address = configuration.addresses[core]
+        connect(host: address.host, port: address.port).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                self.channels[id] = channel
+                // Taken now: once closed, the handler has left the pipeline.
+                let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
+                channel.closeFuture.assumeIsolated().whenComplete { _ in
+                    self.channels[id] = nil
+                    let asked = self.closing.remove(id) != nil
+                    let withError = !asked && (handler?.closedByError ?? true)
+                    self.perform(self.machine.connectionClosed(id, withError: withError, now: Self.now))
+                }
+                self.perform(self.machine.connected(id, now: Self.now))
+            case .failure(let error):
+                self.logger.debug("cannot connect to the task core", metadata: [
+                    "core": "\(address.host):\(address.port)", "probe": "\(isProbe)", "error": "\(error)",
+                ])
+                self.perform(self.machine.connectFailed(id, now: Self.now))
+            }
+        }
+    }
+
+    private func connect(host: String, port: Int) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -114,25 +197,25 @@ public final class UpstreamPool {
             .connect(host: host, port: port)
     }
 
-    private var flushPending: [ObjectIdentifier: any Channel] = [:]
-
     /// Calls made in one event-loop tick go out in one flush per connection.
-    private func scheduleFlush(_ channel: any Channel) {
-        let id = ObjectIdentifier(channel)
+    private func scheduleFlush(_ id: Machine.ConnectionID, _ channel: any Channel) {
         guard flushPending[id] == nil else { return }
         let first = flushPending.isEmpty
         flushPending[id] = channel
         guard first else { return }
         eventLoop.assumeIsolated().execute {
-            let channels = self.flushPending.values
+            let pending = self.flushPending.values
             self.flushPending.removeAll(keepingCapacity: true)
-            for channel in channels { channel.flush() }
+            for channel in pending { channel.flush() }
         }
     }
 
-    /// Closes every connection (shutdown).
-    public func close() {
-        for c in connections { c.channel?.close(promise: nil) }
-        connections.removeAll()
+    private static func error(_ failure: Machine.Failure) -> UpstreamError {
+        switch failure {
+        case .unavailable(.allCoresEjected): .unavailable("every task core is failing; retry shortly")
+        case .unavailable(.noConnection): .unavailable("no connection to the task core could be made")
+        case .unavailable(.overloaded): .unavailable("too many calls are waiting for a connection to the task core")
+        case .unavailable(.shutDown): .unavailable("the gateway is shutting down")
+        }
     }
 }

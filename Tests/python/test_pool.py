@@ -1,0 +1,47 @@
+"""Several task cores behind one gateway (`--upstream A,B`): calls spread over the cores,
+and when one dies the others carry the load (ejection, backoff, probing: issue 4's pool)."""
+
+from __future__ import annotations
+
+import time
+import grpc
+
+from helpers import CALL_TIMEOUT
+
+T = CALL_TIMEOUT
+
+
+def task_count(core) -> int:
+    return len(core.rest.get("/services/1/tasks").json())
+
+
+def test_calls_spread_over_cores_and_survive_one_dying(protos, start_core, start_gateway):
+    pb = protos.pb
+    a, b = start_core(memory=True), start_core(memory=True)
+    for core in (a, b):  # each core has its own store: make service 1 on both
+        assert core.rest.post("/services/start", {}).status == 201
+    gw = start_gateway("--no-batching", upstream=f"{a.address},{b.address}")
+    with gw.channel() as channel:
+        stub = protos.rpc.ContextServicesStub(channel)
+        futures = [stub.StartTask.future(pb.StartTaskRequest(service_id=1), timeout=T) for _ in range(400)]
+        assert all(f.result(timeout=30) is not None for f in futures)
+        # Least outstanding over both cores: each took part of the load.
+        on_a, on_b = task_count(a), task_count(b)
+        assert on_a + on_b == 400
+        assert on_a > 0 and on_b > 0, (on_a, on_b)
+
+        a.kill()
+        # Calls lost with A (in flight when it died) fail UNAVAILABLE and are not resent;
+        # after that, everything goes to B.
+        outcomes = []
+        began = time.monotonic()
+        for _ in range(200):
+            try:
+                stub.StartTask(pb.StartTaskRequest(service_id=1), timeout=T)
+                outcomes.append("OK")
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                outcomes.append("UNAVAILABLE")
+        assert time.monotonic() - began < 20
+        assert outcomes[-50:] == ["OK"] * 50, outcomes
+        assert task_count(b) == on_b + outcomes.count("OK")
