@@ -10,9 +10,7 @@ extension RESTRoute {
     }
 
     public func target(basePath: String = RESTRoute.defaultBasePath) -> String {
-        var base = Substring(basePath)
-        while base.last == "/" { base = base.dropLast() }
-        let s = "\(base)/services"
+        let s = "\(RESTRoute.trimmedBase(basePath))/services"
         switch self {
         case .startService:
             return "\(s)/start"

@@ -16,6 +16,14 @@ public enum RESTRoute: Sendable, Equatable {
     /// The base of every path (§2).
     public static let defaultBasePath = "/genesys/1/cs"
 
+    /// A base path without its trailing slashes: "/x/" and "/x" name the same base, and "/"
+    /// is the root ("").
+    public static func trimmedBase(_ basePath: String) -> Substring {
+        var base = Substring(basePath)
+        while base.last == "/" { base = base.dropLast() }
+        return base
+    }
+
     /// Whether the operation carries an event body.
     public var takesBody: Bool {
         switch self {
@@ -85,9 +93,7 @@ extension RESTRoute {
             path = target[...]
             query = ""
         }
-        // "/x/" and "/x" name the same base; "/" is the root.
-        var base = Substring(basePath)
-        while base.last == "/" { base = base.dropLast() }
+        let base = trimmedBase(basePath)
         guard path.hasPrefix(base) else { return .failure(.notFound(path: String(path))) }
         var rest = path.dropFirst(base.count)
         if rest.hasSuffix("/") { rest = rest.dropLast() }  // tolerate one trailing slash

@@ -17,8 +17,7 @@ extension ContextService {
         guard configuration.batchEnabled else { return false }
         var path = Substring(target.prefix { $0 != "?" })
         if path.hasSuffix("/") && path.count > 1 { path = path.dropLast() }
-        var base = Substring(configuration.basePath)
-        while base.last == "/" { base = base.dropLast() }
+        let base = RESTRoute.trimmedBase(configuration.basePath)
         return path.count == base.count + BatchCodec.path.count
             && path.hasPrefix(base) && path.hasSuffix(BatchCodec.path)
     }
@@ -96,8 +95,7 @@ extension ContextService {
 
     /// The single call an item stands for: its target under the base path, its body JSON.
     func request(for item: BatchItem) -> CoreRequest {
-        var base = Substring(configuration.basePath)
-        while base.last == "/" { base = base.dropLast() }
+        let base = RESTRoute.trimmedBase(configuration.basePath)
         return CoreRequest(method: item.method.name, target: String(base) + item.target, contentType: "application/json",
                            tenant: item.tenant, authorization: item.authorization, body: item.body)
     }

@@ -42,17 +42,16 @@ final class UpstreamBatcher {
     /// False in vendor mode (configured, or the core answered a batch with 404): every call
     /// then goes singly.
     private(set) var batchSupported: Bool
-    private let basePath: String
+    /// The core's base path without trailing slashes: item targets are relative to it.
+    private let base: String
 
     init(eventLoop: any EventLoop, pool: UpstreamPool, basePath: String, configuration: Configuration,
          batchSupported: Bool = true, logger: Logger) {
         self.eventLoop = eventLoop
         self.batchSupported = batchSupported
         self.pool = pool
-        self.basePath = basePath
-        var base = Substring(basePath)
-        while base.last == "/" { base = base.dropLast() }
-        self.batchTarget = String(base) + BatchCodec.path
+        self.base = String(RESTRoute.trimmedBase(basePath))
+        self.batchTarget = self.base + BatchCodec.path
         self.logger = logger
         self.machine = BatcherStateMachine(configuration: .init(
             maxItems: configuration.maxItems, maxBytes: configuration.maxBytes,
@@ -183,9 +182,7 @@ final class UpstreamBatcher {
 
     /// Vendor mode: the call on its own, pipelined on the pool's connections.
     private func sendSingly(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
-        var base = Substring(basePath)
-        while base.last == "/" { base = base.dropLast() }
-        let request = UpstreamRequest(method: HTTPMethod(rawValue: item.method.name), target: String(base) + item.target,
+        let request = UpstreamRequest(method: HTTPMethod(rawValue: item.method.name), target: base + item.target,
                                       tenant: item.tenant, authorization: item.authorization, body: item.body)
         return pool.send(request, deadline: deadline)
     }
