@@ -10,6 +10,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "gateway", targets: ["gateway"]),
+        // For gateway/bench/micro (a separate package): its benchmarks import these modules.
+        .library(name: "ContextModel", targets: ["ContextModel"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -17,9 +20,20 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(name: "ContextModel"),
+        // HTTP/1.1 serving shared by the core and the gateway's REST side: the request and
+        // answer of one REST call, and a keep-alive, pipelining connection handler.
+        .target(
+            name: "HTTPServing",
+            dependencies: [
+                "ContextModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .systemLibrary(
             name: "CProtobufC", path: "Sources/CProtobufC", pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]
@@ -33,6 +47,7 @@ let package = Package(
                 "ContextProto",
                 "CProtobufC",
                 "GatewayHTTP2",
+                "HTTPServing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -45,6 +60,7 @@ let package = Package(
             name: "TaskCore",
             dependencies: [
                 "ContextModel",
+                "HTTPServing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,13 +80,30 @@ let package = Package(
             dependencies: [
                 "CNghttp2",
                 "ContextModel",
+                "HTTPServing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `gateway load`: the load tool (closed and open loop, journeys), on the same nghttp2
+        // and protobuf-c stack as the gateway.
+        .target(
+            name: "LoadTool",
+            dependencies: [
+                "ContextModel",
+                "ContextProto",
+                "CProtobufC",
+                "GatewayHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .executableTarget(
             name: "gateway",
             dependencies: [
+                "LoadTool",
                 "TaskCore",
                 "Gateway",
                 "GatewayHTTP2",
@@ -100,6 +133,7 @@ let package = Package(
             name: "TaskCoreTests",
             dependencies: [
                 "TaskCore",
+                "HTTPServing",
                 "ContextModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -77,6 +77,11 @@ extension ContextError {
         ContextError(status: status, exception: "OverloadedException", message: message)
     }
 
+    /// The gateway gave up waiting for the task core (§7: 504 ⇄ DEADLINE_EXCEEDED).
+    public static func gatewayTimeout(_ message: String) -> ContextError {
+        ContextError(status: 504, exception: "GatewayTimeoutException", message: message)
+    }
+
     public static func internalError(_ message: String) -> ContextError {
         ContextError(status: 500, exception: "InternalException", message: message)
     }

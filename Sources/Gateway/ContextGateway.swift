@@ -23,23 +23,36 @@ public final class ContextGateway: GRPCService {
         public var batchMaxInFlight = 4
         /// Calls waiting per event loop before new ones are refused with RESOURCE_EXHAUSTED.
         public var maxQueued = 10_000
+        /// REST: bearer tokens checked at the gateway, in the core's order, before anything
+        /// is sent (set the core's tokens here too for identical refusals); empty: the core
+        /// alone checks.
+        public var authTokens: [String] = []
+        /// REST: how long a call may wait for the core before a 504 (gRPC calls carry their
+        /// own `grpc-timeout`).
+        public var restTimeout: TimeAmount = .seconds(30)
+        /// `GET` here answers 200 `{"status":"SERVING"}` or 503 (load balancers' health check).
+        public var healthPath = "/healthz"
+        /// Origins allowed by CORS (browsers: gRPC-Web and REST); `*` allows any. Empty: none.
+        public var corsAllowedOrigins: [String] = []
+        /// Largest gRPC-Web request message (native gRPC's limit is the HTTP/2 handler's).
+        public var maxMessageBytes = 4 << 20
         public init() {}
     }
 
     /// The upstream of one event loop: its connections and the batcher in front of them.
-    private struct Upstream {
+    struct Upstream {
         var pool: UpstreamPool
         var batcher: UpstreamBatcher
     }
 
     /// One upstream per event loop, each touched only on its own loop (`handle` runs there),
     /// so sharing the table across threads is safe: it is never mutated after `init`.
-    private struct Pools: @unchecked Sendable {
+    struct Pools: @unchecked Sendable {
         var byLoop: [ObjectIdentifier: Upstream]
     }
 
-    private let pools: Pools
-    private let configuration: Configuration
+    let pools: Pools
+    let configuration: Configuration
     private let logger: Logger
 
     public init(group: any EventLoopGroup, upstream: UpstreamPool.Configuration, configuration: Configuration = .init(),

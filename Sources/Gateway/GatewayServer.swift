@@ -1,12 +1,16 @@
 import GatewayHTTP2
+import HTTPServing
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
 
-/// The gateway's listening socket: h2c with prior knowledge (what gRPC clients send) or, with
-/// a TLS context, TLS with ALPN `h2`. Keeps its connections so a shutdown can drain them.
+/// The gateway's listening socket, one port for every client: HTTP/2 (h2c with prior
+/// knowledge, what gRPC clients send) for native gRPC, and, with a `RESTResponder`, HTTP/1.1
+/// too (`ProtocolDetector`) and every non-gRPC request on either (REST, gRPC-Web, health).
+/// With a TLS context: TLS with ALPN `h2` and `http/1.1`. Keeps its connections so a
+/// shutdown can drain them.
 public final class GatewayServer: Sendable {
     public let localAddress: SocketAddress
     private let channel: any Channel
@@ -23,17 +27,17 @@ public final class GatewayServer: Sendable {
     public var port: Int { localAddress.port ?? 0 }
 
     /// A TLS context for `h2` from PEM files.
-    public static func tlsContext(certificatePath: String, keyPath: String) throws -> NIOSSLContext {
+    public static func tlsContext(certificatePath: String, keyPath: String, http1: Bool = true) throws -> NIOSSLContext {
         let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
         let key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-        tls.applicationProtocols = ["h2"]  // RFC 9113 §3.2
+        tls.applicationProtocols = http1 ? ["h2", "http/1.1"] : ["h2"]  // RFC 9113 §3.2, RFC 7301
         tls.minimumTLSVersion = .tlsv12
         return try NIOSSLContext(configuration: tls)
     }
 
     public static func start(
-        host: String, port: Int, service: any GRPCService, group: any EventLoopGroup,
+        host: String, port: Int, service: any GRPCService, rest: (any RESTResponder)? = nil, group: any EventLoopGroup,
         configuration: GRPCServerHandler.Configuration = .defaults, tls: NIOSSLContext? = nil,
         logger: Logger = Logger(label: "cs.gateway")
     ) async throws -> GatewayServer {
@@ -51,7 +55,13 @@ public final class GatewayServer: Sendable {
                     if let tls {
                         try sync.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    try sync.addHandler(GRPCServerHandler(service: service, configuration: configuration, logger: logger))
+                    guard let rest else {
+                        try sync.addHandler(GRPCServerHandler(service: service, configuration: configuration, logger: logger))
+                        return
+                    }
+                    try sync.addHandler(ProtocolDetector(
+                        http2: { GRPCServerHandler(service: service, rest: rest, configuration: configuration, logger: logger) },
+                        http1: { PipelinedHTTPHandler(responder: rest) }))
                 }
             }
             .bind(host: host, port: port)
@@ -66,6 +76,7 @@ public final class GatewayServer: Sendable {
         let open = connections.withLockedValue { Array($0.values) }
         for connection in open {
             connection.pipeline.fireUserInboundEventTriggered(GRPCServerHandler.Drain())
+            connection.pipeline.fireUserInboundEventTriggered(PipelinedHTTPHandler.Drain())
         }
         let deadline = NIODeadline.now() + grace
         while !connections.withLockedValue({ $0.isEmpty }) && NIODeadline.now() < deadline {

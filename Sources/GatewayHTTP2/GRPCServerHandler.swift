@@ -1,12 +1,19 @@
 import ContextModel
+import HTTPServing
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// Serves gRPC (PROTOCOL-HTTP2.md) on one HTTP/2 connection through an nghttp2 server
 /// session, entirely on the connection's event loop: bytes in → `mem_recv` → per-stream
 /// headers and length-prefixed message → the service; answers → `mem_send` → one flush per
 /// read cycle (or per event-loop tick for answers that arrive between reads).
-public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+///
+/// With a `RESTResponder`, a request that is not native gRPC (its content type does not
+/// start with `application/grpc`, or is `application/grpc-web…`) is a plain HTTP exchange
+/// instead: its body is collected up to the responder's limit and it gets one HTTP answer
+/// (REST, gRPC-Web, health) that ends the stream without trailers.
+public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDelegate, GRPCCallSink {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
@@ -27,11 +34,15 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         enum Phase { case receiving, dispatched, responding, done }
         var phase = Phase.receiving
         let generation: UInt64
-        var isPost = false
+        /// A plain HTTP exchange (see the type's comment), not a gRPC call.
+        var isHTTP = false
+        var method = ""
+        var isPost: Bool { method == "POST" }
         var path: String?
         var contentType: String?
         var encoding: String?
         var timeout: TimeAmount?
+        var timeoutHeader: String?
         var badTimeout = false
         var tenant: String?
         var authorization: String?
@@ -45,6 +56,12 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         /// Answered before the client finished sending: RST_STREAM(NO_ERROR) once our end
         /// of the stream is on the wire (sooner, nghttp2 would drop the queued answer).
         var resetWhenSent = false
+        /// HTTP exchanges: the body so far, its limit, and the headers the gRPC path does not
+        /// read (as `name\0value\0` pairs: one allocation, turned into `HTTPHeaders` only
+        /// for an HTTP exchange).
+        var httpBody: ByteBuffer?
+        var httpLimit = 0
+        var otherHeaders: [UInt8] = []
 
         init(generation: UInt64, maxMessageBytes: Int, allocator: ByteBufferAllocator) {
             self.generation = generation
@@ -53,6 +70,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     private let service: any GRPCService
+    private let rest: (any RESTResponder)?
     private let configuration: Configuration
     private let logger: Logger
     private var session: NGHTTP2Session?
@@ -64,9 +82,10 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var draining = false
     private var closing = false
 
-    public init(service: any GRPCService, configuration: Configuration = .defaults,
+    public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
         self.service = service
+        self.rest = rest
         self.configuration = configuration
         self.logger = logger
     }
@@ -209,20 +228,29 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         case 5 where name.elementsEqual(":path".utf8):
             s.path = String(decoding: value, as: UTF8.self)
         case 7 where name.elementsEqual(":method".utf8):
-            s.isPost = value.elementsEqual("POST".utf8)
+            s.method = String(decoding: value, as: UTF8.self)  // short: no allocation
         case 12 where name.elementsEqual("content-type".utf8):
             s.contentType = String(decoding: value, as: UTF8.self)
         case 12 where name.elementsEqual("grpc-timeout".utf8):
             s.timeout = GRPCFraming.parseTimeout(value)
             s.badTimeout = s.timeout == nil
+            if rest != nil { s.timeoutHeader = String(decoding: value, as: UTF8.self) }
         case 13 where name.elementsEqual("grpc-encoding".utf8):
             s.encoding = String(decoding: value, as: UTF8.self)
         case 13 where name.elementsEqual("authorization".utf8):
             s.authorization = String(decoding: value, as: UTF8.self)
         case 15 where name.elementsEqual("contactcenterid".utf8):
             s.tenant = String(decoding: value, as: UTF8.self)
+        case 2 where name.elementsEqual("te".utf8), 10 where name.elementsEqual("user-agent".utf8),
+             20 where name.elementsEqual("grpc-accept-encoding".utf8):
+            break  // what every gRPC client sends and nothing here reads: not kept
         default:
-            break
+            guard rest != nil, name.first != UInt8(ascii: ":") else { break }
+            if s.otherHeaders.isEmpty { s.otherHeaders.reserveCapacity(128) }
+            s.otherHeaders.append(contentsOf: name)
+            s.otherHeaders.append(0)
+            s.otherHeaders.append(contentsOf: value)
+            s.otherHeaders.append(0)
         }
     }
 
@@ -238,6 +266,12 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     /// its message.
     private func checkRequestHeaders(_ streamID: Int32, _ s: Stream) {
         guard s.phase == .receiving else { return }
+        if let rest, !(s.contentType.map(Self.isGRPCProto) ?? false) {
+            s.isHTTP = true
+            (s.httpLimit, _) = rest.bodyLimit(method: s.method, target: s.path ?? "/")
+            s.httpBody = context!.channel.allocator.buffer(capacity: 0)
+            return
+        }
         guard s.isPost else {
             return respondHTTP(streamID, s, status: "405")
         }
@@ -276,6 +310,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
         guard let s = streams[streamID], s.phase == .receiving else { return }
+        if s.isHTTP {
+            return httpData(streamID, s, bytes)
+        }
         for event in s.reader.feed(bytes) {
             switch event {
             case .message(let message):
@@ -305,6 +342,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private func requestEnded(_ streamID: Int32, _ s: Stream) {
         s.requestEnded = true
         guard s.phase == .receiving else { return }
+        if s.isHTTP {
+            return dispatchHTTP(streamID, s)
+        }
         if s.reader.hasPartialMessage {
             return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "the request ended inside a message", exception: nil))
         }
@@ -316,7 +356,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         s.phase = .dispatched
         let request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
                                   tenant: s.tenant, authorization: s.authorization)
-        service.handle(request, responder: GRPCResponder(connection: self, streamID: streamID, generation: s.generation),
+        service.handle(request, responder: GRPCResponder(sink: self, streamID: streamID, generation: s.generation),
                        eventLoop: context!.eventLoop)
     }
 
@@ -349,25 +389,85 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         return (n, body.readableBytes == 0)
     }
 
-    func bodyComplete(_ streamID: Int32) {
-        guard let s = streams[streamID] else { return }
+    func bodyComplete(_ streamID: Int32) -> Bool {
+        guard let s = streams[streamID] else { return false }
         s.body = nil
+        if s.isHTTP { return false }  // the last DATA frame ends the stream
         try? session?.submitTrailers(streamID: streamID, s.trailers)
+        return true
     }
 
     // MARK: Answers
 
-    func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool {
+    public func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool {
         guard let s = streams[streamID], s.generation == generation else { return false }
         return s.phase == .dispatched
     }
 
-    func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline? {
+    // MARK: Plain HTTP exchanges
+
+    private func httpData(_ streamID: Int32, _ s: Stream, _ bytes: UnsafeRawBufferPointer) {
+        guard var body = s.httpBody else { return }
+        guard body.readableBytes + bytes.count <= s.httpLimit, let rest else {
+            let (_, tooLarge) = rest!.bodyLimit(method: s.method, target: s.path ?? "/")
+            return respondHTTP(streamID, s, tooLarge)
+        }
+        s.httpBody = nil  // one reference, so the write below grows the buffer in place
+        body.writeBytes(bytes)
+        s.httpBody = body
+    }
+
+    private func dispatchHTTP(_ streamID: Int32, _ s: Stream) {
+        guard let rest, let body = s.httpBody else { return }
+        s.httpBody = nil
+        s.phase = .dispatched
+        var headers = HTTPHeaders()
+        var rest8 = s.otherHeaders[...]
+        while let nameEnd = rest8.firstIndex(of: 0) {
+            let valueStart = rest8.index(after: nameEnd)
+            guard let valueEnd = rest8[valueStart...].firstIndex(of: 0) else { break }
+            headers.add(name: String(decoding: rest8[..<nameEnd], as: UTF8.self),
+                        value: String(decoding: rest8[valueStart..<valueEnd], as: UTF8.self))
+            rest8 = rest8[rest8.index(after: valueEnd)...]
+        }
+        if let type = s.contentType { headers.add(name: "content-type", value: type) }
+        if let timeout = s.timeoutHeader { headers.add(name: "grpc-timeout", value: timeout) }
+        s.otherHeaders = []
+        let request = RESTRequest(method: s.method, target: s.path ?? "/", contentType: s.contentType, tenant: s.tenant,
+                                  authorization: s.authorization, body: Array(body.readableBytesView), headers: headers)
+        let generation = s.generation
+        rest.respond(to: request, eventLoop: context!.eventLoop).assumeIsolated().whenComplete { result in
+            guard let s = self.streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
+            self.respondHTTP(streamID, s, (try? result.get()) ?? RESTResponse(.internalError("the request failed")))
+        }
+    }
+
+    /// One whole HTTP answer: headers, then the body, whose last DATA frame ends the stream.
+    private func respondHTTP(_ streamID: Int32, _ s: Stream, _ response: RESTResponse) {
+        guard s.phase == .receiving || s.phase == .dispatched else { return }
+        var block = HeaderBlock()
+        block.add(":status", String(response.status))
+        response.forEachHeader { block.add($0, $1) }
+        block.add("content-length", String(response.body.count))
+        guard !response.body.isEmpty else { return finish(streamID, s, block) }
+        s.deadlineTask?.cancel()
+        s.resetWhenSent = !s.requestEnded
+        s.phase = .responding
+        s.body = context!.channel.allocator.buffer(bytes: response.body)
+        do {
+            try session?.submitHeaders(streamID: streamID, block, hasBody: true)
+        } catch {
+            logger.error("cannot submit a response", metadata: ["error": "\(error)"])
+        }
+        scheduleFlush()
+    }
+
+    public func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline? {
         guard let s = streams[streamID], s.generation == generation else { return nil }
         return s.deadline
     }
 
-    func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
+    public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
         guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
         switch result {
         case .success(let message):
@@ -393,7 +493,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     /// `:status 200`, `content-type: application/grpc`: every successful response's headers.
-    private static let okHeaders = HeaderBlock([(":status", "200"), ("content-type", "application/grpc")])
+    /// Never mutated after it is built, so sharing it across event loops is safe.
+    nonisolated(unsafe) private static let okHeaders = HeaderBlock([(":status", "200"), ("content-type", "application/grpc")])
 
     /// A trailers-only response (PROTOCOL-HTTP2.md "Responses"): one HEADERS frame with the
     /// status that ends the stream.

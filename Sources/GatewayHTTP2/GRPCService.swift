@@ -22,14 +22,28 @@ public protocol GRPCService: Sendable {
     func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop)
 }
 
+/// Where a call's answer goes: the HTTP/2 connection it came on, or a gRPC-Web exchange.
+/// Used on the call's event loop only.
+public protocol GRPCCallSink: AnyObject {
+    func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool
+    func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline?
+    func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>)
+}
+
 /// Answers one call, once. Not Sendable: use it on the connection's event loop.
 public struct GRPCResponder {
     /// Strong on purpose: an answer may arrive after the connection closed and its handler
     /// left the pipeline; the handler then ignores it (`isActive` is false). `unowned` here
     /// crashed the gateway under load when clients went away with calls in flight.
-    let connection: GRPCServerHandler
+    let connection: any GRPCCallSink
     let streamID: Int32
     let generation: UInt64
+
+    public init(sink: any GRPCCallSink, streamID: Int32, generation: UInt64) {
+        self.connection = sink
+        self.streamID = streamID
+        self.generation = generation
+    }
 
     /// False once the call was answered, timed out, cancelled by the client (RST_STREAM) or
     /// lost with its connection: work for it can be skipped.

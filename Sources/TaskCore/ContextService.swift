@@ -1,61 +1,15 @@
 import ContextModel
 import GRDB
+import HTTPServing
 import Logging
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One REST request as the core sees it: only what the contract reads.
-public struct CoreRequest: Sendable {
-    public var method: String
-    /// Path and query, as in the request line.
-    public var target: String
-    public var contentType: String?
-    /// The `ContactCenterId` header (§6).
-    public var tenant: String?
-    public var authorization: String?
-    public var body: [UInt8]
-
-    public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
-                authorization: String? = nil, body: [UInt8] = []) {
-        self.method = method
-        self.target = target
-        self.contentType = contentType
-        self.tenant = tenant
-        self.authorization = authorization
-        self.body = body
-    }
-}
-
-public struct CoreResponse: Sendable, Equatable {
-    public var status: Int
-    public var location: String?
-    /// For 405: the methods the path allows.
-    public var allow: [String]?
-    /// For 429/503: seconds to wait before coming back.
-    public var retryAfter: Int?
-    /// JSON, or empty (204, and the 200 of Delete Service); a batch answer's bytes.
-    public var body: [UInt8]
-    /// The body's media type; nil is `application/json`.
-    public var contentType: String?
-
-    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil, body: [UInt8] = [],
-                contentType: String? = nil) {
-        self.status = status
-        self.location = location
-        self.allow = allow
-        self.retryAfter = retryAfter
-        self.body = body
-        self.contentType = contentType
-    }
-
-    /// An error answer; load shedding (429, 503) always says when to come back (§5).
-    public init(_ error: ContextError, allow: [String]? = nil, retryAfter: Int? = nil) {
-        let shed = error.status == 429 || error.status == 503
-        self.init(status: error.status, allow: allow, retryAfter: retryAfter ?? (shed ? 1 : nil), body: error.jsonBody)
-    }
-}
+/// The core speaks the REST messages of `HTTPServing`, shared with the gateway's REST side.
+public typealias CoreRequest = RESTRequest
+public typealias CoreResponse = RESTResponse
 
 /// The Context Services operations of §2 over a `TaskStore`: parses the route, checks
 /// credentials, tenant and content type, validates the body, runs the store, and shapes the
@@ -170,42 +124,14 @@ public final class ContextService: Sendable {
         }
     }
 
-    // MARK: Checks
+    // MARK: Checks (shared with the gateway's REST side: `RESTChecks`)
 
     private func authorize(_ header: String?) throws(ContextError) {
-        guard !configuration.authTokens.isEmpty else { return }
-        guard let header else { throw .unauthorized("an Authorization: Bearer header is required") }
-        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
-            throw .unauthorized("the Authorization header must be a Bearer token")
-        }
-        let token = Array(header.utf8.dropFirst(7))
-        // Compare against every token in constant time per token, so timing says nothing
-        // about which prefix matched.
-        var matched = false
-        for candidate in configuration.authTokens {
-            matched = constantTimeEqual(Array(candidate.utf8), token) || matched
-        }
-        guard matched else { throw .unauthorized("the credentials are not valid") }
+        try RESTChecks.authorize(header, tokens: configuration.authTokens)
     }
 
-    /// The tenant of §6: no header is the default tenant ("").
     static func tenant(_ header: String?) throws(ContextError) -> String {
-        guard let header, !header.isEmpty else { return "" }
-        guard header.utf8.count <= 256, header.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw .validation("ContactCenterId must be 1 to 256 visible ASCII characters")
-        }
-        return header
-    }
-
-    /// §5: a body must be `application/json` (parameters allowed; a charset must be UTF-8).
-    static func checkContentType(_ value: String?) throws(ContextError) {
-        guard let value else { throw .unsupportedMediaType(nil) }
-        let parts = value.split(separator: ";").map { $0.trimmingSpaces.lowercased() }
-        guard parts.first == "application/json" else { throw .unsupportedMediaType(value) }
-        for parameter in parts.dropFirst() where parameter.hasPrefix("charset=") {
-            let charset = parameter.dropFirst("charset=".count).filter { $0 != "\"" }
-            guard charset == "utf-8" || charset == "utf8" else { throw .unsupportedMediaType(value) }
-        }
+        try RESTChecks.tenant(header)
     }
 
     // MARK: Writes
@@ -213,10 +139,8 @@ public final class ContextService: Sendable {
     /// The store command of a write route, with its body validated; nil for reads.
     private func command(for route: RESTRoute, tenant: String, request: CoreRequest) throws(ContextError) -> WriteCommand? {
         func event(_ kind: ResourceKind, _ phase: EventPhase) throws(ContextError) -> Event {
-            // No body at all is an event with no fields (decided): `curl -X POST …/end` works.
-            if request.body.isEmpty { return Event(kind: kind, phase: phase) }
-            try Self.checkContentType(request.contentType)
-            return try Event.parse(request.body, kind: kind, phase: phase, limits: configuration.limits)
+            try RESTChecks.event(for: route, body: request.body, contentType: request.contentType,
+                                 limits: configuration.limits) ?? Event(kind: kind, phase: phase)
         }
         let now = clock()
         switch route {
@@ -297,20 +221,4 @@ public final class ContextService: Sendable {
         logger.error("storage failure", metadata: ["error": "\(error)"])
         return .internalError("the task store failed; the request was not applied")
     }
-}
-
-extension StringProtocol {
-    var trimmingSpaces: Substring {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return s
-    }
-}
-
-func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    guard a.count == b.count else { return false }
-    var diff: UInt8 = 0
-    for i in a.indices { diff |= a[i] ^ b[i] }
-    return diff == 0
 }

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import HTTPServing
 
 /// Counts requests handed to the service and not yet answered, so a shutdown can wait for them.
 final class InFlightCounter: Sendable {
@@ -11,6 +12,32 @@ final class InFlightCounter: Sendable {
     func enter() { count.withLockedValue { $0 += 1 } }
     func leave() { count.withLockedValue { $0 -= 1 } }
     var value: Int { count.withLockedValue { $0 } }
+}
+
+/// The core's service as the HTTP/1.1 handler sees it; counts what is in flight.
+struct CoreResponder: RESTResponder {
+    let service: ContextService
+    let inFlight: InFlightCounter
+
+    func bodyLimit(method: String, target: String) -> (limit: Int, tooLarge: RESTResponse) {
+        if service.isBatchRequest(method: method, target: target) {
+            let limit = service.configuration.maxBatchBytes
+            return (limit, RESTResponse(.batchTooLarge(limit: limit)))
+        }
+        let limit = service.configuration.limits.maxBytes
+        return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
+    }
+
+    func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+        let promise = eventLoop.makePromise(of: RESTResponse.self)
+        inFlight.enter()
+        let service = self.service, inFlight = self.inFlight
+        promise.completeWithTask {
+            defer { inFlight.leave() }
+            return await service.handle(request)
+        }
+        return promise.futureResult
+    }
 }
 
 /// The task core's HTTP/1.1 server: keep-alive and pipelining (the gateway relies on both).
@@ -43,10 +70,10 @@ public final class CoreServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    // No pipelining assistance: CoreHTTPHandler orders pipelined answers
+                    // No pipelining assistance: PipelinedHTTPHandler orders pipelined answers
                     // itself while their requests run concurrently.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-                    try sync.addHandler(CoreHTTPHandler(service: service, inFlight: inFlight))
+                    try sync.addHandler(PipelinedHTTPHandler(responder: CoreResponder(service: service, inFlight: inFlight)))
                 }
             }
             .bind(host: host, port: port)

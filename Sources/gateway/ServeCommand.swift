@@ -13,10 +13,10 @@ import TaskCore
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the gRPC gateway, with an embedded task core unless --upstream is given."
+        abstract: "Run the gateway (gRPC, gRPC-Web and REST on one port), with an embedded task core unless --upstream is given."
     )
 
-    @Option(help: "Address for gRPC clients, host:port.")
+    @Option(help: "Address for every client (gRPC over HTTP/2; REST, gRPC-Web and health over HTTP/1.1 or HTTP/2), host:port.")
     var listen: String = "127.0.0.1:50051"
 
     @Option(help: "External task cores, host:port[,host:port…]: calls spread over them (least outstanding); a failing one is ejected and probed back. Without it, a core runs in this process.")
@@ -28,7 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Embedded core")
     var core: CoreOptions
 
-    @Option(help: "TLS certificate chain (PEM). With --tls-key: serve TLS with ALPN h2 instead of h2c.")
+    @Option(help: "TLS certificate chain (PEM). With --tls-key: serve TLS (ALPN h2 and http/1.1) instead of cleartext.")
     var tlsCert: String?
 
     @Option(help: "TLS private key (PEM).")
@@ -64,13 +64,26 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).")
     var maxQueued: Int = ContextGateway.Configuration().maxQueued
 
+    @Flag(help: "Serve native gRPC only: no REST, gRPC-Web or HTTP/1.1 on the gateway's port.")
+    var grpcOnly = false
+
+    @Option(help: "GET here answers 200 {\"status\":\"SERVING\"} or 503 (for load balancers).")
+    var healthPath: String = ContextGateway.Configuration().healthPath
+
+    @Option(name: .customLong("cors-origin"), help: "An origin browsers may call from (gRPC-Web, REST); repeat it, or '*' for any. None: CORS is off.")
+    var corsOrigins: [String] = []
+
+    @Option(help: "REST calls: how long to wait for the core before answering 504, milliseconds.")
+    var restTimeoutMillis: Int64 = 30_000
+
     func validate() throws {
         let upstreams = upstream.map { $0.split(separator: ",").map { ("--upstream", String($0)) } } ?? []
         for (name, value) in [("--listen", listen), ("--core-listen", coreListen)] + upstreams {
             guard HostPort(value) != nil else { throw ValidationError("\(name) must be host:port, got '\(value)'") }
         }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
-        guard maxMessageBytes > 0, upstreamConnections > 0, batchMaxItems > 0, batchMaxInFlight > 0, maxQueued > 0,
+        guard healthPath.hasPrefix("/") else { throw ValidationError("--health-path must start with /") }
+        guard maxMessageBytes > 0, restTimeoutMillis > 0, upstreamConnections > 0, batchMaxItems > 0, batchMaxInFlight > 0, maxQueued > 0,
               batchMaxDelayMicros >= 0 else {
             throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
         }
@@ -110,6 +123,11 @@ struct ServeCommand: AsyncParsableCommand {
         gatewayConfig.batchMaxDelay = .microseconds(batchMaxDelayMicros)
         gatewayConfig.batchMaxInFlight = batchMaxInFlight
         gatewayConfig.maxQueued = maxQueued
+        gatewayConfig.authTokens = core.coreConfiguration.authTokens  // refuse at the gateway as the core would
+        gatewayConfig.restTimeout = .milliseconds(restTimeoutMillis)
+        gatewayConfig.healthPath = healthPath
+        gatewayConfig.corsAllowedOrigins = corsOrigins
+        gatewayConfig.maxMessageBytes = maxMessageBytes
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
 
         var handlerConfig = GRPCServerHandler.Configuration()
@@ -117,17 +135,19 @@ struct ServeCommand: AsyncParsableCommand {
         handlerConfig.http2.maxConcurrentStreams = maxConcurrentStreams
         handlerConfig.http2.initialWindowSize = initialWindowSize
         handlerConfig.http2.maxHeaderListSize = maxHeaderListSize
-        let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!) }
+        let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
         let address = HostPort(listen)!
-        let server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, group: group,
-                                                   configuration: handlerConfig, tls: tls, logger: logger)
+        let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)
+        let server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, rest: rest,
+                                                   group: group, configuration: handlerConfig, tls: tls, logger: logger)
         logger.info("gateway listening", metadata: [
-            "address": "\(tls == nil ? "h2c" : "h2 (TLS)")://\(address.host):\(server.port)",
+            "address": "\(tls == nil ? "http" : "https")://\(address.host):\(server.port)",
+            "serves": "\(grpcOnly ? "gRPC" : "gRPC, gRPC-Web, REST \(core.basePath), health \(healthPath)")",
             "upstream": "\(upstreamAddresses.map { "http://\($0.host):\($0.port)\(core.basePath)" }.joined(separator: ", "))",
         ])
 
         await termination.wait()
-        logger.info("shutting down: draining gRPC connections")
+        logger.info("shutting down: draining connections")
         await server.shutdown()
         await gateway.close(group: group)
         if let embedded {

@@ -108,7 +108,7 @@ final class H2TestClient: NGHTTP2SessionDelegate {
         return (n, record.pendingBody.isEmpty)
     }
 
-    func bodyComplete(_ streamID: Int32) {}
+    func bodyComplete(_ streamID: Int32) -> Bool { false }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {}
 }

@@ -1,6 +1,7 @@
 import ContextModel
 import Foundation
 import GRDB
+import HTTPServing
 import Testing
 @testable import TaskCore
 
@@ -317,7 +318,7 @@ struct CoreHTTPTests {
         try await CoreHarness.with(.memory) { core in
             let sid = try await core.startService()
             let port = core.port
-            let count = CoreHTTPHandler.maxPipelined * 3 + 7
+            let count = PipelinedHTTPHandler.maxPipelined * 3 + 7
             let responses = try await detached {
                 let client = try RawHTTPClient(port: port)
                 var burst: [UInt8] = []

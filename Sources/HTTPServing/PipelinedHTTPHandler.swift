@@ -2,7 +2,9 @@ import ContextModel
 import NIOCore
 import NIOHTTP1
 
-/// Serves the REST API on one HTTP/1.1 connection, with keep-alive and pipelining.
+/// Serves REST on one HTTP/1.1 connection, with keep-alive and pipelining; the task core and
+/// the gateway's HTTP/1.1 side both use it, so a REST client sees the same connection
+/// behaviour from either.
 ///
 /// RFC 9112 §9.3.2: pipelined requests may be processed in parallel only if they are all
 /// safe, and answers go out in request order. So consecutive GETs run concurrently, while a
@@ -13,56 +15,58 @@ import NIOHTTP1
 ///
 /// At most `maxPipelined` requests are queued or running per connection: beyond that,
 /// reading from the socket pauses until answers go out (backpressure, bounded memory).
-final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = Never
-    typealias OutboundOut = HTTPServerResponsePart
+public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias OutboundIn = Never
+    public typealias OutboundOut = HTTPServerResponsePart
 
-    static let maxPipelined = 128
+    /// Sent through the pipeline for a graceful shutdown: take no new request, answer those
+    /// already read (the last with `Connection: close`), then close.
+    public struct Drain: Sendable { public init() {} }
+
+    public static let maxPipelined = 128
 
     private enum Receiving {
         case idle
         /// Collecting a body within the limit.
         case body(HTTPRequestHead, ByteBuffer)
         /// The body went over the limit: the rest is read and dropped, then 413.
-        case discarding(HTTPRequestHead)
+        case discarding(HTTPRequestHead, RESTResponse)
         /// No more requests are taken on this connection (an answer with `Connection:
         /// close` is queued); whatever else arrives is ignored.
         case closing
     }
 
-    private let service: ContextService
-    private let maxBodyBytes: Int
-    private let inFlight: InFlightCounter
+    private let responder: any RESTResponder
     private var receiving = Receiving.idle
-    /// Whether the request being received is a batch (its body limit is `maxBatchBytes`).
-    private var receivingBatch = false
+    /// The body limit of the request being received.
+    private var bodyLimit = 0
     /// The sequence number of the next complete request, and of the next answer to write.
     private var nextRequest: UInt64 = 0
     private var nextAnswer: UInt64 = 0
-    private var ready: [UInt64: (response: CoreResponse, keepAlive: Bool)] = [:]
+    private var ready: [UInt64: (response: RESTResponse, keepAlive: Bool)] = [:]
     private var readPaused = false
     private var active = true
+    private var draining = false
     /// Complete requests waiting for an unsafe request before them (or, if unsafe, for
     /// everything before them) to finish.
-    private var queued = CircularBuffer<(sequence: UInt64, request: CoreRequest, keepAlive: Bool, safe: Bool)>()
+    private var queued = CircularBuffer<(sequence: UInt64, request: RESTRequest, keepAlive: Bool)>()
     private var running = 0
     private var runningUnsafe = false
 
-    init(service: ContextService, inFlight: InFlightCounter) {
-        self.service = service
-        self.maxBodyBytes = service.configuration.limits.maxBytes
-        self.inFlight = inFlight
+    public init(responder: any RESTResponder) {
+        self.responder = responder
     }
 
     private var pending: Int { Int(nextRequest - nextAnswer) }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = receiving else { return }
-            receivingBatch = service.isBatchRequest(method: head.method.rawValue, target: head.uri)
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > bodyLimit {
+            let (limit, tooLarge) = responder.bodyLimit(method: head.method.rawValue, target: head.uri)
+            bodyLimit = limit
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 // Refuse before reading a byte of it: the client may be sending gigabytes.
                 answer(tooLarge, keepAlive: false, context: context)
                 return
@@ -77,7 +81,8 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(var chunk):
             guard case .body(let head, var body) = receiving else { return }
             if body.readableBytes + chunk.readableBytes > bodyLimit {
-                receiving = .discarding(head)
+                let (_, tooLarge) = responder.bodyLimit(method: head.method.rawValue, target: head.uri)
+                receiving = .discarding(head, tooLarge)
             } else {
                 receiving = .idle  // drop the reference so `body` grows in place
                 body.writeBuffer(&chunk)
@@ -86,10 +91,10 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             switch receiving {
             case .body(let head, let body):
-                receiving = head.isKeepAlive ? .idle : .closing
+                receiving = head.isKeepAlive && !draining ? .idle : .closing
                 dispatch(head, body, context: context)
-            case .discarding(let head):
-                receiving = head.isKeepAlive ? .idle : .closing
+            case .discarding(let head, let tooLarge):
+                receiving = head.isKeepAlive && !draining ? .idle : .closing
                 answer(tooLarge, keepAlive: head.isKeepAlive, context: context)
             case .idle, .closing:
                 break
@@ -97,59 +102,40 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The body limit of the request being received, and its 413.
-    private var bodyLimit: Int { receivingBatch ? service.configuration.maxBatchBytes : maxBodyBytes }
-    private var tooLarge: CoreResponse {
-        receivingBatch ? CoreResponse(.batchTooLarge(limit: bodyLimit)) : CoreResponse(.payloadTooLarge(limit: bodyLimit))
-    }
-
     private func dispatch(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
         let sequence = nextRequest
         nextRequest += 1
-        let request = CoreRequest(
-            method: head.method.rawValue,
-            target: head.uri,
-            contentType: head.headers.first(name: "content-type"),
-            tenant: head.headers.first(name: "contactcenterid"),
-            authorization: head.headers.first(name: "authorization"),
-            body: Array(body.readableBytesView))
-        // A batch (`POST {base}/batch`) is unsafe like every POST: it waits for everything
-        // before it and holds back everything after it.
-        let safe = head.method == .GET || head.method == .HEAD || head.method == .OPTIONS
-        queued.append((sequence, request, head.isKeepAlive, safe))
+        queued.append((sequence, RESTRequest(head: head, body: Array(body.readableBytesView)), head.isKeepAlive))
         pump(context: context)
     }
 
     /// Starts every queued request the ordering rules allow now.
     private func pump(context: ChannelHandlerContext) {
-        while let next = queued.first, !runningUnsafe, next.safe || running == 0 {
+        while let next = queued.first, !runningUnsafe, next.request.isSafe || running == 0 {
             queued.removeFirst()
             running += 1
-            runningUnsafe = !next.safe
-            let (sequence, request, keepAlive, safe) = next
-            let service = self.service
-            let promise = context.eventLoop.makePromise(of: CoreResponse.self)
-            inFlight.enter()
-            promise.completeWithTask { await service.handle(request) }
-            promise.futureResult.assumeIsolated().whenSuccess { response in
-                self.inFlight.leave()
+            let safe = next.request.isSafe
+            runningUnsafe = !safe
+            let (sequence, request, keepAlive) = next
+            responder.respond(to: request, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
                 self.running -= 1
                 if !safe { self.runningUnsafe = false }
+                let response = (try? result.get()) ?? RESTResponse(.internalError("the request failed"))
                 self.complete(sequence, response, keepAlive: keepAlive, context: context)
                 if self.active { self.pump(context: context) }
             }
         }
     }
 
-    /// Queues an answer that needs no store: it still waits for the answers before it.
-    private func answer(_ response: CoreResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+    /// Queues an answer that needs no service: it still waits for the answers before it.
+    private func answer(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
         if !keepAlive { receiving = .closing }
         let sequence = nextRequest
         nextRequest += 1
         complete(sequence, response, keepAlive: keepAlive, context: context)
     }
 
-    private func complete(_ sequence: UInt64, _ response: CoreResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+    private func complete(_ sequence: UInt64, _ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext) {
         guard active else { return }
         ready[sequence] = (response, keepAlive)
         var wrote = false
@@ -157,7 +143,9 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         while let next = ready.removeValue(forKey: nextAnswer) {
             nextAnswer += 1
             wrote = true
-            if next.keepAlive {
+            // Draining: the last answer owed closes the connection.
+            let keepAlive = next.keepAlive && !(draining && pending == 0)
+            if keepAlive {
                 write(next.response, keepAlive: true, context: context)
             } else {
                 let promise = context.eventLoop.makePromise(of: Void.self)
@@ -182,15 +170,12 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Writes one whole answer (head, body, end) without flushing.
-    private func write(_ response: CoreResponse, keepAlive: Bool, context: ChannelHandlerContext,
+    private func write(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext,
                        promise: EventLoopPromise<Void>? = nil) {
         var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
-        if !response.body.isEmpty { headers.add(name: "content-type", value: response.contentType ?? "application/json") }
+        headers.reserveCapacity(5 + response.headers.count)
+        response.forEachHeader { headers.add(name: $0, value: $1) }
         headers.add(name: "content-length", value: String(response.body.count))
-        if let location = response.location { headers.add(name: "location", value: location) }
-        if let allow = response.allow { headers.add(name: "allow", value: allow.joined(separator: ", ")) }
-        if let retryAfter = response.retryAfter { headers.add(name: "retry-after", value: String(retryAfter)) }
         if !keepAlive { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status),
                                     headers: headers)
@@ -202,7 +187,7 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
     }
 
-    func read(context: ChannelHandlerContext) {
+    public func read(context: ChannelHandlerContext) {
         if pending >= Self.maxPipelined {
             readPaused = true
             return
@@ -210,16 +195,35 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.read()
     }
 
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is Drain else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard !draining else { return }
+        draining = true
+        switch receiving {
+        case .idle:
+            receiving = .closing
+            if pending == 0 {
+                active = false
+                context.close(promise: nil)
+            }
+        case .body, .discarding, .closing:
+            break  // the request being read is answered, then the connection closes
+        }
+    }
+
     /// A request NIO could not parse gets a 400 in the contract's shape, after the answers
     /// before it, and the connection closes: after a framing error nothing more on it can be
     /// trusted.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard error is HTTPParserError else {
             context.fireErrorCaught(error)
             return
         }
         guard active, !isClosing else { return }
-        answer(CoreResponse(.validation("malformed HTTP request: \(error)")), keepAlive: false, context: context)
+        answer(RESTResponse(.validation("malformed HTTP request: \(error)")), keepAlive: false, context: context)
     }
 
     private var isClosing: Bool {
@@ -227,7 +231,7 @@ final class CoreHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return false
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         active = false
         ready.removeAll()
         queued.removeAll()

@@ -1,0 +1,81 @@
+/// The checks of a REST request that come before the store, in the order the core makes them
+/// (route first, then these): credentials, tenant, content type, body. The core and the
+/// gateway's REST side both call these, so a request refused by one is refused by the other
+/// with the same status and message.
+public enum RESTChecks {
+    /// §5: with tokens configured, `Authorization: Bearer <token>` must name one of them.
+    /// No tokens: no check.
+    public static func authorize(_ header: String?, tokens: [String]) throws(ContextError) {
+        guard !tokens.isEmpty else { return }
+        guard let header else { throw .unauthorized("an Authorization: Bearer header is required") }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw .unauthorized("the Authorization header must be a Bearer token")
+        }
+        let token = Array(header.utf8.dropFirst(7))
+        // Compare against every token in constant time per token, so timing says nothing
+        // about which prefix matched.
+        var matched = false
+        for candidate in tokens {
+            matched = constantTimeEqual(Array(candidate.utf8), token) || matched
+        }
+        guard matched else { throw .unauthorized("the credentials are not valid") }
+    }
+
+    /// The tenant of §6: no header is the default tenant ("").
+    public static func tenant(_ header: String?) throws(ContextError) -> String {
+        guard let header, !header.isEmpty else { return "" }
+        guard header.utf8.count <= 256, header.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw .validation("ContactCenterId must be 1 to 256 visible ASCII characters")
+        }
+        return header
+    }
+
+    /// §5: a body must be `application/json` (parameters allowed; a charset must be UTF-8).
+    public static func checkContentType(_ value: String?) throws(ContextError) {
+        guard let value else { throw .unsupportedMediaType(nil) }
+        let parts = value.split(separator: ";").map { $0.trimmingBlanks.lowercased() }
+        guard parts.first == "application/json" else { throw .unsupportedMediaType(value) }
+        for parameter in parts.dropFirst() where parameter.hasPrefix("charset=") {
+            let charset = parameter.dropFirst("charset=".count).filter { $0 != "\"" }
+            guard charset == "utf-8" || charset == "utf8" else { throw .unsupportedMediaType(value) }
+        }
+    }
+
+    /// The validated event of a write route's body; nil for routes that take none (reads,
+    /// Delete Service). No body at all is an event with no fields (decided): `curl -X POST
+    /// …/end` works.
+    public static func event(
+        for route: RESTRoute, body: [UInt8], contentType: String?, limits: JSONLimits
+    ) throws(ContextError) -> Event? {
+        let kind: ResourceKind, phase: EventPhase
+        switch route {
+        case .startService: (kind, phase) = (.service, .start)
+        case .endService: (kind, phase) = (.service, .end)
+        case .startState: (kind, phase) = (.state, .start)
+        case .endState: (kind, phase) = (.state, .end)
+        case .startTask: (kind, phase) = (.task, .start)
+        case .endTask: (kind, phase) = (.task, .end)
+        case .deleteService, .queryService, .queryState, .queryTask, .queryTasks: return nil
+        }
+        if body.isEmpty { return Event(kind: kind, phase: phase) }
+        try checkContentType(contentType)
+        return try Event.parse(body, kind: kind, phase: phase, limits: limits)
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    public var trimmingBlanks: Substring {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return s
+    }
+}
+
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var diff: UInt8 = 0
+    for i in a.indices { diff |= a[i] ^ b[i] }
+    return diff == 0
+}

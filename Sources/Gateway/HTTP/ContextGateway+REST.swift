@@ -1,0 +1,104 @@
+import ContextModel
+import HTTPServing
+import NIOCore
+
+/// REST on the gateway (CONTEXT-SERVICES.md §2): the request is routed and checked with the
+/// core's own model code (`RESTRoute`, `RESTChecks`, `Event`), its body rewritten as canonical
+/// JSON, and sent through the event loop's batcher and pool like a gRPC call; the core's
+/// answer goes back as it came (status, `Location`, body), so a REST client cannot tell the
+/// gateway from the core except by speed. Refusals made here are the ones the core would
+/// make, with the same status and message.
+extension ContextGateway {
+    func respondREST(_ request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+        guard let upstream = pools.byLoop[ObjectIdentifier(eventLoop)] else {
+            return eventLoop.makeSucceededFuture(RESTResponse(.internalError("no upstream for this event loop")))
+        }
+        let route: RESTRoute
+        switch RESTRoute.parse(method: request.method, target: request.target, basePath: configuration.basePath) {
+        case .success(let r):
+            route = r
+        case .failure(let error):
+            let path = String(request.target.prefix { $0 != "?" })
+            if case .methodNotAllowed(let allowed) = error {
+                return eventLoop.makeSucceededFuture(RESTResponse(error.contextError(method: request.method, path: path),
+                                                                  allow: allowed))
+            }
+            return eventLoop.makeSucceededFuture(RESTResponse(error.contextError(method: request.method, path: path)))
+        }
+        let body: [UInt8]
+        do throws(ContextError) {
+            try RESTChecks.authorize(request.authorization, tokens: configuration.authTokens)
+            _ = try RESTChecks.tenant(request.tenant)
+            body = try RESTChecks.event(for: route, body: request.body, contentType: request.contentType,
+                                        limits: configuration.limits)?.canonicalJSON ?? []
+        } catch {
+            return eventLoop.makeSucceededFuture(RESTResponse(error))
+        }
+        let item = BatchItem(route, tenant: request.tenant, authorization: request.authorization, body: body)
+        let deadline = NIODeadline.now() + configuration.restTimeout
+        let answer = RESTAnswer(eventLoop: eventLoop, timeout: configuration.restTimeout, deadline: deadline)
+        upstream.batcher.send(item, deadline: deadline).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let response):
+                answer.complete(RESTResponse(status: response.status, location: response.location,
+                                             retryAfter: response.retryAfter, body: response.body))
+            case .failure(let error):
+                answer.complete(Self.restResponse(for: error))
+            }
+        }
+        return answer.promise.futureResult
+    }
+
+    /// What a REST call that got no answer from the core is told (the REST side of
+    /// `status(for:)`): shed → 429, unreachable → 503, both with `Retry-After`.
+    static func restResponse(for error: any Error) -> RESTResponse {
+        switch error as? UpstreamError {
+        case .overloaded(let message):
+            return RESTResponse(.overloaded(status: 429, message), retryAfter: 1)
+        case .unavailable(let message):
+            return RESTResponse(.overloaded(status: 503, message), retryAfter: 1)
+        case .deadlineExceeded:
+            return RESTResponse(.gatewayTimeout("the task core did not answer in time; the request may or may not have been applied"))
+        case .rejected(let error):
+            return RESTResponse(error)
+        case nil:
+            return RESTResponse(.overloaded(status: 503, "\(error)"), retryAfter: 1)
+        }
+    }
+
+    /// `GET {healthPath}` for load balancers: the same state as grpc.health.v1 Check.
+    func respondHealth(eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+        guard let upstream = pools.byLoop[ObjectIdentifier(eventLoop)] else {
+            return eventLoop.makeSucceededFuture(RESTResponse(.internalError("no upstream for this event loop")))
+        }
+        return upstream.pool.isReachable().map { reachable in
+            reachable
+                ? RESTResponse(status: 200, body: Array(#"{"status":"SERVING"}"#.utf8))
+                : RESTResponse(status: 503, retryAfter: 1, body: Array(#"{"status":"NOT_SERVING"}"#.utf8))
+        }
+    }
+}
+
+/// The answer of one REST call: the core's, or a 504 once the gateway's REST timeout passed
+/// (the call may still be applied; it is never resent).
+private final class RESTAnswer {
+    let promise: EventLoopPromise<RESTResponse>
+    private var timer: Scheduled<Void>?
+    private var done = false
+
+    init(eventLoop: any EventLoop, timeout: TimeAmount, deadline: NIODeadline) {
+        promise = eventLoop.makePromise(of: RESTResponse.self)
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.complete(RESTResponse(.gatewayTimeout(
+                "the task core did not answer within \(timeout.nanoseconds / 1_000_000) ms; the request may or may not have been applied")))
+        }
+    }
+
+    func complete(_ response: RESTResponse) {
+        guard !done else { return }
+        done = true
+        timer?.cancel()
+        timer = nil
+        promise.succeed(response)
+    }
+}

@@ -1,0 +1,106 @@
+import ContextModel
+import GatewayHTTP2
+import HTTPServing
+import NIOCore
+
+/// Everything on the gateway's port that is not native gRPC, over HTTP/1.1 or HTTP/2: CORS
+/// preflights, gRPC-Web calls (to the same service as native gRPC), the HTTP health check,
+/// and REST (`ContextGateway+REST.swift`).
+public struct GatewayHTTPService: RESTResponder {
+    let gateway: ContextGateway
+
+    public init(gateway: ContextGateway) {
+        self.gateway = gateway
+    }
+
+    private var configuration: ContextGateway.Configuration { gateway.configuration }
+
+    public func bodyLimit(method: String, target: String) -> (limit: Int, tooLarge: RESTResponse) {
+        if Self.isRPCPath(target) {
+            // gRPC-Web: one message and its prefix, base64 in text mode (4 bytes per 3).
+            let limit = (configuration.maxMessageBytes + 5 + 2) / 3 * 4
+            return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
+        }
+        let limit = configuration.limits.maxBytes
+        return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
+    }
+
+    /// `/package.Service/Method`: a gRPC path, never a REST one (those start with the base).
+    static func isRPCPath(_ target: String) -> Bool {
+        target.hasPrefix("/genesys.cs.v1.ContextServices/") || target.hasPrefix("/grpc.health.v1.Health/")
+    }
+
+    public func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+        let origin = request.headers.first(name: "origin")
+        let allowed = origin.flatMap { allowedOrigin($0) }
+        if request.method == "OPTIONS", let origin, request.headers.contains(name: "access-control-request-method") {
+            return eventLoop.makeSucceededFuture(preflight(request, origin: origin, allowed: allowed))
+        }
+        // CORS on the actual request (Fetch standard): the allowed origin, and the headers a
+        // browser script may read: gRPC-Web's status and our exception, REST's Location.
+        let cors: [RESTResponse.Field] = allowed.map {
+            [.init("access-control-allow-origin", $0), .init("vary", "Origin"),
+             .init("access-control-expose-headers", "grpc-status, grpc-message, cs-exception, location, retry-after")]
+        } ?? []
+        func withCORS(_ response: RESTResponse) -> RESTResponse {
+            guard !cors.isEmpty else { return response }
+            var response = response
+            response.headers += cors
+            return response
+        }
+        switch GRPCWeb.classify(contentType: request.contentType) {
+        case .call(let mode):
+            return GRPCWeb.serve(request, mode: mode, service: gateway, eventLoop: eventLoop,
+                                 maxMessageBytes: configuration.maxMessageBytes, headers: cors)
+        case .unsupported(let response):
+            return eventLoop.makeSucceededFuture(withCORS(response))
+        case nil:
+            break
+        }
+        if Self.isNativeGRPC(request.contentType) {
+            // Only reachable over HTTP/1.1: on HTTP/2 these go to the gRPC handler.
+            return eventLoop.makeSucceededFuture(withCORS(RESTResponse(status: 415, body: ContextError(
+                status: 415, exception: "UnsupportedMediaTypeException",
+                message: "gRPC needs HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2); over HTTP/1.1 use gRPC-Web").jsonBody)))
+        }
+        if request.method == "GET", request.target == configuration.healthPath {
+            return gateway.respondHealth(eventLoop: eventLoop).map(withCORS)
+        }
+        let answer = gateway.respondREST(request, eventLoop: eventLoop)
+        return cors.isEmpty ? answer : answer.map(withCORS)
+    }
+
+    static func isNativeGRPC(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let base = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            .trimmingBlanks.lowercased()
+        return base == "application/grpc" || base.hasPrefix("application/grpc+")
+    }
+
+    /// The value of `Access-Control-Allow-Origin` for `origin`, nil when it is not allowed.
+    private func allowedOrigin(_ origin: String) -> String? {
+        let origins = configuration.corsAllowedOrigins
+        if origins.contains(origin) { return origin }
+        if origins.contains("*") { return origin }  // echoed, so credentials keep working
+        return nil
+    }
+
+    /// A CORS preflight (Fetch standard §3.2.2): allowed origins get the methods and request
+    /// headers the API uses; others a 403 in the contract's error shape.
+    private func preflight(_ request: RESTRequest, origin: String, allowed: String?) -> RESTResponse {
+        guard let allowed else {
+            return RESTResponse(status: 403, body: ContextError(
+                status: 403, exception: "ForbiddenException",
+                message: "origin \(origin) is not allowed by this gateway's CORS configuration").jsonBody)
+        }
+        let requested = request.headers.first(name: "access-control-request-headers")
+        return RESTResponse(status: 204, headers: [
+            .init("access-control-allow-origin", allowed),
+            .init("vary", "Origin"),
+            .init("access-control-allow-methods", "GET, POST, DELETE, OPTIONS"),
+            .init("access-control-allow-headers", requested ?? "content-type, x-grpc-web, x-user-agent, grpc-timeout, authorization, contactcenterid"),
+            .init("access-control-allow-credentials", "true"),
+            .init("access-control-max-age", "86400"),
+        ])
+    }
+}

@@ -1,0 +1,104 @@
+import ContextModel
+import NIOCore
+import NIOHTTP1
+
+/// One REST request, complete: what the contract reads of it, plus every header for the few
+/// callers that need more (gRPC-Web, CORS).
+public struct RESTRequest: Sendable {
+    public var method: String
+    /// Path and query, as in the request line (or HTTP/2 `:path`).
+    public var target: String
+    public var contentType: String?
+    /// The `ContactCenterId` header (CONTEXT-SERVICES.md §6).
+    public var tenant: String?
+    public var authorization: String?
+    public var body: [UInt8]
+    /// Every header, names as received (HTTP/1.1) or lower-case (HTTP/2).
+    public var headers: HTTPHeaders
+
+    public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
+                authorization: String? = nil, body: [UInt8] = [], headers: HTTPHeaders = [:]) {
+        self.method = method
+        self.target = target
+        self.contentType = contentType
+        self.tenant = tenant
+        self.authorization = authorization
+        self.body = body
+        self.headers = headers
+    }
+
+    /// A request from its head and body, the contract's headers picked out.
+    public init(head: HTTPRequestHead, body: [UInt8]) {
+        self.init(method: head.method.rawValue, target: head.uri,
+                  contentType: head.headers.first(name: "content-type"),
+                  tenant: head.headers.first(name: "contactcenterid"),
+                  authorization: head.headers.first(name: "authorization"),
+                  body: body, headers: head.headers)
+    }
+
+    /// Safe methods (RFC 9110 §9.2.1): pipelined ones may run concurrently.
+    public var isSafe: Bool { method == "GET" || method == "HEAD" || method == "OPTIONS" }
+}
+
+/// One REST answer.
+public struct RESTResponse: Sendable, Equatable {
+    public struct Field: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public var status: Int
+    public var location: String?
+    /// For 405: the methods the path allows.
+    public var allow: [String]?
+    /// For 429/503: seconds to wait before coming back.
+    public var retryAfter: Int?
+    /// JSON, or empty (204, and the 200 of Delete Service); a batch answer's bytes.
+    public var body: [UInt8]
+    /// The body's media type; nil is `application/json`.
+    public var contentType: String?
+    /// Any other header (CORS, gRPC-Web), lower-case names.
+    public var headers: [Field]
+
+    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil, body: [UInt8] = [],
+                contentType: String? = nil, headers: [Field] = []) {
+        self.status = status
+        self.location = location
+        self.allow = allow
+        self.retryAfter = retryAfter
+        self.body = body
+        self.contentType = contentType
+        self.headers = headers
+    }
+
+    /// An error answer; load shedding (429, 503) always says when to come back (§5).
+    public init(_ error: ContextError, allow: [String]? = nil, retryAfter: Int? = nil) {
+        let shed = error.status == 429 || error.status == 503
+        self.init(status: error.status, allow: allow, retryAfter: retryAfter ?? (shed ? 1 : nil), body: error.jsonBody)
+    }
+
+    /// The header fields of this answer in the order they are written, without framing
+    /// (`content-length`, `connection`): shared by the HTTP/1.1 and HTTP/2 writers so both
+    /// answer with the same headers.
+    public func forEachHeader(_ body: (String, String) -> Void) {
+        if !self.body.isEmpty { body("content-type", contentType ?? "application/json") }
+        if let location { body("location", location) }
+        if let allow { body("allow", allow.joined(separator: ", ")) }
+        if let retryAfter { body("retry-after", String(retryAfter)) }
+        for field in headers { body(field.name, field.value) }
+    }
+}
+
+/// What answers REST requests on a connection: the core's service, or the gateway's bridge.
+/// `respond` is called on the connection's event loop, and its future must complete on it.
+public protocol RESTResponder: Sendable {
+    /// The largest body accepted for a request with this method and target, and the answer
+    /// given when a body is larger.
+    func bodyLimit(method: String, target: String) -> (limit: Int, tooLarge: RESTResponse)
+    /// The answer to a complete request.
+    func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse>
+}
