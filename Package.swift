@@ -134,6 +134,7 @@ let package = Package(
             dependencies: [
                 "TaskCore",
                 "HTTPServing",
+                "Gateway",  // the REST conformance sweep runs the core's tests through a gateway too
                 "ContextModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -8,9 +8,9 @@ import Testing
 /// The REST API over a real socket, on a real SQLite file.
 @Suite("Task core over HTTP")
 struct CoreHTTPTests {
-    @Test("The full life of a service: states, tasks in and out of states, completion, every query flag, delete")
-    func fullLife() async throws {
-        try await CoreHarness.with { core in
+    @Test("The full life of a service: states, tasks in and out of states, completion, every query flag, delete", arguments: CoreHarness.Front.allCases)
+    func fullLife(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front) { core in
 
             let sid = try await core.startService(#"{"service_type":"sales","customer_id":"c-42","timestamp":"2017-04-27T10:18:00Z","channel":"ivr"}"#)
             #expect(sid == 1)
@@ -121,9 +121,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Extensions come back byte for byte")
-    func extensionsByteForByte() async throws {
-        try await CoreHarness.with { core in
+    @Test("Extensions come back byte for byte", arguments: CoreHarness.Front.allCases)
+    func extensionsByteForByte(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front) { core in
             let sid = try await core.startService()
             // Each key and value is kept as sent, whitespace inside a value included; the
             // whitespace between members is not part of any value and is not kept.
@@ -136,9 +136,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("The vendor's own Start Task example, fixed up into valid JSON")
-    func vendorExample() async throws {
-        try await CoreHarness.with { core in
+    @Test("The vendor's own Start Task example, fixed up into valid JSON", arguments: CoreHarness.Front.allCases)
+    func vendorExample(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front) { core in
             let sid = try await core.startService()
             let body = """
                 {"task_type":"customer info",
@@ -159,9 +159,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Tenants never see each other's data")
-    func tenancy() async throws {
-        try await CoreHarness.with { core in
+    @Test("Tenants never see each other's data", arguments: CoreHarness.Front.allCases)
+    func tenancy(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front) { core in
             let a = [("ContactCenterId", "tenant-a")]
             let b = [("ContactCenterId", "tenant-b")]
             let sid = try await core.startService(tenant: "tenant-a")
@@ -185,9 +185,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Every error has the contract's JSON shape and status")
-    func errorPaths() async throws {
-        try await CoreHarness.with(configure: { $0.limits = JSONLimits(maxBytes: 4096, maxDepth: 8) }) { core in
+    @Test("Every error has the contract's JSON shape and status", arguments: CoreHarness.Front.allCases)
+    func errorPaths(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front, configure: { $0.limits = JSONLimits(maxBytes: 4096, maxDepth: 8) }) { core in
             let sid = try await core.startService()
             _ = try await core.call("POST", "/services/\(sid)/tasks/start", body: "{}")
             _ = try await core.call("POST", "/services/\(sid)/tasks/1/end")
@@ -235,9 +235,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Credentials: 401 without or with a wrong bearer token, 2xx with a right one")
-    func authentication() async throws {
-        try await CoreHarness.with(.memory, configure: { $0.authTokens = ["s3cret", "other"] }) { core in
+    @Test("Credentials: 401 without or with a wrong bearer token, 2xx with a right one", arguments: CoreHarness.Front.allCases)
+    func authentication(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(.memory, front: front, configure: { $0.authTokens = ["s3cret", "other"] }) { core in
             for headers in [[], [("Authorization", "Bearer nope")], [("Authorization", "Basic czNjcmV0")]] {
                 let r = try await core.call("POST", "/services/start", body: "{}", headers: headers)
                 #expect(r.status == 401)
@@ -248,9 +248,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("A refused request changes nothing")
-    func refusalsChangeNothing() async throws {
-        try await CoreHarness.with(configure: { $0.limits = JSONLimits(maxBytes: 2048, maxDepth: 64) }) { core in
+    @Test("A refused request changes nothing", arguments: CoreHarness.Front.allCases)
+    func refusalsChangeNothing(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front, configure: { $0.limits = JSONLimits(maxBytes: 2048, maxDepth: 64) }) { core in
             let sid = try await core.startService(#"{"customer_id":"c"}"#)
             _ = try await core.call("POST", "/services/\(sid)/states/start", body: "{}")
             _ = try await core.call("POST", "/services/\(sid)/tasks/start", body: #"{"state_id":1}"#)
@@ -280,9 +280,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Keep-alive and pipelining: answers come back in request order on one connection")
-    func pipelining() async throws {
-        try await CoreHarness.with { core in
+    @Test("Keep-alive and pipelining: answers come back in request order on one connection", arguments: CoreHarness.Front.allCases)
+    func pipelining(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front) { core in
             let sid = try await core.startService()
             let port = core.port
             let base = CoreHarness.base
@@ -313,9 +313,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("More pipelined requests than a connection runs at once: reading pauses, every answer comes, in order")
-    func pipeliningBackpressure() async throws {
-        try await CoreHarness.with(.memory) { core in
+    @Test("More pipelined requests than a connection runs at once: reading pauses, every answer comes, in order", arguments: CoreHarness.Front.allCases)
+    func pipeliningBackpressure(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(.memory, front: front) { core in
             let sid = try await core.startService()
             let port = core.port
             let count = PipelinedHTTPHandler.maxPipelined * 3 + 7
@@ -341,9 +341,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("A body over the limit announced by Content-Length is refused at once and the connection closed")
-    func oversizedByContentLength() async throws {
-        try await CoreHarness.with(configure: { $0.limits = JSONLimits(maxBytes: 1024, maxDepth: 64) }) { core in
+    @Test("A body over the limit announced by Content-Length is refused at once and the connection closed", arguments: CoreHarness.Front.allCases)
+    func oversizedByContentLength(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front, configure: { $0.limits = JSONLimits(maxBytes: 1024, maxDepth: 64) }) { core in
             let sid = try await core.startService()
             let port = core.port
             let (response, closed) = try await detached {
@@ -360,9 +360,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("A chunked body over the limit is drained and refused; the connection stays usable")
-    func oversizedChunked() async throws {
-        try await CoreHarness.with(configure: { $0.limits = JSONLimits(maxBytes: 1024, maxDepth: 64) }) { core in
+    @Test("A chunked body over the limit is drained and refused; the connection stays usable", arguments: CoreHarness.Front.allCases)
+    func oversizedChunked(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front, configure: { $0.limits = JSONLimits(maxBytes: 1024, maxDepth: 64) }) { core in
             let sid = try await core.startService()
             let port = core.port
             let (first, second) = try await detached {
@@ -380,9 +380,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Malformed HTTP gets a JSON 400 and a closed connection")
-    func malformedHTTP() async throws {
-        try await CoreHarness.with(.memory) { core in
+    @Test("Malformed HTTP gets a JSON 400 and a closed connection", arguments: CoreHarness.Front.allCases)
+    func malformedHTTP(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(.memory, front: front) { core in
             let port = core.port
             for garbage in ["GARBAGE\r\n\r\n", "POST /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n"] {
                 let (r, closed) = try await detached {
@@ -398,9 +398,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Expect: 100-continue is answered before the body is sent")
-    func expectContinue() async throws {
-        try await CoreHarness.with(.memory) { core in
+    @Test("Expect: 100-continue is answered before the body is sent", arguments: CoreHarness.Front.allCases)
+    func expectContinue(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(.memory, front: front) { core in
             let port = core.port
             let (interim, final) = try await detached {
                 let client = try RawHTTPClient(port: port)
@@ -414,9 +414,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("A service whose task counter reached 2,147,483,647 refuses the next start with 409")
-    func idSpaceExhausted() async throws {
-        try await CoreHarness.with { core in
+    @Test("A service whose task counter reached 2,147,483,647 refuses the next start with 409", arguments: CoreHarness.Front.allCases)
+    func idSpaceExhausted(front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(front: front) { core in
             let sid = try await core.startService()
             // Set the counter on the real file through a second connection, as an operator could.
             let db = try DatabaseQueue(path: core.dataPath)
@@ -433,9 +433,9 @@ struct CoreHTTPTests {
         }
     }
 
-    @Test("Many clients starting tasks on one service at once get distinct, gap-free ids", arguments: [CoreHarness.Storage.sqlite, .memory])
-    func concurrentStarts(storage: CoreHarness.Storage) async throws {
-        try await CoreHarness.with(storage) { core in
+    @Test("Many clients starting tasks on one service at once get distinct, gap-free ids", arguments: [CoreHarness.Storage.sqlite, .memory], CoreHarness.Front.allCases)
+    func concurrentStarts(storage: CoreHarness.Storage, front: CoreHarness.Front) async throws {
+        try await CoreHarness.with(storage, front: front) { core in
             let sid = try await core.startService()
             let port = core.port
             let clients = 16, perClient = 25

@@ -1,24 +1,38 @@
 import ContextModel
 import Foundation
+import Gateway
 import NIOCore
 import NIOPosix
 @testable import TaskCore
 
 /// A real task core on a real socket (port 0) over a real SQLite file in a fresh folder, or
 /// over the in-memory store. Tests speak HTTP to it through `RawHTTPClient`.
+///
+/// With `front: .gateway`, the same tests talk to a real gateway in front of that core
+/// instead (REST bridged through its batcher and pool, CONTEXT-SERVICES.md §2): the REST
+/// conformance sweep of the gateway is the core's own test bodies, run against both.
 final class CoreHarness: @unchecked Sendable {
     enum Storage { case sqlite, memory }
+    enum Front: CaseIterable, CustomStringConvertible {
+        case core, gateway
+        var description: String { self == .core ? "straight to the core" : "through the gateway" }
+    }
 
     let directory: String
     let store: any TaskStore
     let server: CoreServer
     let group: MultiThreadedEventLoopGroup
-    var port: Int { server.port }
+    /// The gateway in front, with `front: .gateway`.
+    let gateway: (server: GatewayServer, service: ContextGateway)?
+    /// Where tests send their requests: the gateway when there is one.
+    var port: Int { gateway?.server.port ?? server.port }
+    /// The core itself, whatever the front.
+    var corePort: Int { server.port }
     var dataPath: String { directory + "/cs.sqlite" }
 
     static let base = RESTRoute.defaultBasePath
 
-    init(_ storage: Storage = .sqlite, configure: (inout CoreConfiguration) -> Void = { _ in }) async throws {
+    init(_ storage: Storage = .sqlite, front: Front = .core, configure: (inout CoreConfiguration) -> Void = { _ in }) async throws {
         directory = try makeTemporaryDirectory()
         switch storage {
         case .sqlite: store = try SQLiteTaskStore(.init(path: directory + "/cs.sqlite"))
@@ -29,9 +43,28 @@ final class CoreHarness: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         server = try await CoreServer.start(host: "127.0.0.1", port: 0,
                                             service: ContextService(store: store, configuration: config), group: group)
+        switch front {
+        case .core:
+            gateway = nil
+        case .gateway:
+            // Configured as `gateway serve` configures it from the core's options.
+            var gatewayConfig = ContextGateway.Configuration()
+            gatewayConfig.basePath = config.basePath
+            gatewayConfig.limits = config.limits
+            gatewayConfig.authTokens = config.authTokens
+            let service = ContextGateway(group: group, upstream: .init(host: "127.0.0.1", port: server.port),
+                                         configuration: gatewayConfig)
+            let gatewayServer = try await GatewayServer.start(host: "127.0.0.1", port: 0, service: service,
+                                                              rest: GatewayHTTPService(gateway: service), group: group)
+            gateway = (gatewayServer, service)
+        }
     }
 
     func stop() async throws {
+        if let gateway {
+            await gateway.server.shutdown(grace: .seconds(1))
+            await gateway.service.close(group: group)
+        }
         await server.shutdown(grace: .seconds(1))
         try await store.close()
         try await group.shutdownGracefully()
@@ -84,10 +117,10 @@ func jsonObject(_ body: [UInt8]) throws -> [String: Any] {
 extension CoreHarness {
     /// Runs `body` against a fresh core and always stops it.
     static func with(
-        _ storage: Storage = .sqlite, configure: (inout CoreConfiguration) -> Void = { _ in },
+        _ storage: Storage = .sqlite, front: Front = .core, configure: (inout CoreConfiguration) -> Void = { _ in },
         _ body: (CoreHarness) async throws -> Void
     ) async throws {
-        let core = try await CoreHarness(storage, configure: configure)
+        let core = try await CoreHarness(storage, front: front, configure: configure)
         do {
             try await body(core)
         } catch {
