@@ -35,7 +35,7 @@ def gateway_binary() -> Path:
 
 # MARK: the gateway process
 
-LISTEN_RE = re.compile(r"address=(h2c|h2 \(TLS\))://127\.0\.0\.1:(\d+) .*gateway listening")
+LISTEN_RE = re.compile(r"address=(https?)://127\.0\.0\.1:(\d+) .*gateway listening")
 CORE_RE = re.compile(r"address=http://127\.0\.0\.1:(\d+)(\S*) .*task core listening")
 
 
@@ -69,7 +69,7 @@ class Gateway:
                 self.core_port = int(m.group(1))
                 self.core_base = m.group(2)
             if m := LISTEN_RE.search(line):
-                self.tls = m.group(1) != "h2c"
+                self.tls = m.group(1) == "https"
                 self.port = int(m.group(2))
                 self._ready.set()
         self._ready.set()  # exited before listening
