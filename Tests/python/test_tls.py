@@ -99,3 +99,24 @@ def test_wrong_root_is_refused(protos, tls_gateway):
         with pytest.raises(grpc.RpcError) as caught:
             protos.rpc.ContextServicesStub(channel).StartService(protos.pb.StartServiceRequest(), timeout=3)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("alpn", ["--http1.1", "--http2"])
+def test_rest_and_health_over_tls_with_either_alpn(tls_gateway, certificate, alpn):
+    """ALPN offers h2 and http/1.1 (issue 6): REST clients get the same port over either."""
+    import json
+    import subprocess
+
+    _, cert, _ = certificate
+    base = f"https://127.0.0.1:{tls_gateway.port}"
+    out = subprocess.run(["curl", "-sS", "-i", alpn, "--cacert", str(cert), "--max-time", str(T), "-X", "POST",
+                          f"{base}/genesys/1/cs/services/start", "-H", "content-type: application/json", "-d", "{}"],
+                         capture_output=True, timeout=T + 5)
+    assert out.returncode == 0, out.stderr.decode()
+    head, _, body = out.stdout.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n")[0].decode()
+    assert status_line.startswith("HTTP/2 201" if alpn == "--http2" else "HTTP/1.1 201"), status_line
+    assert "service_id" in json.loads(body)
+    health = subprocess.run(["curl", "-sS", alpn, "--cacert", str(cert), "--max-time", str(T), f"{base}/healthz"],
+                            capture_output=True, timeout=T + 5)
+    assert json.loads(health.stdout) == {"status": "SERVING"}
