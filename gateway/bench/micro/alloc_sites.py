@@ -7,7 +7,7 @@ RUN_LOG is the text output of `benchmark run --export-allocation-stacks` (its
 "Allocations: target:name — N iterations, …" lines give the iteration counts), FOLDED_DIR the
 folder of `<target>.<benchmark>.allocations.folded` files. For each benchmark it prints the
 mallocs per operation grouped by the innermost frame of this repository's code (Sources/…)
-and the standard-library operation that allocated there (Array growth, String decoding…).
+with the standard-library operations that allocated there (Array growth, String decoding…).
 Frames of inlined code can carry the file:line of their caller: read the function name first.
 """
 import collections
@@ -48,20 +48,24 @@ def main():
         bench = name[: -len(".allocations.folded")]
         n = iterations.get(bench)
         sites = collections.Counter()
+        how = collections.defaultdict(list)
         total = 0
         with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as f:
             for line in f:
                 stack, _, count = line.rstrip("\n").rpartition(" ")
                 if not count.isdigit():
                     continue
-                sites[site(stack.split(";"))] += int(count)
+                where, what = site(stack.split(";"))
+                sites[where] += int(count)
+                if what and what not in how[where]:
+                    how[where].append(what)
                 total += int(count)
         if not n:
             print(f"{bench}: {total} allocations (iterations unknown)")
             continue
         print(f"\n{bench}: {total / n:.1f} mallocs/op")
-        for (where, what), count in sites.most_common(top):
-            via = f"   <- {what}" if what else ""
+        for where, count in sites.most_common(top):
+            via = f"   <- {' / '.join(how[where])}" if how[where] else ""
             print(f"  {count / n:6.1f}  {where}{via}")
 
 
