@@ -271,22 +271,23 @@ final class NGHTTP2Session {
 }
 
 /// A list of header fields ready for nghttp2, stored contiguously so that building one costs
-/// one allocation and nghttp2 copies from it once.
-struct HeaderBlock {
+/// one allocation and nghttp2 copies from it once. Public for clients outside this module (the
+/// load tool builds one per RPC method, once).
+public struct HeaderBlock {
     private var bytes: [UInt8] = []
     private var fields: [(nameStart: Int, nameLength: Int, valueStart: Int, valueLength: Int)] = []
 
-    init() {
+    public init() {
         bytes.reserveCapacity(128)
         fields.reserveCapacity(6)
     }
 
-    init(_ pairs: [(String, String)]) {
+    public init(_ pairs: [(String, String)]) {
         self.init()
         for (n, v) in pairs { add(n, v) }
     }
 
-    mutating func add(_ name: String, _ value: String) {
+    public mutating func add(_ name: String, _ value: String) {
         let ns = bytes.count
         bytes.append(contentsOf: name.utf8)
         let vs = bytes.count
@@ -294,10 +295,10 @@ struct HeaderBlock {
         fields.append((ns, vs - ns, vs, bytes.count - vs))
     }
 
-    var isEmpty: Bool { fields.isEmpty }
+    public var isEmpty: Bool { fields.isEmpty }
 
     /// Name-value pairs as Strings (tests, logs).
-    var pairs: [(String, String)] {
+    public var pairs: [(String, String)] {
         fields.map {
             (String(decoding: bytes[$0.nameStart..<($0.nameStart + $0.nameLength)], as: UTF8.self),
              String(decoding: bytes[$0.valueStart..<($0.valueStart + $0.valueLength)], as: UTF8.self))
@@ -314,4 +315,79 @@ struct HeaderBlock {
             return try nv.withUnsafeMutableBufferPointer { try body($0.baseAddress!, $0.count) }
         }
     }
+}
+
+// MARK: Client
+
+/// What an `HTTP2ClientSession` reports, called synchronously from inside `receive` and
+/// `drainOutput`, on the connection's event loop. Raw buffers are valid only for the call.
+public protocol HTTP2ClientSessionDelegate: AnyObject {
+    /// A response header (`isTrailer` false) or trailer field (true) of `streamID`.
+    func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool)
+    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer)
+    /// The stream is gone: `errorCode` 0 after a normal end, else the RST_STREAM / GOAWAY code.
+    func streamClosed(_ streamID: Int32, errorCode: UInt32)
+    /// The request body, pulled by nghttp2 as flow control allows: copy at most `into.count`
+    /// bytes; `done` ends the stream with that DATA frame.
+    func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool)
+}
+
+/// The client role of `NGHTTP2Session` for other modules (the load tool), so that clients and
+/// the gateway share one nghttp2 edge. A wrapper rather than a public `NGHTTP2SessionDelegate`:
+/// that protocol's requirements would have to become public API of `GRPCServerHandler` too.
+/// Not thread-safe: use it on one event loop.
+public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
+    private unowned let delegate: any HTTP2ClientSessionDelegate
+    // Set once in init; nil only while `self` is being built (the session needs `self`).
+    private var session: NGHTTP2Session!
+
+    /// A client session; its connection preface and SETTINGS wait in the output.
+    public init(delegate: any HTTP2ClientSessionDelegate, settings: HTTP2Settings = .defaults) throws {
+        self.delegate = delegate
+        session = try NGHTTP2Session(role: .client, delegate: self, settings: settings)
+    }
+
+    /// Feeds received bytes. A thrown error is fatal to the connection.
+    public func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        try session.receive(bytes)
+    }
+
+    /// Appends every frame nghttp2 has ready to `buffer`.
+    public func drainOutput(into buffer: inout ByteBuffer) throws {
+        try session.drainOutput(into: &buffer)
+    }
+
+    /// A new request; returns its stream id. With `hasBody`, the body is pulled through
+    /// `readBody`. Beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS nghttp2 queues it.
+    public func submitRequest(_ headers: HeaderBlock, hasBody: Bool) throws -> Int32 {
+        try session.submitHeaders(streamID: -1, headers, hasBody: hasBody)
+    }
+
+    /// RST_STREAM (RFC 9113 §6.4), e.g. CANCEL (8) when a deadline passed.
+    public func submitReset(streamID: Int32, errorCode: UInt32) {
+        session.submitReset(streamID: streamID, errorCode: errorCode)
+    }
+
+    /// GOAWAY before closing the connection (RFC 9113 §6.8).
+    public func submitGoAway() {
+        session.submitGoAway()
+    }
+
+    /// Both sides are done (GOAWAY exchanged, no streams): the connection can close.
+    public var isFinished: Bool { session.isFinished }
+
+    // NGHTTP2SessionDelegate: forwarded, minus what only a server needs.
+    func streamOpened(_ streamID: Int32) {}
+    func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
+        delegate.header(streamID, name: name, value: value, isTrailer: isTrailer)
+    }
+    func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
+    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate.data(streamID, bytes) }
+    func dataEndedStream(_ streamID: Int32) {}
+    func streamClosed(_ streamID: Int32, errorCode: UInt32) { delegate.streamClosed(streamID, errorCode: errorCode) }
+    func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
+        delegate.readBody(streamID, into: into)
+    }
+    func frameSent(_ streamID: Int32, endStream: Bool) {}
+    func bodyComplete(_ streamID: Int32) -> Bool { false }  // never called for a client
 }
