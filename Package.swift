@@ -115,6 +115,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ContextModelTests", dependencies: ["ContextModel"]),
+        // The load tool's pure parts: open-loop schedule, journey plan, encoders, report.
+        .testTarget(name: "LoadToolTests", dependencies: ["LoadTool", "ContextModel", "ContextProto"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: ["Gateway", "ContextModel", "ContextProto"],
