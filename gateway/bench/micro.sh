@@ -53,15 +53,17 @@ selection=(--no-progress)
 check() {
   # `swift package` turns every non-zero exit of the plugin (2 worse, 4 better) into 1: read
   # the verdict from the tool's own last line instead.
-  local log rc=0
+  local log rc=0 verdict
   log="$(mktemp)"
   "${swiftpm[@]}" benchmark thresholds check "${selection[@]}" 2>&1 | tee "$log" || rc=$?
-  if grep -q "is WORSE than the defined thresholds" "$log"; then
+  verdict="$(grep -o "is [A-Z]* t[a-z]* the defined thresholds" "$log" | tail -1 || true)"
+  rm -f "$log"
+  if [[ "$verdict" == "is WORSE than the defined thresholds" ]]; then
     echo "micro.sh: REGRESSION: more mallocs than the thresholds ('Deviations worse than threshold' above)" >&2
     return 1
-  elif grep -q "is BETTER than the defined thresholds" "$log"; then
+  elif [[ "$verdict" == "is BETTER than the defined thresholds" ]]; then
     echo "micro.sh: fewer mallocs than the thresholds (good): record them with 'gateway/bench/micro.sh --update' and commit Thresholds/"
-  elif ((rc == 0)) && grep -q "is EQUAL to the defined thresholds" "$log"; then
+  elif ((rc == 0)) && [[ "$verdict" == "is EQUAL to the defined thresholds" ]]; then
     echo "micro.sh: malloc counts equal to the thresholds"
   else
     echo "micro.sh: the threshold check did not run to its verdict (exit $rc)" >&2
