@@ -126,6 +126,7 @@ let package = Package(
             name: "GatewayHTTP2Tests",
             dependencies: [
                 "GatewayHTTP2",
+                "HTTPServing",
                 "ContextModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

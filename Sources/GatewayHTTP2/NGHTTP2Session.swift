@@ -20,9 +20,10 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool)
     /// A frame left: `endStream` when it ended our side of the stream.
     func frameSent(_ streamID: Int32, endStream: Bool)
-    /// Server only: the response body is complete; submit the trailers now (gRPC always
-    /// ends a response with trailers).
-    func bodyComplete(_ streamID: Int32)
+    /// Server only: the response body is complete. Return true after submitting trailers
+    /// (gRPC always ends a response with them); false ends the stream with the last DATA
+    /// frame (a plain HTTP answer: REST, gRPC-Web).
+    func bodyComplete(_ streamID: Int32) -> Bool
 }
 
 /// HTTP/2 settings we announce, with their documented defaults.
@@ -256,11 +257,11 @@ final class NGHTTP2Session {
             let (count, done) = session.delegate.readBody(streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
             if done {
                 flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-                if session.role == .server {
+                if session.role == .server, session.delegate.bodyComplete(streamID) {
                     // gRPC: a response body never ends the stream; the trailers do
-                    // (PROTOCOL-HTTP2.md). A request's last DATA frame ends it.
+                    // (PROTOCOL-HTTP2.md). A request's last DATA frame ends it, and so does a
+                    // plain HTTP answer's.
                     flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                    session.delegate.bodyComplete(streamID)
                 }
             } else if count == 0 {
                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)

@@ -34,11 +34,12 @@ final class H2TestClient: NGHTTP2SessionDelegate {
 
     /// Starts a gRPC request; the body is sent in DATA frames of `chunk` bytes.
     @discardableResult
-    func request(path: String, body: [UInt8], contentType: String = "application/grpc",
+    func request(path: String, body: [UInt8], contentType: String? = "application/grpc", method: String = "POST",
                  extraHeaders: [(String, String)] = [], chunk: Int = 16_384, hasBody: Bool = true) throws -> Int32 {
         var headers = HeaderBlock()
-        for (n, v) in [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "test"),
-                       ("content-type", contentType), ("te", "trailers")] + extraHeaders {
+        let type = contentType.map { [("content-type", $0)] } ?? []
+        for (n, v) in [(":method", method), (":scheme", "http"), (":path", path), (":authority", "test")] + type
+            + [("te", "trailers")] + extraHeaders {
             headers.add(n, v)
         }
         let id = try session.submitHeaders(streamID: -1, headers, hasBody: hasBody)
