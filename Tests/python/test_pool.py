@@ -45,3 +45,32 @@ def test_calls_spread_over_cores_and_survive_one_dying(protos, start_core, start
         assert time.monotonic() - began < 20
         assert outcomes[-50:] == ["OK"] * 50, outcomes
         assert task_count(b) == on_b + outcomes.count("OK")
+
+
+def test_a_lone_core_back_is_used_as_soon_as_health_says_serving(protos, start_core, start_gateway, tmp_path):
+    """Health and the pool agree: once Health/Check reaches the core again and says SERVING,
+    the very next call goes through, whatever backoff the earlier failures had built up."""
+    pb = protos.pb
+    data = tmp_path / "cs.sqlite"
+    core = start_core(data=data)
+    port = core.core_port
+    gw = start_gateway(upstream=core.address)
+    with gw.channel() as channel:
+        stub = protos.rpc.ContextServicesStub(channel)
+        health = protos.health_rpc.HealthStub(channel)
+        sid = stub.StartService(pb.StartServiceRequest(), timeout=CALL_TIMEOUT).service_id
+        core.kill()
+        # Enough failures for the longest backoffs (ejection, probes seconds apart).
+        for _ in range(12):
+            try:
+                stub.StartTask(pb.StartTaskRequest(service_id=sid), timeout=CALL_TIMEOUT)
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.UNAVAILABLE
+            time.sleep(0.05)
+        start_core(data=data, port=port)
+        assert health.Check(protos.health.HealthCheckRequest(), timeout=CALL_TIMEOUT).status == \
+            protos.health.HealthCheckResponse.SERVING
+        # Every event loop of the gateway (--threads 2) gets its own check and its own call.
+        for _ in range(4):
+            health.Check(protos.health.HealthCheckRequest(), timeout=CALL_TIMEOUT)
+            stub.StartTask(pb.StartTaskRequest(service_id=sid), timeout=CALL_TIMEOUT)

@@ -322,6 +322,29 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
         return actions
     }
 
+    /// A connection made outside the pool (the health check's) reached `core`: it is up, so a
+    /// backoff or an ejection ends now instead of when its timer says. Without this, a lone
+    /// core that came back kept failing calls UNAVAILABLE until its backoff ran out while the
+    /// health check already said SERVING. A probe under way is left to finish.
+    mutating func reachable(core: Int, now: UInt64) -> Actions {
+        var actions = Actions()
+        advance(now: now, into: &actions)
+        guard !isShutDown, cores.indices.contains(core) else {
+            finish(&actions)
+            return actions
+        }
+        switch cores[core].state {
+        case .backingOff, .ejected:
+            cores[core].failures = 0
+            cores[core].state = .ready
+        case .ready, .probing:
+            break
+        }
+        drain(into: &actions)
+        finish(&actions)
+        return actions
+    }
+
     /// The timer from `Actions.scheduleTimer` fired.
     mutating func timerFired(now: UInt64) -> Actions {
         timerArmedFor = nil

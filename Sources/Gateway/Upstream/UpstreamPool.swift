@@ -93,9 +93,12 @@ public final class UpstreamPool {
             return eventLoop.makeSucceededFuture(true)
         }
         var attempts: [EventLoopFuture<Bool>] = []
-        for address in configuration.addresses {
+        for (core, address) in configuration.addresses.enumerated() {
             attempts.append(connect(host: address.host, port: address.port).map { channel in
                 channel.close(promise: nil)
+                // The core is up: end its backoff or ejection now, so calls stop failing
+                // UNAVAILABLE while the health check says SERVING.
+                self.perform(self.machine.reachable(core: core, now: Self.now))
                 return true
             }.recover { _ in false })
         }

@@ -528,6 +528,28 @@ struct PoolStateMachineTests {
         d.checkInvariants()
     }
 
+    @Test("The health check reaching a core ends its backoff or ejection at once: the next call connects")
+    func reachableEndsBackoff() throws {
+        // Backing off, nothing up: refused, until the health check says the core is there.
+        var d = Driver(Self.machine())
+        d.request()
+        d.connectFailed(d.connecting[0])
+        #expect(d.request() == .refuse(.unavailable(.noConnection)))
+        d.apply(d.sm.reachable(core: 0, now: d.now))
+        #expect(d.sm.state(ofCore: 0) == .ready)
+        #expect(d.sm.failures(ofCore: 0) == 0)
+        guard case .wait = d.request() else { Issue.record("the call should wait for a new connection"); return }
+        #expect(d.last.connect.count == 1 && d.last.connect[0].core == 0 && !d.last.connect[0].isProbe)
+
+        // Ejected: the same, before its probe is due.
+        var e = try Self.ejectCore0()
+        guard case .ejected(let probeAt) = e.sm.state(ofCore: 0) else { Issue.record(); return }
+        #expect(e.now < probeAt)
+        e.apply(e.sm.reachable(core: 0, now: e.now))
+        #expect(e.sm.state(ofCore: 0) == .ready)
+        e.checkInvariants()
+    }
+
     @Test("A core backing off with nothing up refuses at once rather than holding calls")
     func backingOffNoConnection() throws {
         var d = Driver(Self.machine())
