@@ -61,7 +61,13 @@ extension Event {
     /// standard fields in the contract's table order (§3), then the extensions in the order
     /// received, byte for byte. This is what the gateway sends for a binary request.
     public var canonicalJSON: [UInt8] {
-        var w = ObjectWriter(into: [UInt8(ascii: "{")])
+        // One allocation for a typical body: the standard fields of a start event fit in a
+        // few hundred bytes, the extensions are copied as they are. Growing from empty cost
+        // 5 reallocations for a typical StartTask (micro-benchmark `Canonical JSON`).
+        var start: [UInt8] = []
+        start.reserveCapacity(256 + extensions.count)
+        start.append(UInt8(ascii: "{"))
+        var w = ObjectWriter(into: start)
         w.int("state_id", stateID.map(Int64.init))
         w.attribute(kind.typeKey, type)
         w.string("session_id", sessionID)

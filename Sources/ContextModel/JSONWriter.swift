@@ -25,12 +25,18 @@ public enum JSONWriter {
         if v < 0 { out.append(UInt8(ascii: "-")) }
         // `magnitude` is a UInt64, so Int64.min needs no special case.
         var m = v.magnitude
-        let start = out.count
-        repeat {
-            out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: m % 10))
-            m /= 10
-        } while m != 0
-        out[start...].reverse()
+        // Digits into a fixed buffer from the end, then appended once: `out[start...].reverse()`
+        // copied the slice, one malloc per integer of two or more digits.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes ≥ the 20 digits of UInt64.max
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: m % 10)
+                m /= 10
+            } while m != 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[i...]))
+        }
     }
 
     /// Appends `"key":` (the key escaped as by `appendString`).
