@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""The report of suite.sh: reads one run's raw folder, writes RESULTS.md and throughput-latency.png.
+
+  suite_report.py OUT_DIR RESULTS_DIR
+
+OUT_DIR holds what suite.sh left there: meta.env, runs.tsv (one row per load-tool run, with its
+JSON report), front.md (grpc-start-task.sh's tables), durable-r*.md (durable-start-task.sh's rows),
+commands.txt, failures.txt. Medians are over the runs not marked disturbed (over all of them when
+every run was). Needs matplotlib (suite.sh installs it into the project's .venv).
+"""
+import json
+import os
+import re
+import statistics
+import sys
+
+out, results = sys.argv[1], sys.argv[2]
+
+
+def read_meta():
+    meta = {}
+    with open(os.path.join(out, "meta.env")) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                meta[k] = v
+    return meta
+
+
+meta = read_meta()
+RUNS = int(meta.get("runs", "1"))
+
+
+def md_tables(path):
+    """Every Markdown table of a file, as lists of dicts keyed by header cell."""
+    if not os.path.exists(path):
+        return []
+    tables, header, rows = [], None, None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("|"):
+                if header:
+                    tables.append(rows)
+                header = rows = None
+                continue
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if header is None:
+                header, rows = cells, []
+            elif all(re.fullmatch(r":?-+:?", c) for c in cells if c):
+                continue
+            else:
+                rows.append(dict(zip(header, cells)))
+    if header:
+        tables.append(rows)
+    return tables
+
+
+def num(text):
+    m = re.search(r"-?[0-9][0-9,]*\.?[0-9]*", text or "")
+    return float(m.group(0).replace(",", "")) if m else None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median_low(values) if values else None
+
+
+def fmt(v, decimals=0):
+    if v is None:
+        return "–"
+    return f"{v:,.{decimals}f}"
+
+
+def ratio(a, b, decimals=2):
+    if a is None or b in (None, 0):
+        return "–"
+    return f"{a / b:.{decimals}f}×"
+
+
+# --- load-tool runs ----------------------------------------------------------------------------------
+
+runs = []
+tsv = os.path.join(out, "runs.tsv")
+if os.path.exists(tsv):
+    with open(tsv) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            row = dict(zip(header, line.rstrip("\n").split("\t")))
+            try:
+                with open(os.path.join(out, row["file"])) as j:
+                    row["report"] = json.load(j)
+            except (OSError, ValueError):
+                row["report"] = None
+            runs.append(row)
+
+
+def select(part, config, percent=""):
+    """The runs of one configuration: the undisturbed ones, or all when every one was disturbed."""
+    chosen = [r for r in runs if r["part"] == part and r["config"] == config and r["percent"] == percent and r["report"]]
+    clean = [r for r in chosen if r["disturbed"] != "yes"]
+    return clean or chosen
+
+
+def all_runs(part, config, percent=""):
+    return [r for r in runs if r["part"] == part and r["config"] == config and r["percent"] == percent]
+
+
+def median_run(rs, key):
+    """The run whose key is the (low) median: its other figures are shown with it."""
+    if not rs:
+        return None
+    rs = sorted(rs, key=key)
+    return rs[(len(rs) - 1) // 2]
+
+
+def rate(r):
+    return r["report"]["rate"]
+
+
+def p99(r):
+    return r["report"]["latency_us"]["p99"]
+
+
+def journeys_per_s(r):
+    rep = r["report"]
+    return rep.get("journeys_completed", 0) / rep["duration_s"] if rep["duration_s"] else 0
+
+
+def run_list(rs, value, decimals=0):
+    return ", ".join(fmt(value(r), decimals) + ("\\*" if r["disturbed"] == "yes" else "") if r["report"] else "failed" for r in rs)
+
+
+# --- the parts -----------------------------------------------------------------------------------------
+
+front_tables = md_tables(os.path.join(out, "front.md"))
+front = {}
+idle = {}
+for t in front_tables:
+    for row in t:
+        if "req/s" in row:
+            front[row["server"]] = row
+        elif "KiB per connection" in row:
+            idle[row["server"]] = row
+
+durable = {}  # (path, config) -> list of rows over the runs
+for n in range(1, RUNS + 1):
+    for t in md_tables(os.path.join(out, f"durable-r{n}.md")):
+        for row in t:
+            if "requests/s" in row and "path" in row:
+                durable.setdefault((row["path"], row["config"]), []).append(row)
+
+
+def durable_rps(path, config):
+    rows = durable.get((path, config), [])
+    return median([num(r["requests/s"]) for r in rows]), rows
+
+
+closed = {c: select("closed", c) for c in ("batching", "no-batching")}
+closed_rate = {c: (rate(median_run(rs, rate)) if rs else None) for c, rs in closed.items()}
+sweep_points = {}  # config -> [(percent, run)]
+for c in ("batching", "no-batching"):
+    pcts = sorted({int(r["percent"]) for r in runs if r["part"] == "sweep" and r["config"] == c and r["percent"]})
+    sweep_points[c] = [(p, median_run(select("sweep", c, str(p)), p99)) for p in pcts]
+    sweep_points[c] = [(p, r) for p, r in sweep_points[c] if r]
+half = {c: median([p99(r) for r in select("sweep", c, "50")]) for c in ("batching", "no-batching")}
+journey = {c: select("journey", c) for c in ("grpc-gateway", "rest-gateway", "rest-core")}
+journey_rate = {c: (journeys_per_s(median_run(rs, journeys_per_s)) if rs else None) for c, rs in journey.items()}
+
+# --- the summary ---------------------------------------------------------------------------------------
+
+summary = []
+
+
+def row(number, what, measured, peer, x_peer, target, x_target, met):
+    verdict = "–" if met is None else ("**met**" if met else "not met")
+    summary.append(f"| {number} | {what} | {measured} | {peer} | {x_peer} | {target} | {x_target} | {verdict} |")
+
+
+def req(server):
+    return num(front[server]["req/s"]) if server in front else None
+
+
+stub, cpp, ngx = req("gateway-stub"), req("cpp-peer"), req("nghttpd")
+if front:
+    r1 = stub / cpp if stub and cpp else None
+    row(1, "gRPC StartTask, front end alone (stub core), h2load -c8 -m32", f"{fmt(stub)} req/s", f"C++ gRPC: {fmt(cpp)} req/s",
+        ratio(stub, cpp), "≥ 2× C++", ratio(r1, 2) if r1 else "–", None if r1 is None else r1 >= 2)
+    r2 = stub / ngx if stub and ngx else None
+    row(2, "the same vs nghttpd (static file)", f"{fmt(stub)} req/s", f"nghttpd: {fmt(ngx)} req/s",
+        ratio(stub, ngx), "≥ 0.5× nghttpd", ratio(r2, 0.5) if r2 else "–", None if r2 is None else r2 >= 0.5)
+
+h2_on, _ = durable_rps("gRPC → gateway → core", "batching")
+h2_off, _ = durable_rps("gRPC → gateway → core", "no-batching")
+rest_core, _ = durable_rps("REST → core", "single calls")
+if durable:
+    row("3", "durable StartTask end to end, h2load -c8 -m32 (batching on)", f"{fmt(h2_on)} /s",
+        f"REST → core (wrk -c64): {fmt(rest_core)} /s", ratio(h2_on, rest_core), "≥ 50,000 /s",
+        ratio(h2_on, 50000), None if h2_on is None else h2_on >= 50000)
+if closed_rate["batching"]:
+    row("3", "the same, `gateway load` closed loop", f"{fmt(closed_rate['batching'])} /s",
+        f"REST → core (wrk -c64): {fmt(rest_core)} /s", ratio(closed_rate["batching"], rest_core), "≥ 50,000 /s",
+        ratio(closed_rate["batching"], 50000), closed_rate["batching"] >= 50000)
+if durable:
+    r4 = h2_on / h2_off if h2_on and h2_off else None
+    row("4", "batching on vs off, durable, h2load", f"{fmt(r4, 1)}× ({fmt(h2_on)} vs {fmt(h2_off)} /s)" if r4 else "–",
+        f"batching off: {fmt(h2_off)} /s", ratio(h2_on, h2_off, 1), "≥ 10×", ratio(r4, 10) if r4 else "–",
+        None if r4 is None else r4 >= 10)
+if closed_rate["batching"] and closed_rate["no-batching"]:
+    r4 = closed_rate["batching"] / closed_rate["no-batching"]
+    row("4", "the same, `gateway load` closed loop", f"{r4:.1f}× ({fmt(closed_rate['batching'])} vs {fmt(closed_rate['no-batching'])} /s)",
+        f"batching off: {fmt(closed_rate['no-batching'])} /s", f"{r4:.1f}×", "≥ 10×", ratio(r4, 10), r4 >= 10)
+def half_of(key):
+    v = num(meta.get(key))
+    return v / 2 if v else None
+
+
+if half["batching"] is not None:
+    ms = half["batching"] / 1000
+    peer_ms = half["no-batching"] / 1000 if half["no-batching"] is not None else None
+    row("5", "p99 at half of peak, durable StartTask, open loop (`gateway load --rate`), batching on",
+        f"{ms:.2f} ms at {fmt(half_of('peak_batching'))} /s",
+        f"batching off, at its half peak ({fmt(half_of('peak_no-batching'))} /s): "
+        f"{'–' if peer_ms is None else f'{peer_ms:.2f} ms'}",
+        ratio(ms, peer_ms), "≤ 2 ms", ratio(ms, 2), ms <= 2)
+if idle:
+    g = num(idle.get("gateway-memory", {}).get("KiB per connection"))
+    c = num(idle.get("cpp-peer", {}).get("KiB per connection"))
+    n = num(idle.get("nghttpd", {}).get("KiB per connection"))
+    row("6", "memory per idle HTTP/2 connection (RSS, 1,000 h2c connections)", f"{fmt(g, 1)} KiB",
+        f"C++ gRPC: {fmt(c, 1)} KiB; nghttpd: {fmt(n, 1)} KiB", ratio(g, c), "≤ 20 KiB", ratio(g, 20),
+        None if g is None else g <= 20)
+if journey_rate["grpc-gateway"] is not None:
+    VENDOR = 1000 / 33  # ~1,000 REST requests/s on 16 cores, 33 calls per journey
+    for c, label in (("grpc-gateway", "gRPC → gateway → core"), ("rest-gateway", "REST → gateway → core")):
+        j = journey_rate[c]
+        if j is None:
+            continue
+        row("7", f"vendor sizing journey (33 calls), {label}, closed loop", f"{fmt(j, 1)} journeys/s ({fmt(j * 33)} calls/s)",
+            f"REST → core: {fmt(journey_rate['rest-core'], 1)} journeys/s", ratio(j, journey_rate["rest-core"], 1),
+            "vendor: ~30 journeys/s on 16 cores", ratio(j, VENDOR, 1), None)
+
+# --- details ------------------------------------------------------------------------------------------
+
+lines = []
+w = lines.append
+date, commit = meta.get("date", "?"), meta.get("commit", "?")
+w("# Benchmarks: DESIGN §5, side by side")
+w("")
+w(f"Written by `gateway/bench/suite.sh` on **{date}** ({meta.get('mode')} mode: "
+  f"{'medians of ' + str(RUNS) + ' runs' if RUNS > 1 else '1 run per row, no medians'}, "
+  f"{meta.get('duration')} s per run), commit `{commit}`; each run of the script overwrites this file and "
+  "[throughput-latency.png](throughput-latency.png). The machine is shared: compare the figures within "
+  "one run, not across runs; `\\*` marks a run during which other processes used more than "
+  f"{meta.get('disturbed')}% of a CPU (left out of the medians, and run again).")
+w("")
+w("## Machine")
+w("")
+w("| | |")
+w("|---|---|")
+w(f"| CPU | {meta.get('cpu')} × {meta.get('cpus')} (`/proc/cpuinfo`) |")
+w(f"| kernel | {meta.get('kernel')} |")
+w(f"| Swift | {meta.get('swift')} |")
+w(f"| disk of the SQLite files | {meta.get('disk')} |")
+w(f"| pinning | servers on CPU {meta.get('server_cpu')}, load generators on CPU {meta.get('client_cpu')} (taskset) |")
+w(f"| binary | `swift build -c release --product gateway --scratch-path .build-bench` at {commit} |")
+w("")
+w("## DESIGN §5")
+w("")
+w("| # | row | measured | peer (same run) | × peer | target | × target | |")
+w("|---|---|--:|---|--:|---|--:|---|")
+lines.extend(summary)
+w("")
+w("× target is measured ÷ target: at least 1 meets a ≥ target, at most 1 meets a ≤ target. Row 7 has no "
+  "DESIGN target: its column compares with the vendor's published sizing (about 1,000 REST requests/s on "
+  "16 cores, i.e. ~30 journeys/s), measured here on one core for the server.")
+w("")
+
+w("## Front end alone vs its peers (`grpc-start-task.sh`)")
+w("")
+if front_tables:
+    with open(os.path.join(out, "front.md")) as f:
+        text = f.read()
+    # its summary line, its runs table, the idle table; the raw-rows path points into .out
+    for para in text.strip().split("\n\n"):
+        if para.startswith("req/s marked"):
+            para = re.sub(r" Raw rows: .*", "", para)
+        w(para)
+        w("")
+    w(f"`gateway-stub` is the front end with `stub-core.c` as its upstream (canned 201s): DESIGN's "
+      "\"upstream answered in-process\". The idle table measures `gateway serve --memory --threads 1`.")
+else:
+    w("(not run)")
+w("")
+
+w("## Durable StartTask end to end, h2load and wrk (`durable-start-task.sh`)")
+w("")
+if durable:
+    w(f"The gateway with its embedded core (`serve --threads 1 --synchronous full`) on CPU {meta.get('server_cpu')}; "
+      "median of the runs by requests/s.")
+    w("")
+    w("| path | config | load | requests/s (median) | runs | × batching off | × REST → core |")
+    w("|---|---|---|--:|---|--:|--:|")
+    for (path, config), rows in durable.items():
+        med = median([num(r["requests/s"]) for r in rows])
+        off = durable_rps(path, "no-batching")[0] if config == "batching" else None
+        w(f"| {path} | {config} | {rows[0].get('load', '')} | {fmt(med)} | {', '.join(fmt(num(r['requests/s'])) for r in rows)} | "
+          f"{ratio(med, off, 1) if off else ''} | {ratio(med, rest_core, 1)} |")
+else:
+    w("(not run)")
+w("")
+
+w("## Durable StartTask end to end, `gateway load` closed loop")
+w("")
+if any(closed.values()):
+    w(f"`--connections {meta.get('connections')} --streams {meta.get('streams')} --threads 1 --warmup {meta.get('warmup')}`; "
+      "after each run the core's listing of the service must hold every answered task (`stored`).")
+    w("")
+    w("| config | calls/s (median) | runs | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | server CPU | load tool CPU | others' CPU | stored ≥ answered |")
+    w("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for c, rs in closed.items():
+        m = median_run(rs, rate)
+        if not m:
+            continue
+        lat = m["report"]["latency_us"]
+        w(f"| {c} | {fmt(rate(m))} | {run_list(all_runs('closed', c), rate)} | {lat['p50'] / 1000:.2f} | {lat['p90'] / 1000:.2f} | "
+          f"{lat['p99'] / 1000:.2f} | {lat['p99_9'] / 1000:.2f} | {lat['max'] / 1000:.2f} | {m['server_cpu']}% | {m.get('client_cpu', '?')}% | {m['other_cpu']}% | "
+          f"{'yes' if all(r['check'] == 'ok' for r in all_runs('closed', c)) else 'NO'} ({m['stored']} stored, {m['report']['ok']} answered) |")
+else:
+    w("(not run)")
+w("")
+
+w("## Throughput vs latency, open loop (`gateway load --rate`)")
+w("")
+if any(sweep_points.values()):
+    w("![p50 and p99 latency against achieved requests/s](throughput-latency.png)")
+    w("")
+    w(f"Rates are % of the closed-loop median above (batching on: {fmt(num(meta.get('peak_batching')))} /s, "
+      f"off: {fmt(num(meta.get('peak_no-batching')))} /s); `{meta.get('sweep_duration')}` s per point after "
+      f"a {meta.get('warmup')} warm-up, the same connections and streams. Latency counts from each call's intended "
+      f"send time (no coordinated omission). At 50 %, {RUNS} run(s): the median p99 is row 5.")
+    w("")
+    w("| config | % of peak | intended /s | achieved /s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | p99 of the runs (ms) | failed |")
+    w("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|")
+    for c, pts in sweep_points.items():
+        for p, r in pts:
+            lat = r["report"]["latency_us"]
+            w(f"| {c} | {p} | {fmt(r['report'].get('intended_rate'))} | {fmt(rate(r))} | {lat['p50'] / 1000:.2f} | "
+              f"{lat['p90'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {lat['p99_9'] / 1000:.2f} | {lat['max'] / 1000:.2f} | "
+              f"{run_list(all_runs('sweep', c, str(p)), lambda x: p99(x) / 1000, 2)} | {r['report']['failed']} |")
+else:
+    w("(not run)")
+w("")
+
+w("## The vendor's sizing journey (`gateway load --scenario journey`)")
+w("")
+if any(journey.values()):
+    w("33 calls per journey (StartService; 5 × (StartState, 2 StartTask, 2 CompleteTask, CompleteState); one "
+      "QueryService; CompleteService), one call in flight per journey, "
+      f"{int(meta.get('connections', 0)) * int(meta.get('streams', 0))} journeys at a time "
+      f"(`--connections {meta.get('connections')} --streams {meta.get('streams')}`), closed loop, durable "
+      "(`--synchronous full`). The vendor publishes about 1,000 REST requests/s on 16 cores (~30 journeys/s).")
+    w("")
+    w("| path | journeys/s (median) | runs | calls/s | call p50 ms | call p99 ms | journey p50 ms | journey p99 ms | server CPU | × REST → core | × vendor (16 cores) |")
+    w("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    labels = {"grpc-gateway": "gRPC → gateway → core", "rest-gateway": "REST → gateway → core", "rest-core": "REST → core (`gateway core`)"}
+    for c, rs in journey.items():
+        m = median_run(rs, journeys_per_s)
+        if not m:
+            continue
+        lat, jl = m["report"]["latency_us"], m["report"].get("journey_latency_us", {})
+        w(f"| {labels[c]} | {journeys_per_s(m):,.1f} | {run_list(all_runs('journey', c), journeys_per_s, 1)} | {fmt(rate(m))} | "
+          f"{lat['p50'] / 1000:.2f} | {lat['p99'] / 1000:.2f} | {jl.get('p50', 0) / 1000:.0f} | {jl.get('p99', 0) / 1000:.0f} | "
+          f"{m['server_cpu']}% | {ratio(journeys_per_s(m), journey_rate['rest-core'], 1)} | {ratio(journeys_per_s(m), 1000 / 33, 1)} |")
+else:
+    w("(not run)")
+w("")
+
+w("## Commands")
+w("")
+w(f"`$TMP` is the run's temporary folder (the binary copied there, so that a rebuild cannot swap it during the "
+  "run; a fresh SQLite file per server), `PORT` the port the server chose. In order, each once:")
+w("")
+w("```")
+seen = set()
+cmd_path = os.path.join(out, "commands.txt")
+if os.path.exists(cmd_path):
+    with open(cmd_path) as f:
+        for line in f:
+            line = re.sub(r"data-[a-z0-9-]+/", "data-RUN/", line.rstrip("\n"))
+            line = re.sub(r"--rate [0-9.]+", "--rate R", line)
+            if line not in seen:
+                seen.add(line)
+                w(line)
+w("```")
+w("")
+w("`gateway load --rate R`: R at each % of the closed-loop median of the same configuration.")
+w("")
+
+w("## Checks")
+w("")
+fails_path = os.path.join(out, "failures.txt")
+if os.path.exists(fails_path) and os.path.getsize(fails_path):
+    w("Failed:")
+    w("")
+    with open(fails_path) as f:
+        for line in f:
+            w(f"- {line.strip()}")
+else:
+    w("All passed: every load-tool call answered OK (no failed call or journey, no lost connection), every "
+      "closed-loop run's tasks listed by the core, and `grpc-start-task.sh` and `durable-start-task.sh` "
+      "exited 0 without reporting lost writes or non-201 answers.")
+w("")
+times = [(k[5:], v) for k, v in meta.items() if k.startswith("time_")]
+w("Wall time: " + ", ".join(f"{k} {int(v) // 60} min {int(v) % 60} s" for k, v in times)
+  + f"; total {int(meta.get('total_s', 0)) // 60} min {int(meta.get('total_s', 0)) % 60} s"
+  + f" (of which building {meta.get('build_s')} s).")
+w("")
+
+os.makedirs(results, exist_ok=True)
+with open(os.path.join(results, "RESULTS.md"), "w") as f:
+    f.write("\n".join(lines))
+
+# --- the plot ---------------------------------------------------------------------------------------------
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+
+configs = [c for c in ("batching", "no-batching") if sweep_points.get(c)]
+fig, axes = plt.subplots(1, max(len(configs), 1), figsize=(13, 5.5), sharey=True, squeeze=False)
+axes = axes[0]
+for ax, c in zip(axes, configs):
+    pts = sweep_points[c]
+    xs = [rate(r) for _, r in pts]
+    ax.plot(xs, [r["report"]["latency_us"]["p50"] / 1000 for _, r in pts], "o-", color="tab:blue", label="p50")
+    ax.plot(xs, [r["report"]["latency_us"]["p99"] / 1000 for _, r in pts], "s-", color="tab:red", label="p99")
+    for (p, r), x in zip(pts, xs):
+        y = r["report"]["latency_us"]["p99"] / 1000
+        ax.annotate(f"{p}%" + (f"\n{y:.2f} ms" if p == 50 else ""), (x, y), textcoords="offset points", xytext=(0, 7),
+                    ha="center", fontsize=8, color="tab:red")
+    ax.axhline(2, color="gray", linestyle="--", linewidth=1, label="target: p99 ≤ 2 ms at half of peak")
+    peak = num(meta.get(f"peak_{c}"))
+    if peak:
+        ax.axvline(peak / 2, color="gray", linestyle=":", linewidth=1, label=f"half of peak ({peak / 2:,.0f}/s)")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(0, max([peak or 0] + xs) * 1.05)
+    ax.set_xlabel("achieved StartTask calls/s")
+    ax.set_title(f"batching {'on' if c == 'batching' else 'off'} (closed-loop peak {fmt(peak)}/s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.legend(fontsize=8, loc="upper left")
+ys = [r["report"]["latency_us"][k] / 1000 for c in configs for _, r in sweep_points[c] for k in ("p50", "p99")]
+if ys:
+    axes[0].set_ylim(min(min(ys), 2) / 1.6, max(max(ys), 2) * 2.5)  # room for the labels; the 2-ms line always in view
+axes[0].set_ylabel("latency, ms (log scale; from intended send time)")
+if not configs:
+    axes[0].text(0.5, 0.5, "no open-loop runs", ha="center", va="center", transform=axes[0].transAxes)
+fig.suptitle(f"Durable StartTask through the gateway (gRPC → gateway → core → SQLite, synchronous=full): latency vs throughput, "
+             f"open loop (gateway load --rate)\n{date} · commit {meta.get('commit_short', commit)} · {meta.get('cpu')} × "
+             f"{meta.get('cpus')}, gateway on CPU {meta.get('server_cpu')}, load on CPU {meta.get('client_cpu')} · "
+             f"{meta.get('mode')} mode, {meta.get('sweep_duration')} s per point", fontsize=10)
+fig.tight_layout()
+fig.savefig(os.path.join(results, "throughput-latency.png"), dpi=110)
+print(f"suite_report: {os.path.join(results, 'RESULTS.md')}, {os.path.join(results, 'throughput-latency.png')}")
