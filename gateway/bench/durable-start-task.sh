@@ -5,6 +5,11 @@
 #
 #   gateway/bench/durable-start-task.sh                 # DURATION=10 CONNECTIONS=8 STREAMS=32
 #   GATEWAY_BIN=.build-bench/release/gateway DURATION=5 gateway/bench/durable-start-task.sh
+#   ROWS="grpc-batching" GATEWAY_ARGS="--batch-max-items 64" gateway/bench/durable-start-task.sh
+#
+# ROWS picks rows (default all: grpc-batching grpc-no-batching rest-core rest-gateway
+# rest-gateway-no-batching); GATEWAY_ARGS are added to every `gateway serve` (knob sweeps:
+# batch-knobs.sh).
 #
 # The gateway and its embedded core run in one process pinned to SERVER_CPU (0) with
 # --threads 1 (the core is reached over loopback HTTP/1.1 all the same); h2load / wrk run
@@ -18,6 +23,9 @@ CONNECTIONS=${CONNECTIONS:-8}
 STREAMS=${STREAMS:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+ROWS=${ROWS:-grpc-batching grpc-no-batching rest-core rest-gateway rest-gateway-no-batching}
+GATEWAY_ARGS=${GATEWAY_ARGS:-}
+row() { [[ " $ROWS " == *" $1 "* ]]; }
 
 need=()
 command -v h2load >/dev/null || need+=(nghttp2-client)
@@ -46,7 +54,7 @@ start() {  # start ARGS... → sets pid, gport, cport
   gport=$(free_port); cport=$(free_port)
   rm -rf "$work/data"
   taskset -c "$SERVER_CPU" "$GATEWAY_BIN" serve --threads 1 --log-level warning --listen "127.0.0.1:$gport" \
-    --core-listen "127.0.0.1:$cport" --data "$work/data/cs.sqlite" --synchronous full "$@" >"$work/server.log" 2>&1 &
+    --core-listen "127.0.0.1:$cport" --data "$work/data/cs.sqlite" --synchronous full $GATEWAY_ARGS "$@" >"$work/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$cport/genesys/1/cs/services/1" && break; sleep 0.05; done
   curl -sf -X POST "http://127.0.0.1:$cport/genesys/1/cs/services/start" -H 'content-type: application/json' -d '{}' >/dev/null
@@ -57,6 +65,7 @@ stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 echo "| date | path | config | load | requests/s | mean ms | max ms | answered | stored |"
 echo "|---|---|---|---|--:|--:|--:|--:|--:|"
 for config in batching no-batching; do
+  row "grpc-$config" || continue
   start $([[ $config == no-batching ]] && echo --no-batching)
   out=$(taskset -c "$CLIENT_CPU" h2load -t1 -c"$CONNECTIONS" -m"$STREAMS" -D"$DURATION" -d "$work/frame.bin" \
     -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$gport/genesys.cs.v1.ContextServices/StartTask")
@@ -83,6 +92,6 @@ rest() {  # rest LABEL CONFIG PORT
   [[ -z "$ok" || "$s" -ge "$ok" ]] || echo "LOST WRITES: stored $s < answered $ok" >&2
   echo "| $(date -u +%F) | $1 | $2 | wrk -c$((CONNECTIONS * 8)) | $rps | ${p50:+p50 $(awk "BEGIN{printf \"%.2f\", $p50/1000}")} | ${p99:+p99 $(awk "BEGIN{printf \"%.2f\", $p99/1000}")} | $ok | $s |"
 }
-start; rest "REST → core" "single calls" "$cport"
-start; rest "REST → gateway → core" "batching" "$gport"
-start --no-batching; rest "REST → gateway → core" "no-batching" "$gport"
+if row rest-core; then start; rest "REST → core" "single calls" "$cport"; fi
+if row rest-gateway; then start; rest "REST → gateway → core" "batching" "$gport"; fi
+if row rest-gateway-no-batching; then start --no-batching; rest "REST → gateway → core" "no-batching" "$gport"; fi
