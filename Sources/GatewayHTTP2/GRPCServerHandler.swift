@@ -393,7 +393,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         guard let s = streams[streamID] else { return false }
         s.body = nil
         if s.isHTTP { return false }  // the last DATA frame ends the stream
-        try? session?.submitTrailers(streamID: streamID, s.trailers)
+        // A successful call's trailers are always the same block: shared, not built per call.
+        try? session?.submitTrailers(streamID: streamID, s.trailers.isEmpty ? Self.okTrailers : s.trailers)
         return true
     }
 
@@ -473,7 +474,6 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         case .success(let message):
             s.phase = .responding
             s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
-            s.trailers.add("grpc-status", "0")
             do {
                 try session?.submitHeaders(streamID: streamID, Self.okHeaders, hasBody: true)
             } catch {
@@ -493,6 +493,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     /// `:status 200`, `content-type: application/grpc`: every successful response's headers.
+    /// `grpc-status: 0`: every successful response's trailers.
+    nonisolated(unsafe) private static let okTrailers = HeaderBlock([("grpc-status", "0")])
+
     /// Never mutated after it is built, so sharing it across event loops is safe.
     nonisolated(unsafe) private static let okHeaders = HeaderBlock([(":status", "200"), ("content-type", "application/grpc")])
 

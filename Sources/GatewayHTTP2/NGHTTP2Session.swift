@@ -278,10 +278,9 @@ public struct HeaderBlock {
     private var bytes: [UInt8] = []
     private var fields: [(nameStart: Int, nameLength: Int, valueStart: Int, valueLength: Int)] = []
 
-    public init() {
-        bytes.reserveCapacity(128)
-        fields.reserveCapacity(6)
-    }
+    /// Allocates nothing until the first `add`: every gRPC stream has an (often unused)
+    /// trailer block.
+    public init() {}
 
     public init(_ pairs: [(String, String)]) {
         self.init()
@@ -289,6 +288,10 @@ public struct HeaderBlock {
     }
 
     public mutating func add(_ name: String, _ value: String) {
+        if fields.isEmpty {
+            bytes.reserveCapacity(128)
+            fields.reserveCapacity(6)
+        }
         let ns = bytes.count
         bytes.append(contentsOf: name.utf8)
         let vs = bytes.count
@@ -309,11 +312,15 @@ public struct HeaderBlock {
     func withNV<T>(_ body: (UnsafePointer<nghttp2_nv>, Int) throws -> T) throws -> T {
         try bytes.withUnsafeBufferPointer { raw in
             let base = UnsafeMutablePointer(mutating: raw.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-            var nv = fields.map { f in
-                nghttp2_nv(name: base + f.nameStart, value: base + f.valueStart,
-                           namelen: f.nameLength, valuelen: f.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            // On the stack for the few fields of an answer: no array per submitted block.
+            return try withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { nv in
+                for (i, f) in fields.enumerated() {
+                    (nv.baseAddress! + i).initialize(to: nghttp2_nv(
+                        name: base + f.nameStart, value: base + f.valueStart,
+                        namelen: f.nameLength, valuelen: f.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                }
+                return try body(nv.baseAddress!, fields.count)
             }
-            return try nv.withUnsafeMutableBufferPointer { try body($0.baseAddress!, $0.count) }
         }
     }
 }
