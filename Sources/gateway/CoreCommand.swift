@@ -95,6 +95,7 @@ struct CoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         let termination = TerminationSignal.install()
+        MallocTuning.apply()
         bootstrapLogging(options.logLevel)
         let logger = Logger(label: "cs.core")
         let address = HostPort(listen)!

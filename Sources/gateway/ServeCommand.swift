@@ -92,6 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let termination = TerminationSignal.install()
+        MallocTuning.apply()
         bootstrapLogging(core.logLevel)
         let logger = Logger(label: "cs.gateway")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: core.threads)
