@@ -181,13 +181,26 @@ def req(server):
     return num(front[server]["req/s"]) if server in front else None
 
 
+def star_front(server):
+    """\\* when every run of grpc-start-task.sh for this server was disturbed (it marks them with *)."""
+    runs_text = front.get(server, {}).get("runs (req/s)", "")
+    return "\\*" if runs_text and all(x.strip().endswith("*") for x in runs_text.split(",")) else ""
+
+
+def star(rs):
+    """\\* when every run behind a figure was disturbed."""
+    return "\\*" if rs and all(r["disturbed"] == "yes" for r in rs) else ""
+
+
 stub, cpp, ngx = req("gateway-stub"), req("cpp-peer"), req("nghttpd")
 if front:
     r1 = stub / cpp if stub and cpp else None
-    row(1, "gRPC StartTask, front end alone (stub core), h2load -c8 -m32", f"{fmt(stub)} req/s", f"C++ gRPC: {fmt(cpp)} req/s",
+    row(1, "gRPC StartTask, front end alone (stub core), h2load -c8 -m32", f"{fmt(stub)}{star_front('gateway-stub')} req/s",
+        f"C++ gRPC: {fmt(cpp)}{star_front('cpp-peer')} req/s",
         ratio(stub, cpp), "≥ 2× C++", ratio(r1, 2) if r1 else "–", None if r1 is None else r1 >= 2)
     r2 = stub / ngx if stub and ngx else None
-    row(2, "the same vs nghttpd (static file)", f"{fmt(stub)} req/s", f"nghttpd: {fmt(ngx)} req/s",
+    row(2, "the same vs nghttpd (static file)", f"{fmt(stub)}{star_front('gateway-stub')} req/s",
+        f"nghttpd: {fmt(ngx)}{star_front('nghttpd')} req/s",
         ratio(stub, ngx), "≥ 0.5× nghttpd", ratio(r2, 0.5) if r2 else "–", None if r2 is None else r2 >= 0.5)
 
 h2_on, _ = durable_rps("gRPC → gateway → core", "batching")
@@ -198,7 +211,7 @@ if durable:
         f"REST → core (wrk -c64): {fmt(rest_core)} /s", ratio(h2_on, rest_core), "≥ 50,000 /s",
         ratio(h2_on, 50000), None if h2_on is None else h2_on >= 50000)
 if closed_rate["batching"]:
-    row("3", "the same, `gateway load` closed loop", f"{fmt(closed_rate['batching'])} /s",
+    row("3", "the same, `gateway load` closed loop", f"{fmt(closed_rate['batching'])}{star(closed['batching'])} /s",
         f"REST → core (wrk -c64): {fmt(rest_core)} /s", ratio(closed_rate["batching"], rest_core), "≥ 50,000 /s",
         ratio(closed_rate["batching"], 50000), closed_rate["batching"] >= 50000)
 if durable:
@@ -208,8 +221,9 @@ if durable:
         None if r4 is None else r4 >= 10)
 if closed_rate["batching"] and closed_rate["no-batching"]:
     r4 = closed_rate["batching"] / closed_rate["no-batching"]
-    row("4", "the same, `gateway load` closed loop", f"{r4:.1f}× ({fmt(closed_rate['batching'])} vs {fmt(closed_rate['no-batching'])} /s)",
-        f"batching off: {fmt(closed_rate['no-batching'])} /s", f"{r4:.1f}×", "≥ 10×", ratio(r4, 10), r4 >= 10)
+    row("4", "the same, `gateway load` closed loop",
+        f"{r4:.1f}× ({fmt(closed_rate['batching'])}{star(closed['batching'])} vs {fmt(closed_rate['no-batching'])}{star(closed['no-batching'])} /s)",
+        f"batching off: {fmt(closed_rate['no-batching'])}{star(closed['no-batching'])} /s", f"{r4:.1f}×", "≥ 10×", ratio(r4, 10), r4 >= 10)
 def half_of(key):
     v = num(meta.get(key))
     return v / 2 if v else None
@@ -219,9 +233,9 @@ if half["batching"] is not None:
     ms = half["batching"] / 1000
     peer_ms = half["no-batching"] / 1000 if half["no-batching"] is not None else None
     row("5", "p99 at half of peak, durable StartTask, open loop (`gateway load --rate`), batching on",
-        f"{ms:.2f} ms at {fmt(half_of('peak_batching'))} /s",
+        f"{ms:.2f} ms{star(select('sweep', 'batching', '50'))} at {fmt(half_of('peak_batching'))} /s",
         f"batching off, at its half peak ({fmt(half_of('peak_no-batching'))} /s): "
-        f"{'–' if peer_ms is None else f'{peer_ms:.2f} ms'}",
+        f"{'–' if peer_ms is None else f'{peer_ms:.2f} ms'}{star(select('sweep', 'no-batching', '50'))}",
         ratio(ms, peer_ms), "≤ 2 ms", ratio(ms, 2), ms <= 2)
 if idle:
     g = num(idle.get("gateway-memory", {}).get("KiB per connection"))
@@ -236,8 +250,10 @@ if journey_rate["grpc-gateway"] is not None:
         j = journey_rate[c]
         if j is None:
             continue
-        row("7", f"vendor sizing journey (33 calls), {label}, closed loop", f"{fmt(j, 1)} journeys/s ({fmt(j * 33)} calls/s)",
-            f"REST → core: {fmt(journey_rate['rest-core'], 1)} journeys/s", ratio(j, journey_rate["rest-core"], 1),
+        calls = rate(median_run(journey[c], journeys_per_s))
+        row("7", f"vendor sizing journey (33 calls), {label}, closed loop",
+            f"{fmt(j, 1)}{star(journey[c])} journeys/s ({fmt(calls)} calls/s)",
+            f"REST → core: {fmt(journey_rate['rest-core'], 1)}{star(journey['rest-core'])} journeys/s", ratio(j, journey_rate["rest-core"], 1),
             "vendor: ~30 journeys/s on 16 cores", ratio(j, VENDOR, 1), None)
 
 # --- details ------------------------------------------------------------------------------------------
@@ -273,7 +289,8 @@ lines.extend(summary)
 w("")
 w("× target is measured ÷ target: at least 1 meets a ≥ target, at most 1 meets a ≤ target. Row 7 has no "
   "DESIGN target: its column compares with the vendor's published sizing (about 1,000 REST requests/s on "
-  "16 cores, i.e. ~30 journeys/s), measured here on one core for the server.")
+  "16 cores, i.e. ~30 journeys/s), measured here on one core for the server. `\\*`: every run behind that figure "
+  "was disturbed by other processes; read it with care. `durable-start-task.sh` does not measure disturbance.")
 w("")
 
 w("## Front end alone vs its peers (`grpc-start-task.sh`)")
@@ -430,6 +447,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 configs = [c for c in ("batching", "no-batching") if sweep_points.get(c)]
+disturbed_any = False
 fig, axes = plt.subplots(1, max(len(configs), 1), figsize=(13, 5.5), sharey=True, squeeze=False)
 axes = axes[0]
 for ax, c in zip(axes, configs):
@@ -438,27 +456,38 @@ for ax, c in zip(axes, configs):
     ax.plot(xs, [r["report"]["latency_us"]["p50"] / 1000 for _, r in pts], "o-", color="tab:blue", label="p50")
     ax.plot(xs, [r["report"]["latency_us"]["p99"] / 1000 for _, r in pts], "s-", color="tab:red", label="p99")
     for (p, r), x in zip(pts, xs):
+        if r["disturbed"] == "yes":
+            for k, m, col in (("p50", "o", "tab:blue"), ("p99", "s", "tab:red")):
+                ax.plot([x], [r["report"]["latency_us"][k] / 1000], m, color=col, mfc="white", mew=1.5)
+            disturbed_any = True
         y = r["report"]["latency_us"]["p99"] / 1000
         ax.annotate(f"{p}%" + (f"\n{y:.2f} ms" if p == 50 else ""), (x, y), textcoords="offset points", xytext=(0, 7),
                     ha="center", fontsize=8, color="tab:red")
     ax.axhline(2, color="gray", linestyle="--", linewidth=1, label="target: p99 ≤ 2 ms at half of peak")
     peak = num(meta.get(f"peak_{c}"))
     if peak:
-        ax.axvline(peak / 2, color="gray", linestyle=":", linewidth=1, label=f"half of peak ({peak / 2:,.0f}/s)")
+        ax.axvline(peak / 2, color="gray", linestyle=":", linewidth=1, label="half of the closed-loop peak")
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(0, max([peak or 0] + xs) * 1.05)
     ax.set_xlabel("achieved StartTask calls/s")
-    ax.set_title(f"batching {'on' if c == 'batching' else 'off'} (closed-loop peak {fmt(peak)}/s)")
+    ax.set_title(f"batching {'on' if c == 'batching' else 'off'}: closed-loop peak {fmt(peak)}/s, half {fmt(peak / 2 if peak else None)}/s",
+                 fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.legend(fontsize=8, loc="upper left")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
+
 ys = [r["report"]["latency_us"][k] / 1000 for c in configs for _, r in sweep_points[c] for k in ("p50", "p99")]
 if ys:
     axes[0].set_ylim(min(min(ys), 2) / 1.6, max(max(ys), 2) * 2.5)  # room for the labels; the 2-ms line always in view
+handles, labels = axes[0].get_legend_handles_labels()
+if disturbed_any:
+    handles.append(axes[0].plot([], [], "o", color="gray", mfc="white")[0])
+    labels.append(f"hollow: disturbed run (others used > {meta.get('disturbed')}% of a CPU)")
+if handles:
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
 axes[0].set_ylabel("latency, ms (log scale; from intended send time)")
 if not configs:
     axes[0].text(0.5, 0.5, "no open-loop runs", ha="center", va="center", transform=axes[0].transAxes)
@@ -466,6 +495,6 @@ fig.suptitle(f"Durable StartTask through the gateway (gRPC → gateway → core 
              f"open loop (gateway load --rate)\n{date} · commit {meta.get('commit_short', commit)} · {meta.get('cpu')} × "
              f"{meta.get('cpus')}, gateway on CPU {meta.get('server_cpu')}, load on CPU {meta.get('client_cpu')} · "
              f"{meta.get('mode')} mode, {meta.get('sweep_duration')} s per point", fontsize=10)
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.05, 1, 1))
 fig.savefig(os.path.join(results, "throughput-latency.png"), dpi=110)
 print(f"suite_report: {os.path.join(results, 'RESULTS.md')}, {os.path.join(results, 'throughput-latency.png')}")
