@@ -4,8 +4,8 @@
 # the peers and the targets, the machine and the exact commands) and throughput-latency.png
 # (p50/p99 against achieved requests/s, open loop, durable StartTask, batching on and off).
 #
-#   gateway/bench/suite.sh               # 3 runs of everything, ~15 minutes (plus a build)
-#   QUICK=1 gateway/bench/suite.sh       # 1 run, 3-s loads: to try it out (~4 minutes)
+#   gateway/bench/suite.sh               # 3 runs of everything, ~11 minutes on a quiet machine (plus a build)
+#   QUICK=1 gateway/bench/suite.sh       # 1 run, 3-s loads, no retries: to try it out (~2.5 minutes)
 #   GATEWAY_BIN=.build-bench/release/gateway gateway/bench/suite.sh   # no build
 #
 # Every server is pinned to SERVER_CPU (0), every load generator to CLIENT_CPU (1). The parts:
@@ -365,7 +365,7 @@ if has_part durable; then
     ((drc == 0)) || fail "durable-start-task.sh run $run exited with $drc"
     ! grep -q 'LOST WRITES\|were not 201' "$out/durable-r$run.log" || fail "durable-start-task.sh run $run: $(grep 'LOST WRITES\|were not 201' "$out/durable-r$run.log" | tr '\n' ' ')"
   done
-  command_note "durable: GATEWAY_BIN=\$TMP/gateway DURATION=$DURATION gateway/bench/durable-start-task.sh   # $RUNS times"
+  command_note "durable: GATEWAY_BIN=\$TMP/gateway DURATION=$DURATION gateway/bench/durable-start-task.sh   # run $RUNS time(s)"
   command_note "durable:   (in it) taskset -c $CLIENT_CPU h2load -t1 -c8 -m32 -D$DURATION -d frame.bin -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:PORT/genesys.cs.v1.ContextServices/StartTask"
   command_note "durable:   (in it) taskset -c $CLIENT_CPU wrk -t1 -c64 -d${DURATION}s --latency -s gateway/bench/start-task.lua http://127.0.0.1:PORT/genesys/1/cs/services/1/tasks/start"
   part_time durable $(($(date +%s) - t))

@@ -268,7 +268,7 @@ w(f"Written by `gateway/bench/suite.sh` on **{date}** ({meta.get('mode')} mode: 
   f"{meta.get('duration')} s per run), commit `{commit}`; each run of the script overwrites this file and "
   "[throughput-latency.png](throughput-latency.png). The machine is shared: compare the figures within "
   "one run, not across runs; `\\*` marks a run during which other processes used more than "
-  f"{meta.get('disturbed')}% of a CPU (left out of the medians, and run again).")
+  f"{meta.get('disturbed')}% of a CPU (left out of the medians; run again unless in quick mode).")
 w("")
 w("## Machine")
 w("")
@@ -302,6 +302,7 @@ if front_tables:
     for para in text.strip().split("\n\n"):
         if para.startswith("req/s marked"):
             para = re.sub(r" Raw rows: .*", "", para)
+        para = re.sub(r"/tmp/cs-suite\.[A-Za-z0-9]+", "$TMP", para)
         w(para)
         w("")
     w(f"`gateway-stub` is the front end with `stub-core.c` as its upstream (canned 201s): DESIGN's "
