@@ -17,10 +17,16 @@ public final class ContextGateway: GRPCService {
         /// its own (vendor mode, for a core without the extension).
         public var batching = true
         /// The batcher's knobs, when batching.
-        public var batchMaxItems = 256
+        /// Defaults from the sweep of `gateway/bench/batch-knobs.sh` (RESULTS.md, "Batcher
+        /// knobs"): throughput was the same within noise across 64–1024 items, 0–2000 µs and
+        /// 1–8 in flight, while p50/p99 at 10k calls/s were lowest with 64 items and one batch
+        /// in flight per core (1.3 / 4–6 ms against 2–3 / 5–15 ms for 256 items and 4).
+        public var batchMaxItems = 64
         public var batchMaxBytes = 4 << 20
         public var batchMaxDelay: TimeAmount = .microseconds(500)
-        public var batchMaxInFlight = 4
+        /// nil: one per core address. A core commits one batch at a time (one writer), so
+        /// more in flight toward one core only queue there, adding latency, not throughput.
+        public var batchMaxInFlight: Int?
         /// Calls waiting per event loop before new ones are refused with RESOURCE_EXHAUSTED.
         public var maxQueued = 10_000
         /// REST: bearer tokens checked at the gateway, in the core's order, before anything
@@ -62,7 +68,7 @@ public final class ContextGateway: GRPCService {
         batching.maxItems = configuration.batchMaxItems
         batching.maxBytes = configuration.batchMaxBytes
         batching.maxDelay = configuration.batchMaxDelay
-        batching.maxInFlight = configuration.batchMaxInFlight
+        batching.maxInFlight = configuration.batchMaxInFlight ?? max(1, upstream.addresses.count)
         batching.maxQueued = configuration.maxQueued
         for loop in group.makeIterator() {
             let pool = UpstreamPool(eventLoop: loop, configuration: upstream, logger: logger)

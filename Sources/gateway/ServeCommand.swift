@@ -58,8 +58,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "How long a call may wait for companions while batches are in flight, microseconds.")
     var batchMaxDelayMicros: Int64 = 500
 
-    @Option(help: "Batches in flight per event loop.")
-    var batchMaxInFlight: Int = ContextGateway.Configuration().batchMaxInFlight
+    @Option(help: "Batches in flight per event loop (default: one per core address).")
+    var batchMaxInFlight: Int?
 
     @Option(help: "Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).")
     var maxQueued: Int = ContextGateway.Configuration().maxQueued
@@ -83,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard healthPath.hasPrefix("/") else { throw ValidationError("--health-path must start with /") }
-        guard maxMessageBytes > 0, restTimeoutMillis > 0, upstreamConnections > 0, batchMaxItems > 0, batchMaxInFlight > 0, maxQueued > 0,
+        guard maxMessageBytes > 0, restTimeoutMillis > 0, upstreamConnections > 0, batchMaxItems > 0, (batchMaxInFlight ?? 1) > 0, maxQueued > 0,
               batchMaxDelayMicros >= 0 else {
             throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
         }

@@ -285,7 +285,8 @@ def test_every_batch_in_flight_at_the_first_404_is_resent_singly(protos, start_g
     pb = protos.pb
     upstream = SlowBatch404(probe_delay=0.3)
     try:
-        gw = start_gateway("--threads", "1", upstream=upstream.address)
+        # Several batches in flight at once is what this is about (the default is one per core).
+        gw = start_gateway("--threads", "1", "--batch-max-in-flight", "4", upstream=upstream.address)
         with gw.channel() as channel:
             grpc.channel_ready_future(channel).result(timeout=T)
             stub = protos.rpc.ContextServicesStub(channel)
@@ -466,7 +467,7 @@ def test_full_queue_sheds_at_once_and_sends_nothing_refused(protos, start_gatewa
 
 def test_short_deadlines_with_the_queue_busy(protos, start_gateway, slow):
     pb = protos.pb
-    gw = start_gateway("--max-queued", "8", "--threads", "1", upstream=slow.address)
+    gw = start_gateway("--max-queued", "8", "--threads", "1", "--batch-max-in-flight", "4", upstream=slow.address)
     with gw.channel() as channel:
         grpc.channel_ready_future(channel).result(timeout=T)
         stub = protos.rpc.ContextServicesStub(channel)
