@@ -10,3 +10,6 @@ swift build --build-tests
 swift test --skip-build
 # End-to-end: the real gateway binary (.build/debug/gateway, built above) and the real grpcio client.
 .venv/bin/python -m pytest Tests/python -q
+# Allocation counts of the hot path's pieces against the checked-in thresholds (deterministic,
+# unlike time): one more malloc per call than recorded fails the suite (gateway/bench/micro).
+bash gateway/bench/micro.sh --check
