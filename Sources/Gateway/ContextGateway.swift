@@ -26,6 +26,7 @@ public final class ContextGateway: GRPCService {
         public var batchMaxDelay: TimeAmount = .microseconds(500)
         /// nil: one per core address. A core commits one batch at a time (one writer), so
         /// more in flight toward one core only queue there, adding latency, not throughput.
+        /// In vendor mode (nil): enough groups of single calls for 1,024 calls in flight.
         public var batchMaxInFlight: Int?
         /// Calls waiting per event loop before new ones are refused with RESOURCE_EXHAUSTED.
         public var maxQueued = 10_000
@@ -69,6 +70,9 @@ public final class ContextGateway: GRPCService {
         batching.maxBytes = configuration.batchMaxBytes
         batching.maxDelay = configuration.batchMaxDelay
         batching.maxInFlight = configuration.batchMaxInFlight ?? max(1, upstream.addresses.count)
+        // Vendor mode (configured or detected): groups of single calls, which a core runs
+        // concurrently; as many as keep 1,024 calls per event loop going, as before the sweep.
+        batching.vendorMaxInFlight = configuration.batchMaxInFlight ?? max(1, 1024 / max(1, configuration.batchMaxItems))
         batching.maxQueued = configuration.maxQueued
         for loop in group.makeIterator() {
             let pool = UpstreamPool(eventLoop: loop, configuration: upstream, logger: logger)

@@ -81,6 +81,17 @@ public struct RESTResponse: Sendable, Equatable {
         self.init(status: error.status, allow: allow, retryAfter: retryAfter ?? (shed ? 1 : nil), body: error.jsonBody)
     }
 
+    /// The answer to a request whose route did not parse: 404, 400, or 405 with `Allow`
+    /// (the core and the gateway's REST side answer these alike).
+    public init(_ error: RouteError, method: String, target: String) {
+        let path = String(target.prefix { $0 != "?" })
+        if case .methodNotAllowed(let allowed) = error {
+            self.init(error.contextError(method: method, path: path), allow: allowed)
+        } else {
+            self.init(error.contextError(method: method, path: path))
+        }
+    }
+
     /// The header fields of this answer in the order they are written, without framing
     /// (`content-length`, `connection`): shared by the HTTP/1.1 and HTTP/2 writers so both
     /// answer with the same headers.

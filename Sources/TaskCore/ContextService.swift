@@ -70,11 +70,7 @@ public final class ContextService: Sendable {
         case .success(let r):
             route = r
         case .failure(let error):
-            let path = String(request.target.prefix { $0 != "?" })
-            if case .methodNotAllowed(let allowed) = error {
-                return .respond(CoreResponse(error.contextError(method: request.method, path: path), allow: allowed))
-            }
-            return .respond(CoreResponse(error.contextError(method: request.method, path: path)))
+            return .respond(CoreResponse(error, method: request.method, target: request.target))
         }
         do throws(ContextError) {
             try authorize(request.authorization)

@@ -51,7 +51,7 @@ struct BatcherStateMachine {
         static let none = Actions()
     }
 
-    let configuration: Configuration
+    private(set) var configuration: Configuration
     private var queue: [Item] = []
     private var head = 0
     private var queuedBytes = 0
@@ -96,6 +96,14 @@ struct BatcherStateMachine {
         inFlight -= 1
         // EWMA with weight 1/8, as TCP's smoothed RTT (RFC 6298).
         roundTripNanos = roundTripNanos == 0 ? roundTrip : roundTripNanos - roundTripNanos / 8 + roundTrip / 8
+        return next(now: now)
+    }
+
+    /// A new bound on batches in flight: the core turned out to have no batch endpoint (vendor
+    /// mode), so each "batch" is a group of single calls, which a core runs concurrently.
+    /// Raising the bound lets waiting calls leave now.
+    mutating func setMaxInFlight(_ maxInFlight: Int, now: UInt64) -> Actions {
+        configuration.maxInFlight = max(1, maxInFlight)
         return next(now: now)
     }
 

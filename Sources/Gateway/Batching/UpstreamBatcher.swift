@@ -21,7 +21,10 @@ final class UpstreamBatcher {
         /// How long a call may wait for companions while batches are in flight.
         var maxDelay: TimeAmount = .microseconds(500)
         /// Batches in flight per event loop.
-        var maxInFlight = 4
+        var maxInFlight = 1
+        /// The same in vendor mode, where a "batch" is a group of single calls that the core
+        /// runs concurrently: enough groups to keep the pool's connections busy.
+        var vendorMaxInFlight = 16
         /// Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).
         var maxQueued = 10_000
     }
@@ -44,6 +47,7 @@ final class UpstreamBatcher {
     private(set) var batchSupported: Bool
     /// The core's base path without trailing slashes: item targets are relative to it.
     private let base: String
+    private let vendorMaxInFlight: Int
 
     init(eventLoop: any EventLoop, pool: UpstreamPool, basePath: String, configuration: Configuration,
          batchSupported: Bool = true, logger: Logger) {
@@ -56,7 +60,9 @@ final class UpstreamBatcher {
         self.machine = BatcherStateMachine(configuration: .init(
             maxItems: configuration.maxItems, maxBytes: configuration.maxBytes,
             maxDelayNanos: UInt64(max(0, configuration.maxDelay.nanoseconds)),
-            maxInFlight: configuration.maxInFlight, maxQueued: configuration.maxQueued))
+            maxInFlight: batchSupported ? configuration.maxInFlight : configuration.vendorMaxInFlight,
+            maxQueued: configuration.maxQueued))
+        self.vendorMaxInFlight = configuration.vendorMaxInFlight
     }
 
     private static var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
@@ -146,6 +152,7 @@ final class UpstreamBatcher {
                 if self.batchSupported {
                     self.logger.notice("the task core has no batch endpoint; sending each call on its own")
                     self.batchSupported = false
+                    self.perform(self.machine.setMaxInFlight(self.vendorMaxInFlight, now: now))
                 }
                 for call in calls { call.promise.completeWith(self.sendSingly(call.item, deadline: nil)) }
             case .success(let response):

@@ -18,12 +18,7 @@ extension ContextGateway {
         case .success(let r):
             route = r
         case .failure(let error):
-            let path = String(request.target.prefix { $0 != "?" })
-            if case .methodNotAllowed(let allowed) = error {
-                return eventLoop.makeSucceededFuture(RESTResponse(error.contextError(method: request.method, path: path),
-                                                                  allow: allowed))
-            }
-            return eventLoop.makeSucceededFuture(RESTResponse(error.contextError(method: request.method, path: path)))
+            return eventLoop.makeSucceededFuture(RESTResponse(error, method: request.method, target: request.target))
         }
         let body: [UInt8]
         do throws(ContextError) {

@@ -43,6 +43,19 @@ struct BatcherStateMachineTests {
         #expect(sm.queuedCount == 0)
     }
 
+    @Test("Raising the in-flight bound (vendor mode found) lets full groups waiting behind it leave at once")
+    func raiseInFlight() throws {
+        var sm = Self.machine(maxItems: 2, maxInFlight: 1)
+        for id: UInt64 in 1...7 { _ = try sm.enqueue(Self.item(id), now: id) }
+        #expect(sm.inFlight == 1)
+        #expect(sm.queuedCount == 6)
+        let raised = sm.setMaxInFlight(3, now: 10)
+        #expect(Self.ids(raised) == [[2, 3], [4, 5]])
+        #expect(sm.inFlight == 3)
+        #expect(sm.queuedCount == 2)
+        #expect(sm.configuration.maxInFlight == 3)
+    }
+
     @Test("A full batch (items) leaves before its delay")
     func fullByItems() throws {
         var sm = Self.machine(maxItems: 3)
