@@ -17,11 +17,14 @@ public final class ContextGateway: GRPCService {
         /// its own (vendor mode, for a core without the extension).
         public var batching = true
         /// The batcher's knobs, when batching.
-        /// Defaults from the sweep of `gateway/bench/batch-knobs.sh` (RESULTS.md, "Batcher
-        /// knobs"): throughput was the same within noise across 64–1024 items, 0–2000 µs and
-        /// 1–8 in flight, while p50/p99 at 10k calls/s were lowest with 64 items and one batch
-        /// in flight per core (1.3 / 4–6 ms against 2–3 / 5–15 ms for 256 items and 4).
-        public var batchMaxItems = 64
+        /// Defaults from the sweep of `gateway/bench/batch-knobs.sh` (RESULTS.md, "The
+        /// batcher's knobs"): throughput was the same within noise across 64–1024 items,
+        /// 0–2000 µs and 1–8 in flight, while latency at 10k calls/s was lowest with one batch
+        /// in flight per core (p50 1.3 ms against 2–3 ms with 2 or 4). Between 64 and 256
+        /// items with one in flight, CPU time per call decided: 32.5–34.0 µs for 256 against
+        /// 35.5–39.9 µs for 64 (larger batches at peak load; at half load batches stay
+        /// smaller than either bound).
+        public var batchMaxItems = 256
         public var batchMaxBytes = 4 << 20
         public var batchMaxDelay: TimeAmount = .microseconds(500)
         /// nil: one per core address. A core commits one batch at a time (one writer), so

@@ -125,6 +125,16 @@ public final class SQLiteTaskStore: TaskStore {
             let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT cs_item")
             let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT cs_item")
             for command in commands {
+                guard Self.mayChangeThenRefuse(command) else {
+                    // A start refuses before it changes anything: no savepoint to pay for
+                    // (two statements per item, the hot path of a batch of starts).
+                    do {
+                        results.append(.success(try Self.apply(command, db)))
+                    } catch let error as ContextError {
+                        results.append(.failure(error))
+                    }
+                    continue
+                }
                 try begin.execute()
                 do {
                     results.append(.success(try Self.apply(command, db)))
@@ -135,6 +145,15 @@ public final class SQLiteTaskStore: TaskStore {
                 try release.execute()
             }
             return results
+        }
+    }
+
+    /// Whether `apply` may change the database and then refuse the command (so it needs a
+    /// savepoint in a batch). The starts make every check before their first change.
+    private static func mayChangeThenRefuse(_ command: WriteCommand) -> Bool {
+        switch command {
+        case .startService, .startState, .startTask: false
+        case .endService, .deleteService, .endState, .endTask: true
         }
     }
 
@@ -174,13 +193,18 @@ public final class SQLiteTaskStore: TaskStore {
             return .created(id)
 
         case .startTask(let tenant, let sid, let r):
-            let id = try nextID(db, column: "last_task_id", kind: .task, tenant, sid)
+            // Every check before the first change (`mayChangeThenRefuse`): the state, then the
+            // id (whose UPDATE changes nothing when it refuses).
             if let state = r.stateID {
                 let exists = try Bool.fetchOne(
                     db.cachedStatement(sql: "SELECT 1 FROM states WHERE service_id = ? AND state_id = ?"),
                     arguments: [sid, state]) ?? false
-                guard exists else { throw ContextError.notFound(.state, state) }
+                guard exists else {
+                    try requireService(db, tenant, sid)  // an unknown service is the error to report first
+                    throw ContextError.notFound(.state, state)
+                }
             }
+            let id = try nextID(db, column: "last_task_id", kind: .task, tenant, sid)
             try db.cachedStatement(sql: """
                 INSERT INTO tasks (service_id, task_id, state_id, type_text, head, started, ext)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -197,18 +221,26 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
+    /// Built once: `cachedStatement` looks statements up by their text, per item of a batch.
+    private static let nextTaskIDSQL = nextIDSQL("last_task_id")
+    private static let nextStateIDSQL = nextIDSQL("last_state_id")
+    private static func nextIDSQL(_ column: String) -> String {
+        """
+        UPDATE services SET \(column) = \(column) + 1
+        WHERE service_id = ? AND tenant = ? AND \(column) < \(ResourceID.maxChildID) RETURNING \(column)
+        """
+    }
+
     /// Allocates the next per-service id inside the current transaction (§1).
     private static func nextID(
         _ db: Database, column: String, kind: ResourceKind, _ tenant: String, _ sid: Int64
     ) throws -> Int64 {
-        let stmt = try db.cachedStatement(sql: """
-            UPDATE services SET \(column) = \(column) + 1 WHERE service_id = ? AND tenant = ? RETURNING \(column)
-            """)
-        guard let id = try Int64.fetchOne(stmt, arguments: [sid, tenant]) else {
-            throw ContextError.notFound(.service, sid)
-        }
-        guard id <= ResourceID.maxChildID else { throw ContextError.idSpaceExhausted(kind, serviceID: sid) }
-        return id
+        // Changes nothing when it refuses: the counter moves only when the service is there
+        // and has ids left.
+        let stmt = try db.cachedStatement(sql: column == "last_task_id" ? nextTaskIDSQL : nextStateIDSQL)
+        if let id = try Int64.fetchOne(stmt, arguments: [sid, tenant]) { return id }
+        try requireService(db, tenant, sid)
+        throw ContextError.idSpaceExhausted(kind, serviceID: sid)
     }
 
     private static func end(
