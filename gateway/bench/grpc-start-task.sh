@@ -21,8 +21,11 @@
 #                   and on the same CPU, reached over loopback HTTP/1.1 as in production
 #   gateway-split   gateway core --memory on CLIENT_CPU (beside h2load) + gateway serve --upstream
 #                   on SERVER_CPU
-#   gateway-stub    gateway serve --upstream to stub-core.c (canned answers at once), both on
-#                   SERVER_CPU: the front end alone, without the store's cost
+#   gateway-stub    gateway serve --upstream to stub-core.c (canned answers at once, batches
+#                   included), both on SERVER_CPU: the front end alone, without the store's
+#                   cost, on the product's own path (calls batched toward the core)
+#   gateway-stub-vendor  the same with the stub started "nobatch" (a vendor core: no batch
+#                   endpoint), so every call is its own HTTP/1.1 request upstream
 #   nghttpd         nghttpd --no-tls answering a 48-byte static file: the raw HTTP/2 ceiling
 #
 # Checks, outside h2load (which looks at the HTTP status only, not grpc-status): before every
@@ -42,7 +45,7 @@
 # processes use at most DISTURBED % of a CPU; a run during which they used more ("other CPU") is
 # marked disturbed, repeated up to RETRIES times, and left out of the median.
 #
-# Environment: DURATION (10), RUNS (3), SERVERS (all five above), SERVER_CPU (0), CLIENT_CPU (1),
+# Environment: DURATION (10), RUNS (3), SERVERS (all six above), SERVER_CPU (0), CLIENT_CPU (1),
 # PRECHECK_CALLS (2048), DISTURBED (25), QUIET_WAIT (300), RETRIES (2),
 # IDLE_CONNECTIONS (1000; 0 skips), IDLE_SERVERS ("gateway-memory cpp-peer nghttpd"),
 # PROFILE_SECONDS (5; 0 skips), PROFILE_SERVERS ("gateway-stub gateway-memory"), GATEWAY_BIN
@@ -57,7 +60,7 @@ root=$(cd "$here/../.." && pwd)
 
 DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
-SERVERS=${SERVERS:-"cpp-peer gateway-memory gateway-split gateway-stub nghttpd"}
+SERVERS=${SERVERS:-"cpp-peer gateway-memory gateway-split gateway-stub gateway-stub-vendor nghttpd"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-1000}
@@ -75,7 +78,7 @@ say() { echo "bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
 
 for s in $SERVERS $IDLE_SERVERS $PROFILE_SERVERS; do
-  case $s in cpp-peer | gateway-memory | gateway-split | gateway-stub | nghttpd) ;; *) die "unknown server '$s'" ;; esac
+  case $s in cpp-peer | gateway-memory | gateway-split | gateway-stub | gateway-stub-vendor | nghttpd) ;; *) die "unknown server '$s'" ;; esac
 done
 [[ $DURATION =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] || die "DURATION and RUNS must be positive integers"
 
@@ -224,9 +227,9 @@ start_server() {
       main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid" "$core_pid")
       wait_log "$log.gateway.log" 'gateway listening' "$main_pid"
       port=$(port_of "$log.gateway.log" "gateway listening") ;;
-    gateway-stub)
+    gateway-stub | gateway-stub-vendor)
       stub_log=$log.stub.log
-      taskset -c "$SERVER_CPU" "$stub" 127.0.0.1 0 >"$stub_log" 2>&1 &
+      taskset -c "$SERVER_CPU" "$stub" 127.0.0.1 0 $([[ $name == gateway-stub-vendor ]] && echo nobatch) >"$stub_log" 2>&1 &
       local stub_pid=$!; started+=("$stub_pid")
       wait_log "$stub_log" 'stub core listening' "$stub_pid"
       taskset -c "$SERVER_CPU" "$gateway" serve --listen 127.0.0.1:0 --upstream "127.0.0.1:$(port_of "$stub_log" "stub core listening")" \

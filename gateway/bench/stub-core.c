@@ -4,13 +4,17 @@
  *
  *   POST …/services/start            -> 201 {"service_id":N}  location …/services/N
  *   POST …/services/{sid}/tasks/start -> 201 {"task_id":N}    location …/service/{sid}/tasks/N
+ *   POST …/batch                      -> 200, the batch extension (README, "The batch
+ *                                        extension"): each Start Task item answered as above,
+ *                                        any other item 404; unless started with "nobatch"
+ *                                        (a vendor core: then 404 like any unknown path)
  *   anything else                     -> 404 {"error":"not found"}
  *
  * The answers have the shape of the real core's (same headers, same bodies). Prints
  * "stub core listening address=http://127.0.0.1:PORT" and, on SIGTERM/SIGINT, "stub core
  * tasks=N services=N other=N" before it exits.
  *
- *   cc -O2 -o stub-core gateway/bench/stub-core.c && ./stub-core 127.0.0.1 0
+ *   cc -O2 -o stub-core gateway/bench/stub-core.c && ./stub-core 127.0.0.1 0 [nobatch]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,6 +43,7 @@ struct conn {
 };
 
 static volatile sig_atomic_t stop;
+static int batch_enabled = 1;
 static void on_signal(int s) { (void)s; stop = 1; }
 static long long last_task[MAX_SERVICES], services, tasks, other;
 
@@ -54,7 +59,64 @@ static long content_length(const char *p, size_t n) {
   return 0;
 }
 
-static void answer(struct conn *c, const char *head, size_t head_len) {
+static void put16(char *p, unsigned v) { p[0] = (char)(v >> 8); p[1] = (char)v; }
+static void put32(char *p, unsigned long v) { p[0] = (char)(v >> 24); p[1] = (char)(v >> 16); p[2] = (char)(v >> 8); p[3] = (char)v; }
+static unsigned get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+static unsigned long get32(const unsigned char *p) {
+  return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
+}
+
+/* POST …/batch: "CSB1", u32 count, items (u8 method, u16+target, u16+tenant, u16+auth,
+ * u32+body) → 200 "CSR1", u32 count, results (u16 status, u16+location, u16 retry, u32+body). */
+static void answer_batch(struct conn *c, const unsigned char *in, size_t n) {
+  static char out[BUF];
+  size_t o = 8, i = 8;
+  unsigned long count = n >= 8 && !memcmp(in, "CSB1", 4) ? get32(in + 4) : 0;
+  memcpy(out, "CSR1", 4);
+  put32(out + 4, count);
+  for (unsigned long k = 0; k < count && o + 128 < sizeof out; k++) {
+    if (i + 1 + 2 > n) break;
+    i += 1; /* method */
+    unsigned tl = get16(in + i); i += 2;
+    const char *target = (const char *)in + i; i += tl;
+    if (i + 4 > n) break;
+    i += 2 + get16(in + i); /* tenant */
+    i += 2 + get16(in + i); /* authorization */
+    if (i + 4 > n) break;
+    i += 4 + get32(in + i); /* body */
+    char body[64], location[128];
+    const char *services_at = tl > 10 ? memmem(target, tl, "/services/", 10) : NULL;
+    if (services_at && tl > 12 && !memcmp(target + tl - 12, "/tasks/start", 12)) {
+      long long sid = strtoll(services_at + 10, NULL, 10);
+      long long tid = (sid > 0 && sid < MAX_SERVICES) ? ++last_task[sid] : 1;
+      tasks++;
+      int bl = snprintf(body, sizeof body, "{\"task_id\":%lld}", tid);
+      int ll = snprintf(location, sizeof location, "/genesys/1/cs/service/%lld/tasks/%lld", sid, tid);
+      put16(out + o, 201); put16(out + o + 2, (unsigned)ll); memcpy(out + o + 4, location, (size_t)ll); o += 4 + (size_t)ll;
+      put16(out + o, 0); put32(out + o + 2, (unsigned long)bl); memcpy(out + o + 6, body, (size_t)bl); o += 6 + (size_t)bl;
+    } else if (tl == 15 && !memcmp(target, "/services/start", 15)) {
+      long long sid = ++services;
+      int bl = snprintf(body, sizeof body, "{\"service_id\":%lld}", sid);
+      int ll = snprintf(location, sizeof location, "/genesys/1/cs/services/%lld", sid);
+      put16(out + o, 201); put16(out + o + 2, (unsigned)ll); memcpy(out + o + 4, location, (size_t)ll); o += 4 + (size_t)ll;
+      put16(out + o, 0); put32(out + o + 2, (unsigned long)bl); memcpy(out + o + 6, body, (size_t)bl); o += 6 + (size_t)bl;
+    } else {
+      other++;
+      int bl = snprintf(body, sizeof body, "{\"error\":\"not found\"}");
+      put16(out + o, 404); put16(out + o + 2, 0); o += 4;
+      put16(out + o, 0); put32(out + o + 2, (unsigned long)bl); memcpy(out + o + 6, body, (size_t)bl); o += 6 + (size_t)bl;
+    }
+  }
+  int h = snprintf(c->out + c->out_len, sizeof c->out - c->out_len,
+                   "HTTP/1.1 200 OK\r\ncontent-type: application/x-cs-batch\r\ncontent-length: %zu\r\n\r\n", o);
+  if (h > 0 && c->out_len + (size_t)h + o <= sizeof c->out) {
+    c->out_len += (size_t)h;
+    memcpy(c->out + c->out_len, out, o);
+    c->out_len += o;
+  }
+}
+
+static void answer(struct conn *c, const char *head, size_t head_len, const char *body_in, size_t body_len) {
   char path[512] = "";
   const char *sp = memchr(head, ' ', head_len);
   if (sp) {
@@ -63,6 +125,11 @@ static void answer(struct conn *c, const char *head, size_t head_len) {
     if (n >= sizeof path) n = sizeof path - 1;
     memcpy(path, sp + 1, n);
     path[n] = 0;
+  }
+  size_t path_len = strlen(path);
+  if (batch_enabled && path_len >= 6 && !strcmp(path + path_len - 6, "/batch")) {
+    answer_batch(c, (const unsigned char *)body_in, body_len);
+    return;
   }
   char body[64], location[600];
   int status = 201;
@@ -123,8 +190,9 @@ static int serve(struct conn *c) {
       size_t head_len = (size_t)(hend - (c->in + off)) + 4;
       long body = content_length(c->in + off, head_len);
       if (off + head_len + (size_t)body > c->len) break;
-      if (c->out_len > sizeof c->out - 1024 && flush_out(c) < 0) return -1;
-      answer(c, c->in + off, head_len);
+      if (c->out_len > sizeof c->out / 2 && flush_out(c) < 0) return -1;
+      if (c->out_len > sizeof c->out / 2) break; /* the client is not reading: wait */
+      answer(c, c->in + off, head_len, c->in + off + head_len, (size_t)body);
       off += head_len + (size_t)body;
     }
     memmove(c->in, c->in + off, c->len - off);
@@ -136,6 +204,7 @@ static int serve(struct conn *c) {
 int main(int argc, char **argv) {
   const char *host = argc > 1 ? argv[1] : "127.0.0.1";
   int port = argc > 2 ? atoi(argv[2]) : 0;
+  if (argc > 3 && !strcmp(argv[3], "nobatch")) batch_enabled = 0;
   signal(SIGPIPE, SIG_IGN);
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;

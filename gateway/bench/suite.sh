@@ -10,7 +10,7 @@
 #
 # Every server is pinned to SERVER_CPU (0), every load generator to CLIENT_CPU (1). The parts:
 #
-#   front    grpc-start-task.sh with SERVERS="cpp-peer gateway-stub nghttpd": h2load against the
+#   front    grpc-start-task.sh with SERVERS="cpp-peer gateway-stub gateway-stub-vendor nghttpd": h2load against the
 #            front end alone (stub core) and its peers (rows 1, 2), and RSS per idle HTTP/2
 #            connection of the gateway, the C++ peer and nghttpd (row 6)
 #   durable  durable-start-task.sh, RUNS times: h2load through gateway → core → SQLite
@@ -339,12 +339,12 @@ median_rate() {
 
 if has_part front; then
   t=$(date +%s)
-  say "front: grpc-start-task.sh (cpp-peer, gateway-stub, nghttpd; idle connections)"
+  say "front: grpc-start-task.sh (cpp-peer, gateway-stub, gateway-stub-vendor, nghttpd; idle connections)"
   frc=0
-  env GATEWAY_BIN="$gateway" RUNS="$RUNS" DURATION="$DURATION" SERVERS="cpp-peer gateway-stub nghttpd" PROFILE_SECONDS=0 \
+  env GATEWAY_BIN="$gateway" RUNS="$RUNS" DURATION="$DURATION" SERVERS="cpp-peer gateway-stub gateway-stub-vendor nghttpd" PROFILE_SECONDS=0 \
     SERVER_CPU="$SERVER_CPU" CLIENT_CPU="$CLIENT_CPU" DISTURBED="$DISTURBED" QUIET_WAIT="$QUIET_WAIT" \
     RETRIES=$((RETRIES > 0 ? 2 : 0)) "$here/grpc-start-task.sh" >"$out/front.md" 2>"$out/front.log" || frc=$?
-  command_note "front: GATEWAY_BIN=\$TMP/gateway RUNS=$RUNS DURATION=$DURATION SERVERS=\"cpp-peer gateway-stub nghttpd\" PROFILE_SECONDS=0 gateway/bench/grpc-start-task.sh"
+  command_note "front: GATEWAY_BIN=\$TMP/gateway RUNS=$RUNS DURATION=$DURATION SERVERS=\"cpp-peer gateway-stub gateway-stub-vendor nghttpd\" PROFILE_SECONDS=0 gateway/bench/grpc-start-task.sh"
   command_note "front:   (in it) taskset -c $CLIENT_CPU h2load -t1 -c8 -m32 -D$DURATION -d frame.bin -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:PORT/genesys.cs.v1.ContextServices/StartTask"
   echo "front_rc=$frc" >>"$out/meta.env"
   echo "front_out=$(sed -n 's/.*raw outputs and summary.md in //p' "$out/front.log" | tail -n1)" >>"$out/meta.env"

@@ -202,6 +202,12 @@ if front:
     row(2, "the same vs nghttpd (static file)", f"{fmt(stub)}{star_front('gateway-stub')} req/s",
         f"nghttpd: {fmt(ngx)}{star_front('nghttpd')} req/s",
         ratio(stub, ngx), "≥ 0.5× nghttpd", ratio(r2, 0.5) if r2 else "–", None if r2 is None else r2 >= 0.5)
+    vendor = req("gateway-stub-vendor")
+    if vendor:
+        rv = vendor / cpp if cpp else None
+        row("1", "the same, stub without the batch endpoint (vendor mode: one HTTP/1.1 request upstream per call)",
+            f"{fmt(vendor)}{star_front('gateway-stub-vendor')} req/s", f"C++ gRPC: {fmt(cpp)}{star_front('cpp-peer')} req/s",
+            ratio(vendor, cpp), "≥ 2× C++", ratio(rv, 2) if rv else "–", None if rv is None else rv >= 2)
 
 h2_on, _ = durable_rps("gRPC → gateway → core", "batching")
 h2_off, _ = durable_rps("gRPC → gateway → core", "no-batching")
@@ -305,8 +311,11 @@ if front_tables:
         para = re.sub(r"/tmp/cs-suite\.[A-Za-z0-9]+", "$TMP", para)
         w(para)
         w("")
-    w(f"`gateway-stub` is the front end with `stub-core.c` as its upstream (canned 201s): DESIGN's "
-      "\"upstream answered in-process\". The idle table measures `gateway serve --memory --threads 1`.")
+    w(f"`gateway-stub` is the front end with `stub-core.c` as its upstream (canned 201s, batches "
+      "answered too, so calls go upstream batched as they do toward the project's core): DESIGN's "
+      "\"upstream answered in-process\". `gateway-stub-vendor` starts the stub without the batch "
+      "endpoint (a vendor core), so every call is its own HTTP/1.1 request upstream. The idle table "
+      "measures `gateway serve --memory --threads 1`.")
 else:
     w("(not run)")
 w("")
