@@ -30,6 +30,13 @@ public enum RESTChecks {
         return header
     }
 
+    /// The media type of a `Content-Type` value, lower-cased, without its parameters:
+    /// `Application/JSON; charset=utf-8` → `application/json`.
+    public static func mediaType(_ value: String?) -> String? {
+        guard let value else { return nil }
+        return value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingBlanks.lowercased()
+    }
+
     /// §5: a body must be `application/json` (parameters allowed; a charset must be UTF-8).
     public static func checkContentType(_ value: String?) throws(ContextError) {
         guard let value else { throw .unsupportedMediaType(nil) }

@@ -1,3 +1,4 @@
+import ContextModel
 import NIOCore
 
 /// gRPC's length-prefixed messages (PROTOCOL-HTTP2.md, "Length-Prefixed-Message"): a
@@ -115,5 +116,35 @@ enum GRPCFraming {
         buffer.writeInteger(UInt32(message.count), endianness: .big)
         buffer.writeBytes(message)
         return buffer
+    }
+}
+
+/// The statuses of the gRPC layer itself (PROTOCOL-HTTP2.md; codes as grpc-go and grpc-java
+/// give them), shared by native gRPC (`GRPCServerHandler`) and gRPC-Web (`GRPCWeb`) so both
+/// refuse the same requests with the same words.
+extension GRPCStatus {
+    static func unknownMethod(_ path: String) -> GRPCStatus {
+        GRPCStatus(code: .unimplemented, message: "unknown method \(path)", exception: nil)
+    }
+
+    /// compression.md: an encoding the server does not support is UNIMPLEMENTED.
+    static func unsupportedEncoding(_ encoding: String) -> GRPCStatus {
+        GRPCStatus(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported; use identity", exception: nil)
+    }
+
+    static let malformedTimeout = GRPCStatus(code: .invalidArgument, message: "malformed grpc-timeout", exception: nil)
+    static let secondMessage = GRPCStatus(code: .internalError, message: "more than one request message for a unary call",
+                                          exception: nil)
+    static let compressedWithoutEncoding = GRPCStatus(code: .internalError,
+                                                      message: "compressed message without a supported grpc-encoding",
+                                                      exception: nil)
+    static let endedInsideMessage = GRPCStatus(code: .internalError, message: "the request ended inside a message",
+                                               exception: nil)
+    static let endedWithoutMessage = GRPCStatus(code: .internalError, message: "the request ended without a message",
+                                                exception: nil)
+
+    static func messageTooLarge(_ length: UInt32, limit: Int) -> GRPCStatus {
+        GRPCStatus(code: .resourceExhausted,
+                   message: "request message of \(length) bytes is larger than the limit of \(limit)", exception: nil)
     }
 }

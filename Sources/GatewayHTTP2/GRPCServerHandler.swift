@@ -61,6 +61,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         /// for an HTTP exchange).
         var httpBody: ByteBuffer?
         var httpLimit = 0
+        var httpTooLarge: RESTResponse?
         var otherHeaders: [UInt8] = []
 
         init(generation: UInt64, maxMessageBytes: Int, allocator: ByteBufferAllocator) {
@@ -268,7 +269,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         guard s.phase == .receiving else { return }
         if let rest, !(s.contentType.map(Self.isGRPCProto) ?? false) {
             s.isHTTP = true
-            (s.httpLimit, _) = rest.bodyLimit(method: s.method, target: s.path ?? "/")
+            (s.httpLimit, s.httpTooLarge) = rest.bodyLimit(method: s.method, target: s.path ?? "/")
             s.httpBody = context!.channel.allocator.buffer(capacity: 0)
             return
         }
@@ -281,16 +282,16 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             return respondHTTP(streamID, s, status: "415")
         }
         guard let path = s.path, service.serves(path: path) else {
-            return respondStatus(streamID, s, GRPCStatus(code: .unimplemented, message: "unknown method \(s.path ?? "")", exception: nil))
+            return respondStatus(streamID, s, .unknownMethod(s.path ?? ""))
         }
         if let encoding = s.encoding, encoding != "identity" {
             // "If a client sends a message compressed with an algorithm the server does not
             // support, the server SHOULD respond with UNIMPLEMENTED" (compression.md).
             s.trailers.add("grpc-accept-encoding", "identity")
-            return respondStatus(streamID, s, GRPCStatus(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported; use identity", exception: nil))
+            return respondStatus(streamID, s, .unsupportedEncoding(encoding))
         }
         if s.badTimeout {
-            return respondStatus(streamID, s, GRPCStatus(code: .invalidArgument, message: "malformed grpc-timeout", exception: nil))
+            return respondStatus(streamID, s, .malformedTimeout)
         }
         if let timeout = s.timeout {
             let deadline = NIODeadline.now() + timeout
@@ -319,17 +320,14 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
                 guard s.message == nil else {
                     // A unary method takes exactly one message (grpc-java: "More than one
                     // request messages for unary call").
-                    return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "more than one request message for a unary call", exception: nil))
+                    return respondStatus(streamID, s, .secondMessage)
                 }
                 s.message = message
             case .tooLarge(let length):
-                return respondStatus(streamID, s, GRPCStatus(
-                    code: .resourceExhausted,
-                    message: "request message of \(length) bytes is larger than the limit of \(configuration.maxMessageBytes)",
-                    exception: nil))
+                return respondStatus(streamID, s, .messageTooLarge(length, limit: configuration.maxMessageBytes))
             case .compressed:
                 // Compressed-Flag 1 without a grpc-encoding we accepted (PROTOCOL-HTTP2.md).
-                return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "compressed message without a supported grpc-encoding", exception: nil))
+                return respondStatus(streamID, s, .compressedWithoutEncoding)
             }
         }
     }
@@ -346,11 +344,11 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             return dispatchHTTP(streamID, s)
         }
         if s.reader.hasPartialMessage {
-            return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "the request ended inside a message", exception: nil))
+            return respondStatus(streamID, s, .endedInsideMessage)
         }
         guard let message = s.message else {
             // grpc-java: "Half-closed without a request".
-            return respondStatus(streamID, s, GRPCStatus(code: .internalError, message: "the request ended without a message", exception: nil))
+            return respondStatus(streamID, s, .endedWithoutMessage)
         }
         s.message = nil
         s.phase = .dispatched
@@ -409,9 +407,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     private func httpData(_ streamID: Int32, _ s: Stream, _ bytes: UnsafeRawBufferPointer) {
         guard var body = s.httpBody else { return }
-        guard body.readableBytes + bytes.count <= s.httpLimit, let rest else {
-            let (_, tooLarge) = rest!.bodyLimit(method: s.method, target: s.path ?? "/")
-            return respondHTTP(streamID, s, tooLarge)
+        guard body.readableBytes + bytes.count <= s.httpLimit else {
+            return respondHTTP(streamID, s, s.httpTooLarge ?? RESTResponse(status: 413))
         }
         s.httpBody = nil  // one reference, so the write below grows the buffer in place
         body.writeBytes(bytes)

@@ -29,9 +29,7 @@ public enum GRPCWeb {
 
     /// What a content type asks for: nil when it is not gRPC-Web at all.
     public static func classify(contentType: String?) -> Request? {
-        guard let contentType else { return nil }
-        let base = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
-            .trimmingBlanks.lowercased()
+        guard let contentType, let base = RESTChecks.mediaType(contentType) else { return nil }
         switch base {
         case "application/grpc-web", "application/grpc-web+proto": return .call(.binary)
         case "application/grpc-web-text", "application/grpc-web-text+proto": return .call(.text)
@@ -48,26 +46,24 @@ public enum GRPCWeb {
         _ request: RESTRequest, mode: Mode, service: any GRPCService, eventLoop: any EventLoop,
         maxMessageBytes: Int, headers: [RESTResponse.Field] = []
     ) -> EventLoopFuture<RESTResponse> {
+        let path = String(request.target.prefix { $0 != "?" })
         guard request.method == "POST" else {
-            let path = String(request.target.prefix { $0 != "?" })
             return eventLoop.makeSucceededFuture(RESTResponse(.methodNotAllowed(request.method, path: path), allow: ["POST"]))
         }
         let call = Call(mode: mode, headers: headers, eventLoop: eventLoop)
         let responder = GRPCResponder(sink: call, streamID: 1, generation: 1)
-        let path = String(request.target.prefix { $0 != "?" })
         guard service.serves(path: path) else {
-            responder.fail(GRPCStatus(code: .unimplemented, message: "unknown method \(path)", exception: nil))
+            responder.fail(.unknownMethod(path))
             return call.promise.futureResult
         }
         if let encoding = request.headers.first(name: "grpc-encoding"), encoding != "identity" {
-            responder.fail(GRPCStatus(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported; use identity",
-                                      exception: nil))
+            responder.fail(.unsupportedEncoding(encoding))
             return call.promise.futureResult
         }
         var deadline: NIODeadline?
         if let value = request.headers.first(name: "grpc-timeout") {
             guard let timeout = GRPCFraming.parseTimeout(value.utf8) else {
-                responder.fail(GRPCStatus(code: .invalidArgument, message: "malformed grpc-timeout", exception: nil))
+                responder.fail(.malformedTimeout)
                 return call.promise.futureResult
             }
             deadline = .now() + timeout
@@ -101,26 +97,16 @@ public enum GRPCWeb {
         for event in events {
             switch event {
             case .message(let m):
-                guard message == nil else {
-                    return .failure(GRPCStatus(code: .internalError, message: "more than one request message for a unary call",
-                                               exception: nil))
-                }
+                guard message == nil else { return .failure(.secondMessage) }
                 message = m
             case .tooLarge(let length):
-                return .failure(GRPCStatus(
-                    code: .resourceExhausted,
-                    message: "request message of \(length) bytes is larger than the limit of \(maxMessageBytes)", exception: nil))
+                return .failure(.messageTooLarge(length, limit: maxMessageBytes))
             case .compressed:
-                return .failure(GRPCStatus(code: .internalError, message: "compressed message without a supported grpc-encoding",
-                                           exception: nil))
+                return .failure(.compressedWithoutEncoding)
             }
         }
-        if reader.hasPartialMessage {
-            return .failure(GRPCStatus(code: .internalError, message: "the request ended inside a message", exception: nil))
-        }
-        guard let message else {
-            return .failure(GRPCStatus(code: .internalError, message: "the request ended without a message", exception: nil))
-        }
+        if reader.hasPartialMessage { return .failure(.endedInsideMessage) }
+        guard let message else { return .failure(.endedWithoutMessage) }
         return .success(message)
     }
 

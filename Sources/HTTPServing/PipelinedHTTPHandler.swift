@@ -31,7 +31,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
         /// Collecting a body within the limit.
         case body(HTTPRequestHead, ByteBuffer)
         /// The body went over the limit: the rest is read and dropped, then 413.
-        case discarding(HTTPRequestHead, RESTResponse)
+        case discarding(HTTPRequestHead)
         /// No more requests are taken on this connection (an answer with `Connection:
         /// close` is queued); whatever else arrives is ignored.
         case closing
@@ -39,8 +39,9 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
 
     private let responder: any RESTResponder
     private var receiving = Receiving.idle
-    /// The body limit of the request being received.
+    /// The body limit of the request being received, and its answer when the body is larger.
     private var bodyLimit = 0
+    private var tooLarge = RESTResponse(status: 413)
     /// The sequence number of the next complete request, and of the next answer to write.
     private var nextRequest: UInt64 = 0
     private var nextAnswer: UInt64 = 0
@@ -64,9 +65,8 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = receiving else { return }
-            let (limit, tooLarge) = responder.bodyLimit(method: head.method.rawValue, target: head.uri)
-            bodyLimit = limit
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+            (bodyLimit, tooLarge) = responder.bodyLimit(method: head.method.rawValue, target: head.uri)
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > bodyLimit {
                 // Refuse before reading a byte of it: the client may be sending gigabytes.
                 answer(tooLarge, keepAlive: false, context: context)
                 return
@@ -81,8 +81,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
         case .body(var chunk):
             guard case .body(let head, var body) = receiving else { return }
             if body.readableBytes + chunk.readableBytes > bodyLimit {
-                let (_, tooLarge) = responder.bodyLimit(method: head.method.rawValue, target: head.uri)
-                receiving = .discarding(head, tooLarge)
+                receiving = .discarding(head)
             } else {
                 receiving = .idle  // drop the reference so `body` grows in place
                 body.writeBuffer(&chunk)
@@ -93,7 +92,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
             case .body(let head, let body):
                 receiving = head.isKeepAlive && !draining ? .idle : .closing
                 dispatch(head, body, context: context)
-            case .discarding(let head, let tooLarge):
+            case .discarding(let head):
                 receiving = head.isKeepAlive && !draining ? .idle : .closing
                 answer(tooLarge, keepAlive: head.isKeepAlive, context: context)
             case .idle, .closing:

@@ -117,8 +117,6 @@ extension ContextService {
 
     /// `application/x-cs-batch`, parameters ignored, case-insensitive.
     static func isBatchContentType(_ value: String?) -> Bool {
-        guard let value else { return false }
-        return value.split(separator: ";", omittingEmptySubsequences: false).first?.trimmingBlanks.lowercased()
-            == BatchCodec.contentType
+        RESTChecks.mediaType(value) == BatchCodec.contentType
     }
 }

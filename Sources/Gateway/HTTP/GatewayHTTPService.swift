@@ -71,9 +71,7 @@ public struct GatewayHTTPService: RESTResponder {
     }
 
     static func isNativeGRPC(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let base = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
-            .trimmingBlanks.lowercased()
+        guard let base = RESTChecks.mediaType(contentType) else { return false }
         return base == "application/grpc" || base.hasPrefix("application/grpc+")
     }
 
