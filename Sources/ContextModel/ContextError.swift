@@ -77,6 +77,19 @@ extension ContextError {
         ContextError(status: status, exception: "OverloadedException", message: message)
     }
 
+    /// The storage behind the core cannot be reached (a database restarting, a network
+    /// fault): nothing was applied, come back soon (503 ⇄ UNAVAILABLE, with `Retry-After`).
+    public static func storeUnavailable(_ message: String) -> ContextError {
+        ContextError(status: 503, exception: "StoreUnavailableException", message: message)
+    }
+
+    /// The storage connection broke while a commit was under way: the write may or may not
+    /// have been applied. Not 503, which tells a client it may simply retry: a retried start
+    /// could then run twice (an idempotency key settles it).
+    public static func outcomeUnknown(_ message: String) -> ContextError {
+        ContextError(status: 500, exception: "OutcomeUnknownException", message: message)
+    }
+
     /// The gateway gave up waiting for the task core (§7: 504 ⇄ DEADLINE_EXCEEDED).
     public static func gatewayTimeout(_ message: String) -> ContextError {
         ContextError(status: 504, exception: "GatewayTimeoutException", message: message)

@@ -64,9 +64,20 @@ public final class ContextGateway: GRPCService {
     let pools: Pools
     let configuration: Configuration
     private let logger: Logger
+    /// Keeps every upstream connection on cores of one store (README, "Scale-out").
+    public let stores: StoreIdentityGuard
+    private let upstream: UpstreamPool.Configuration
+    private let group: any EventLoopGroup
 
     public init(group: any EventLoopGroup, upstream: UpstreamPool.Configuration, configuration: Configuration = .init(),
                 logger: Logger = Logger(label: "cs.gateway")) {
+        var upstream = upstream
+        upstream.basePath = configuration.basePath
+        let stores = upstream.identityGuard ?? StoreIdentityGuard()
+        upstream.identityGuard = stores
+        self.stores = stores
+        self.upstream = upstream
+        self.group = group
         var byLoop: [ObjectIdentifier: Upstream] = [:]
         var batching = UpstreamBatcher.Configuration()
         batching.maxItems = configuration.batchMaxItems
@@ -171,6 +182,35 @@ public final class ContextGateway: GRPCService {
             // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }: field 1, varint.
             responder.succeed([0x08, reachable ? 1 : 2])
         }
+    }
+
+    /// Asks every configured core which store it serves, and refuses to start when two
+    /// differ: an error naming both addresses and their stores. Cores that cannot be reached
+    /// now are checked when they first connect (and ejected if they differ). The store found
+    /// becomes the gateway's.
+    public func verifyStores(timeout: TimeAmount = .seconds(2)) async throws -> [(address: String, answer: StoreAnswer?)] {
+        let loop = group.next()
+        var seen: [(address: String, answer: StoreAnswer?)] = []
+        for address in upstream.addresses {
+            let name = "\(address.host):\(address.port)"
+            do {
+                let answer = try await UpstreamPool.askStore(host: address.host, port: address.port,
+                                                             basePath: configuration.basePath, eventLoop: loop,
+                                                             timeout: timeout).get()
+                if let other = stores.admit(address: name, answer: answer) {
+                    throw UpstreamPool.StoreMismatch(core: name, store: answer, expectedCore: other.address,
+                                                     expectedStore: other.answer)
+                }
+                seen.append((name, answer))
+            } catch let mismatch as UpstreamPool.StoreMismatch {
+                throw mismatch
+            } catch {
+                logger.warning("task core not reachable at start; its store is checked when it connects",
+                               metadata: ["core": "\(name)", "error": "\(error)"])
+                seen.append((name, nil))
+            }
+        }
+        return seen
     }
 
     /// Closes every upstream connection.

@@ -21,8 +21,14 @@ public final class InMemoryTaskStore: TaskStore {
     }
 
     private let state = NIOLockedValueBox(State())
+    /// A new store in every process: two in-memory cores never share a gateway.
+    public let identity: StoreIdentity
 
-    public init() {}
+    public init() {
+        var random = SystemRandomNumberGenerator()
+        let id = (0..<4).map { _ in String(random.next() as UInt32, radix: 16) }.joined(separator: "-")
+        identity = StoreIdentity(id: "memory-" + id, engine: "memory")
+    }
 
     /// Test hook: sets a service's counters, e.g. next to the 32-bit limit.
     public func setCounters(serviceID: Int64, lastStateID: Int64? = nil, lastTaskID: Int64? = nil) {

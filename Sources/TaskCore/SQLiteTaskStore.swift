@@ -25,6 +25,7 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     private let pool: DatabasePool
+    public let identity: StoreIdentity
     /// Commits on the writer connection (`committedTransactions`).
     let commits = CommitCounter()
 
@@ -45,6 +46,9 @@ public final class SQLiteTaskStore: TaskStore {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         try Self.migrator.migrate(pool)
+        let id = try pool.read { db in try String.fetchOne(db, sql: "SELECT store_id FROM cs_store") }
+        guard let id else { throw TaskStoreError(.failed, "cs_store has no row") }
+        identity = StoreIdentity(id: id, engine: "sqlite")
         pool.add(transactionObserver: commits, extent: .databaseLifetime)
     }
 
@@ -90,6 +94,12 @@ public final class SQLiteTaskStore: TaskStore {
                 CREATE INDEX tasks_by_state ON tasks (service_id, state_id);
                 """)
         }
+        m.registerMigration("v2: store identity") { db in
+            // Who this file is, made once: a gateway refuses to spread calls over cores whose
+            // stores differ (two files would hand out the same ids).
+            try db.execute(sql: "CREATE TABLE cs_store (store_id TEXT NOT NULL)")
+            try db.execute(sql: "INSERT INTO cs_store (store_id) VALUES (?)", arguments: [UUID().uuidString.lowercased()])
+        }
         return m
     }
 
@@ -105,6 +115,24 @@ public final class SQLiteTaskStore: TaskStore {
     // MARK: Writes
 
     public func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
+        try await Self.mappingErrors { try await self.writeInTransaction(commands) }
+    }
+
+    /// GRDB's errors stay in this file: the service sees `TaskStoreError` (README, "Storage
+    /// failures"). A busy or locked database is load; anything else failed. Either way the
+    /// transaction rolled back, so nothing was applied.
+    private static func mappingErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as DatabaseError {
+            if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                throw TaskStoreError(.busy, "\(error)")
+            }
+            throw TaskStoreError(.failed, "\(error)")
+        }
+    }
+
+    private func writeInTransaction(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
         if commands.count == 1 {
             // No savepoint needed: a refusal thrown out of `pool.write` rolls the whole
             // transaction back (an id counter bumped before a later check failed included).
@@ -269,7 +297,7 @@ public final class SQLiteTaskStore: TaskStore {
     // MARK: Reads
 
     public func service(tenant: String, serviceID sid: Int64, include: ServiceInclude) async throws -> ResourceView {
-        try await pool.read { db in
+        try await Self.mappingErrors { try await self.pool.read { db in
             let stmt = try db.cachedStatement(sql: """
                 SELECT service_id, head, started, completed, ext FROM services WHERE service_id = ? AND tenant = ?
                 """)
@@ -291,11 +319,11 @@ public final class SQLiteTaskStore: TaskStore {
                 view.children.append((name, records))
             }
             return view
-        }
+        } }
     }
 
     public func state(tenant: String, serviceID sid: Int64, stateID: Int64, include: StateInclude) async throws -> ResourceView {
-        try await pool.read { db in
+        try await Self.mappingErrors { try await self.pool.read { db in
             try Self.requireService(db, tenant, sid)
             let stmt = try db.cachedStatement(sql: """
                 SELECT state_id, head, started, completed, ext FROM states WHERE service_id = ? AND state_id = ?
@@ -315,11 +343,11 @@ public final class SQLiteTaskStore: TaskStore {
                 view.children.append((name, records))
             }
             return view
-        }
+        } }
     }
 
     public func task(tenant: String, serviceID sid: Int64, taskID: Int64) async throws -> ResourceRecord {
-        try await pool.read { db in
+        try await Self.mappingErrors { try await self.pool.read { db in
             try Self.requireService(db, tenant, sid)
             let stmt = try db.cachedStatement(sql: """
                 SELECT task_id, head, started, completed, ext FROM tasks WHERE service_id = ? AND task_id = ?
@@ -328,11 +356,11 @@ public final class SQLiteTaskStore: TaskStore {
                 throw ContextError.notFound(.task, taskID)
             }
             return try Self.record(.task, sid, row)
-        }
+        } }
     }
 
     public func tasks(tenant: String, serviceID sid: Int64, filter: TaskFilter) async throws -> [ResourceRecord] {
-        try await pool.read { db in
+        try await Self.mappingErrors { try await self.pool.read { db in
             try Self.requireService(db, tenant, sid)
             var sql = "SELECT task_id, head, started, completed, ext FROM tasks WHERE service_id = ?"
             var arguments: StatementArguments = [sid]
@@ -351,7 +379,7 @@ public final class SQLiteTaskStore: TaskStore {
             }
             sql += " ORDER BY task_id"
             return try Self.records(db, .task, sql: sql, arguments, serviceID: sid)
-        }
+        } }
     }
 
     private static func records(

@@ -56,9 +56,13 @@ public enum WriteOutcome: Sendable, Equatable {
 /// caller may acknowledge every `.success` it gets. Ids are allocated inside the transaction
 /// that inserts them (§1): service ids globally, state and task ids per service.
 ///
-/// Errors: a `ContextError` for the contract's failures (404, 409); any other error means the
-/// storage itself failed and nothing of the call was stored.
+/// Errors: a `ContextError` for the contract's failures (404, 409); a `TaskStoreError` when the
+/// storage itself failed, saying whether anything of the call may have been stored.
 public protocol TaskStore: Sendable {
+    /// The store's identity: a random id written once, when the store is created, and read
+    /// back by every process that opens it. Two cores may share the work of one gateway only
+    /// if they report the same identity (`GET {base}/store`, README "Scale-out").
+    var identity: StoreIdentity { get }
     func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>]
     func service(tenant: String, serviceID: Int64, include: ServiceInclude) async throws -> ResourceView
     func state(tenant: String, serviceID: Int64, stateID: Int64, include: StateInclude) async throws -> ResourceView
@@ -79,4 +83,59 @@ extension ContextError {
     static func alreadyCompleted(_ kind: ResourceKind, _ id: Int64) -> ContextError {
         .conflict("\(kind.name) \(id) is already completed")
     }
+}
+
+/// Who a store is (`TaskStore.identity`).
+public struct StoreIdentity: Sendable, Equatable {
+    /// Random, made when the store was created (a UUID's text).
+    public var id: String
+    /// `sqlite`, `postgres` or `memory`: for operators, never compared.
+    public var engine: String
+
+    public init(id: String, engine: String) {
+        self.id = id
+        self.engine = engine
+    }
+
+    /// The body of `GET {base}/store`: `{"store_id":"…","engine":"…"}`.
+    public var jsonBody: [UInt8] {
+        var out: [UInt8] = []
+        out.append(UInt8(ascii: "{"))
+        JSONWriter.appendKey("store_id", to: &out)
+        JSONWriter.appendString(id, to: &out)
+        out.append(UInt8(ascii: ","))
+        JSONWriter.appendKey("engine", to: &out)
+        JSONWriter.appendString(engine, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}
+
+/// The storage itself failed (not a refusal of the contract). What the caller may tell its
+/// client depends on whether the write can have been applied; `ContextService` maps each kind
+/// to an answer (README, "Storage failures").
+public struct TaskStoreError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The store could not be reached or gave up on the transaction before committing
+        /// (connection lost, timed out, restarting): nothing was applied; retry later.
+        case unavailable
+        /// The store is saturated (SQLite's lock wait ran out): nothing was applied; retry.
+        case busy
+        /// The connection broke while the commit was under way: the writes may or may not
+        /// have been applied. Only an idempotency key can tell (issue 13).
+        case outcomeUnknown
+        /// Any other failure of the storage (a bug, a full disk): nothing was applied.
+        case failed
+    }
+
+    public var kind: Kind
+    /// For the log; never sent to a client.
+    public var detail: String
+
+    public init(_ kind: Kind, _ detail: String) {
+        self.kind = kind
+        self.detail = detail
+    }
+
+    public var description: String { "\(kind): \(detail)" }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ContextModel
 import Dispatch
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -17,6 +18,18 @@ struct CoreOptions: ParsableArguments {
 
     @Flag(help: "Keep everything in memory instead (not durable: tests and benchmarks only).")
     var memory = false
+
+    @Option(help: "The store: a PostgreSQL database, postgres://user@host:port/database[?sslmode=disable|prefer|require] (password from CS_STORE_PASSWORD or --store-password-file, never here). Default: the SQLite file of --data.")
+    var store: String?
+
+    @Option(help: "A file holding the PostgreSQL password (its first line); CS_STORE_PASSWORD is read when this is not given.")
+    var storePasswordFile: String?
+
+    @Option(help: "PostgreSQL: connections of this core process.")
+    var storeMaxConnections: Int = 16
+
+    @Option(help: "PostgreSQL: how long one store call may wait for a connection and run before it fails 503 (nothing applied), milliseconds.")
+    var storeTimeoutMillis: Int = 3000
 
     @Option(help: "The path every operation lives under.")
     var basePath: String = RESTRoute.defaultBasePath
@@ -52,6 +65,32 @@ struct CoreOptions: ParsableArguments {
         guard maxBody > 0, maxDepth > 0, threads > 0, maxBatchItems > 0, maxBatchBytes > 0 else {
             throw ValidationError("--max-body, --max-depth, --threads and the batch limits must be positive")
         }
+        guard storeMaxConnections > 0, storeTimeoutMillis > 0 else {
+            throw ValidationError("--store-max-connections and --store-timeout-millis must be positive")
+        }
+        if let store {
+            guard !memory else { throw ValidationError("--store and --memory go alone: choose one store") }
+            do {
+                _ = try PostgresTaskStore.Configuration.parse(url: store, password: nil)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+    }
+
+    /// The PostgreSQL configuration of `--store`, with its password read now.
+    func postgresConfiguration(_ url: String) throws -> PostgresTaskStore.Configuration {
+        var password = ProcessInfo.processInfo.environment["CS_STORE_PASSWORD"]
+        if let file = storePasswordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("--store-password-file: cannot read \(file)")
+            }
+            password = String(text.prefix { $0 != "\n" && $0 != "\r" })
+        }
+        var config = try PostgresTaskStore.Configuration.parse(url: url, password: password)
+        config.maxConnections = storeMaxConnections
+        config.operationTimeout = .milliseconds(storeTimeoutMillis)
+        return config
     }
 
     var coreConfiguration: CoreConfiguration {
@@ -66,14 +105,33 @@ struct CoreOptions: ParsableArguments {
         return config
     }
 
-    var storeDescription: String { memory ? "memory" : "\(data) (synchronous=\(synchronous.rawValue))" }
+    var storeDescription: String {
+        if let store, let config = try? PostgresTaskStore.Configuration.parse(url: store, password: nil) {
+            return config.description
+        }
+        return memory ? "memory" : "\(data) (synchronous=\(synchronous.rawValue))"
+    }
 
-    func makeStore(logger: Logger) throws -> any TaskStore {
+    func makeStore(group: any EventLoopGroup, logger: Logger) async throws -> any TaskStore {
         if memory {
             logger.warning("in-memory store: nothing survives a restart")
             return InMemoryTaskStore()
         }
-        return try SQLiteTaskStore(.init(path: data, synchronous: synchronous))
+        if let store {
+            let config = try postgresConfiguration(store)
+            do {
+                return try await PostgresTaskStore.open(config, eventLoopGroup: group, logger: Logger(label: "cs.core.postgres"))
+            } catch {
+                throw StartupError("cannot open the PostgreSQL store \(config.description): \(String(reflecting: error)). "
+                    + "Check that the server runs and accepts this user (--store, CS_STORE_PASSWORD or --store-password-file).")
+            }
+        }
+        do {
+            return try SQLiteTaskStore(.init(path: data, synchronous: synchronous))
+        } catch {
+            throw StartupError("cannot open the SQLite store at \(data): \(error). Check that its folder can be created "
+                + "and written by this user, or choose another file with --data.")
+        }
     }
 }
 
@@ -99,13 +157,13 @@ struct CoreCommand: AsyncParsableCommand {
         bootstrapLogging(options.logLevel)
         let logger = Logger(label: "cs.core")
         let address = HostPort(listen)!
-        let store = try options.makeStore(logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
+        let store = try await options.makeStore(group: group, logger: logger)
         let service = ContextService(store: store, configuration: options.coreConfiguration, logger: logger)
         let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group)
         logger.info("task core listening", metadata: [
             "address": "http://\(address.host):\(server.port)\(options.basePath)",
-            "store": "\(options.storeDescription)",
+            "store": "\(options.storeDescription)", "store_id": "\(store.identity.id)",
         ])
 
         await termination.wait()
@@ -126,6 +184,12 @@ func bootstrapLogging(_ level: Logger.Level) {
 
 extension SQLiteTaskStore.Configuration.Synchronous: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A start-up failure, said in plain words: what is wrong and which setting to change.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
 
 struct HostPort {
     var host: String

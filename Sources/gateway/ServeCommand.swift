@@ -103,7 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let upstream {
             upstreamAddresses = upstream.split(separator: ",").map { HostPort(String($0))! }
         } else {
-            let store = try core.makeStore(logger: logger)
+            let store = try await core.makeStore(group: group, logger: logger)
             let address = HostPort(coreListen)!
             let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
             let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group)
@@ -111,6 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
             upstreamAddresses = [HostPort(host: address.host, port: server.port)]
             logger.info("task core listening", metadata: [
                 "address": "http://\(address.host):\(server.port)\(core.basePath)", "store": "\(core.storeDescription)",
+                "store_id": "\(store.identity.id)",
             ])
         }
 
@@ -130,6 +131,23 @@ struct ServeCommand: AsyncParsableCommand {
         gatewayConfig.corsAllowedOrigins = corsOrigins
         gatewayConfig.maxMessageBytes = maxMessageBytes
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
+        // Cores of different stores would hand out the same ids: refuse to start over them.
+        let stores: [(address: String, answer: StoreAnswer?)]
+        do {
+            stores = try await gateway.verifyStores()
+        } catch {
+            if let embedded {
+                await embedded.server.shutdown()
+                try? await embedded.store.close()
+            }
+            try? await group.shutdownGracefully()
+            throw StartupError("\(error)")
+        }
+        if upstreamAddresses.count > 1, stores.contains(where: { $0.answer == .anonymous }) {
+            logger.warning("several task cores that do not report their store: make sure they share one", metadata: [
+                "cores": "\(stores.map(\.address).joined(separator: ", "))",
+            ])
+        }
 
         var handlerConfig = GRPCServerHandler.Configuration()
         handlerConfig.maxMessageBytes = maxMessageBytes
@@ -145,6 +163,7 @@ struct ServeCommand: AsyncParsableCommand {
             "address": "\(tls == nil ? "http" : "https")://\(address.host):\(server.port)",
             "serves": "\(grpcOnly ? "gRPC" : "gRPC, gRPC-Web, REST \(core.basePath), health \(healthPath)")",
             "upstream": "\(upstreamAddresses.map { "http://\($0.host):\($0.port)\(core.basePath)" }.joined(separator: ", "))",
+            "store_id": "\(gateway.stores.store.map { "\($0)" } ?? "(not yet known)")",
         ])
 
         await termination.wait()

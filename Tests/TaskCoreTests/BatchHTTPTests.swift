@@ -13,9 +13,10 @@ struct BatchHTTPTests {
         BatchItem(method: .post, target: "/services/\(sid)/tasks/start", tenant: tenant, authorization: auth, body: Array(body.utf8))
     }
 
-    @Test("100 Start Task items: 100 results in order, ids 1...100, 201, Location, {\"task_id\":N}, one commit")
-    func hundredStarts() async throws {
-        try await CoreHarness.with { core in
+    @Test("100 Start Task items: 100 results in order, ids 1...100, 201, Location, {\"task_id\":N}, one commit",
+          arguments: CoreHarness.Storage.durable)
+    func hundredStarts(storage: CoreHarness.Storage) async throws {
+        try await CoreHarness.with(storage) { core in
             let sid = try await core.startService()
             let commitsBefore = core.commits
             let items = (0..<100).map { Self.start(sid, #"{"task_type":"t\#($0)"}"#) }
@@ -38,9 +39,10 @@ struct BatchHTTPTests {
         }
     }
 
-    @Test("Group commit: a batch of 100 writes costs one commit, 100 single calls cost 100")
-    func groupCommit() async throws {
-        try await CoreHarness.with { core in
+    @Test("Group commit: a batch of 100 writes costs one commit, 100 single calls cost 100",
+          arguments: CoreHarness.Storage.durable)
+    func groupCommit(storage: CoreHarness.Storage) async throws {
+        try await CoreHarness.with(storage) { core in
             let sid = try await core.startService()
             var before = core.commits
             let items = (0..<100).map { i in
@@ -91,9 +93,9 @@ struct BatchHTTPTests {
     }
 
     @Test("An invalid item in the middle gets its own 4xx; the others succeed and are all the store holds",
-          arguments: Invalid.allCases)
-    func invalidItem(_ invalid: Invalid) async throws {
-        try await CoreHarness.with { core in
+          arguments: Invalid.allCases, CoreHarness.Storage.durable)
+    func invalidItem(_ invalid: Invalid, storage: CoreHarness.Storage) async throws {
+        try await CoreHarness.with(storage) { core in
             let sid = try await core.startService()
             #expect(sid == 1)
             let items = [Self.start(sid, #"{"n":0}"#), Self.start(sid, #"{"n":1}"#), invalid.item(sid),
@@ -119,8 +121,9 @@ struct BatchHTTPTests {
         }
     }
 
-    @Test("Each item answers exactly what its single call answers: every path, error and read, in order")
-    func sameAsSingleCalls() async throws {
+    @Test("Each item answers exactly what its single call answers: every path, error and read, in order",
+          arguments: CoreHarness.Storage.durable)
+    func sameAsSingleCalls(storage: CoreHarness.Storage) async throws {
         let auth = "Bearer s3cret"
         let ts = Self.timestamp
         func item(_ method: BatchItem.Method, _ target: String, _ body: String? = nil,
@@ -168,14 +171,14 @@ struct BatchHTTPTests {
         let headers = [("Authorization", auth)]
 
         var batched: [BatchResult] = []
-        try await CoreHarness.with(configure: configure) { core in
+        try await CoreHarness.with(storage, configure: configure) { core in
             for (path, body) in setUp { #expect(try await core.call("POST", path, body: body, headers: headers).status == 201) }
             let (response, results) = try await core.batch(items)
             #expect(response.status == 200)
             batched = results
         }
         var single: [BatchResult] = []
-        try await CoreHarness.with(configure: configure) { core in
+        try await CoreHarness.with(storage, configure: configure) { core in
             for (path, body) in setUp { #expect(try await core.call("POST", path, body: body, headers: headers).status == 201) }
             for item in items {
                 var h: [(String, String)] = []
@@ -204,6 +207,81 @@ struct BatchHTTPTests {
         // The answers are the ones the contract gives, not merely equal.
         #expect(batched.map(\.status) == [201, 400, 404, 404, 404, 400, 401, 401, 413, 400, 405, 405, 404, 415, 400,
                                           201, 200, 204, 409, 200, 200, 201, 204, 200, 201, 200, 404, 404, 201, 200])
+    }
+
+    @Test("A group of writes only (one transaction) answers as its single calls do and leaves the same data",
+          arguments: CoreHarness.Storage.durable)
+    func writeGroupSameAsSingleCalls(storage: CoreHarness.Storage) async throws {
+        let ts = Self.timestamp
+        func item(_ target: String, _ body: String = "{}", tenant: String? = nil, method: BatchItem.Method = .post) -> BatchItem {
+            BatchItem(method: method, target: target, tenant: tenant, body: Array(body.utf8))
+        }
+        // Ids made in the group are used later in it; ends and deletes between starts; refusals
+        // of every kind (unknown state, service, tenant; already completed) in between.
+        let items: [BatchItem] = [
+            item("/services/1/tasks/start", #"{"task_type":"a","timestamp":"\#(ts)"}"#),
+            item("/services/1/states/start", #"{"state_type":"s","timestamp":"\#(ts)"}"#),
+            item("/services/1/tasks/start", #"{"state_id":2,"timestamp":"\#(ts)","n":1}"#),
+            item("/services/1/tasks/start", #"{"state_id":3,"timestamp":"\#(ts)"}"#),
+            item("/services/1/tasks/1/end", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/1/tasks/2/end", #"{"timestamp":"\#(ts)","d":true}"#),
+            item("/services/1/tasks/2/end", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/1/tasks/start", #"{"task_type":7,"state_id":1,"timestamp":"\#(ts)"}"#),
+            item("/services/start", #"{"customer_id":"c","timestamp":"\#(ts)"}"#),
+            item("/services/3/tasks/start", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/2/tasks/start", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/2/states/start", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/2/tasks/start", #"{"state_id":1,"timestamp":"\#(ts)"}"#, tenant: "other"),
+            item("/services/start", #"{"timestamp":"\#(ts)"}"#, tenant: "other"),
+            item("/services/3/tasks/start", #"{"timestamp":"\#(ts)"}"#, tenant: "other"),
+            item("/services/2", method: .delete),
+            item("/services/2/tasks/start", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/1/states/2/end", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/1/states/2/end", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/1/tasks/start", #"{"state_id":2,"timestamp":"\#(ts)"}"#),
+            item("/services/1/end", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/1/tasks/start", #"{"timestamp":"\#(ts)"}"#),
+            item("/services/start", #"{"timestamp":"\#(ts)"}"#),
+        ]
+        let reads = ["/services/1?active_states=true&completed_states=true&active_tasks=true&completed_tasks=true",
+                     "/services/2", "/services/3?active_tasks=true", "/services/4?active_tasks=true"]
+        func state(_ core: CoreHarness) async throws -> [String] {
+            var out: [String] = []
+            for path in reads {
+                let r = try await core.call("GET", path, headers: path.hasPrefix("/services/3") ? [("ContactCenterId", "other")] : [])
+                out.append("\(r.status) \(r.text)")
+            }
+            return out
+        }
+        var batched: [BatchResult] = []
+        var batchedState: [String] = []
+        try await CoreHarness.with(storage) { core in
+            #expect(try await core.startService(#"{"timestamp":"\#(ts)"}"#) == 1)
+            #expect(try await core.call("POST", "/services/1/states/start", body: #"{"timestamp":"\#(ts)"}"#).status == 201)
+            let commits = core.commits
+            let (_, results) = try await core.batch(items)
+            #expect(core.commits - commits == 1, "one transaction")
+            batched = results
+            batchedState = try await state(core)
+        }
+        var single: [BatchResult] = []
+        var singleState: [String] = []
+        try await CoreHarness.with(storage) { core in
+            #expect(try await core.startService(#"{"timestamp":"\#(ts)"}"#) == 1)
+            #expect(try await core.call("POST", "/services/1/states/start", body: #"{"timestamp":"\#(ts)"}"#).status == 201)
+            for item in items {
+                let r = try await core.call(item.method.name, item.target, body: String(decoding: item.body, as: UTF8.self),
+                                            headers: item.tenant.map { [("ContactCenterId", $0)] } ?? [])
+                single.append(BatchResult(status: r.status, location: r.header("location"), body: r.body))
+            }
+            singleState = try await state(core)
+        }
+        for (i, (b, s)) in zip(batched, single).enumerated() {
+            #expect(b == s, "item \(i) \(items[i].target): batch \(b.status) \(String(decoding: b.body, as: UTF8.self)) vs single \(s.status) \(String(decoding: s.body, as: UTF8.self))")
+        }
+        #expect(batched.map(\.status) == [201, 201, 201, 404, 204, 204, 409, 201, 201, 404, 201, 201, 404, 201, 201,
+                                          200, 404, 204, 409, 201, 204, 201, 201])
+        #expect(batchedState == singleState)
     }
 
     @Test("Reads after writes in one batch see them")
@@ -427,6 +505,7 @@ struct BatchStorageFailureTests {
     /// An in-memory store whose next `write` calls throw a storage error.
     final class FailingStore: TaskStore, @unchecked Sendable {
         let inner = InMemoryTaskStore()
+        var identity: StoreIdentity { inner.identity }
         let lock = NSLock()
         var failures: [any Error] = []
         var writeCalls: [Int] = []
@@ -474,11 +553,12 @@ struct BatchStorageFailureTests {
     static let startService = BatchItem(method: .post, target: "/services/start", body: Array("{}".utf8))
 
     @Test("A store failure answers every write of its group with the failure, none acknowledged; later items run",
-          arguments: [(DatabaseError(resultCode: .SQLITE_BUSY) as any Error, 503), (DatabaseError(resultCode: .SQLITE_IOERR), 500)])
-    func storageFailure(error: any Error, status: Int) async throws {
+          arguments: [(TaskStoreError.Kind.busy, 503, "OverloadedException"), (.unavailable, 503, "StoreUnavailableException"),
+                      (.outcomeUnknown, 500, "OutcomeUnknownException"), (.failed, 500, "InternalException")])
+    func storageFailure(kind: TaskStoreError.Kind, status: Int, exception: String) async throws {
         let store = FailingStore()
         let service = ContextService(store: store)
-        store.failNext(with: error)
+        store.failNext(with: TaskStoreError(kind, "injected"))
         let results = try await Self.batch(service, [
             Self.startService, Self.startService,
             BatchItem(method: .get, target: "/services/1/tasks/start"),  // 405: needs no store, no group boundary
@@ -492,7 +572,8 @@ struct BatchStorageFailureTests {
             #expect(r.location == nil)
             #expect(r.retryAfter == (status == 503 ? 1 : nil))
             let o = try jsonObject(r.body)
-            #expect(o["exception"] as? String == (status == 503 ? "OverloadedException" : "InternalException"))
+            #expect(o["exception"] as? String == exception)
+            #expect(!(o["message"] as! String).contains("injected"), "the store's own text stays in the log")
         }
         #expect(String(decoding: results[5].body, as: UTF8.self) == #"{"service_id":1}"#)
     }
@@ -503,7 +584,7 @@ struct BatchStorageFailureTests {
         let service = ContextService(store: store)
         let created = await service.handle(CoreRequest(method: "POST", target: "/genesys/1/cs/services/start"))
         #expect(created == CoreResponse(status: 201, location: "/genesys/1/cs/services/1", body: Array(#"{"service_id":1}"#.utf8)))
-        store.failNext(with: DatabaseError(resultCode: .SQLITE_BUSY))
+        store.failNext(with: TaskStoreError(.busy, "injected"))
         let busy = await service.handle(CoreRequest(method: "POST", target: "/genesys/1/cs/services/start"))
         #expect(busy.status == 503)
         #expect(busy.retryAfter == 1)
@@ -512,8 +593,11 @@ struct BatchStorageFailureTests {
 }
 
 extension CoreHarness {
-    /// Commits on the SQLite store so far.
-    var commits: Int { (store as! SQLiteTaskStore).committedTransactions }
+    /// Commits on the store so far (SQLite or PostgreSQL).
+    var commits: Int {
+        if let postgres = store as? PostgresTaskStore { return postgres.commits.withLockedValue { $0 } }
+        return (store as! SQLiteTaskStore).committedTransactions
+    }
 
     /// The raw bytes of a batch request.
     func batchRequest(_ body: [UInt8], contentType: String? = BatchCodec.contentType, path: String = "/batch",

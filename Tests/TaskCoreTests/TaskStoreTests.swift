@@ -7,22 +7,160 @@ import Testing
 /// The `TaskStore` contract, run against every implementation.
 @Suite("Task store conformance")
 struct TaskStoreTests {
-    enum Kind: String, CaseIterable, Sendable { case sqlite, memory }
+    enum Kind: String, Sendable {
+        case sqlite, memory, postgres
+        /// Every store; PostgreSQL when the test command started a cluster (CI always does:
+        /// `postgresConfiguredInCI`).
+        static var allCases: [Kind] { PostgresTestServer.isConfigured ? [.sqlite, .memory, .postgres] : [.sqlite, .memory] }
+        static var shared: [Kind] { PostgresTestServer.isConfigured ? [.sqlite, .postgres] : [.sqlite] }
+    }
 
-    /// A store on a fresh file (or in memory), closed and removed afterwards.
-    static func with(_ kind: Kind, _ body: (any TaskStore, String) async throws -> Void) async throws {
+    /// Where a store lives, so that a second instance can open the same one.
+    enum Location: Sendable {
+        case file(String)
+        case database(PostgresTaskStore.Configuration)
+        case memory
+
+        func open() async throws -> any TaskStore {
+            switch self {
+            case .file(let path): try SQLiteTaskStore(.init(path: path))
+            case .database(let config): try await PostgresTaskStore.open(config)
+            case .memory: InMemoryTaskStore()
+            }
+        }
+    }
+
+    /// A store on a fresh file, a fresh database, or in memory, closed and removed afterwards.
+    static func with(_ kind: Kind, _ body: (any TaskStore, Location) async throws -> Void) async throws {
         let directory = try makeTemporaryDirectory()
-        let path = directory + "/cs.sqlite"
-        let store: any TaskStore = kind == .sqlite ? try SQLiteTaskStore(.init(path: path)) : InMemoryTaskStore()
+        let location: Location
+        switch kind {
+        case .sqlite: location = .file(directory + "/cs.sqlite")
+        case .memory: location = .memory
+        case .postgres: location = .database(try await PostgresTestServer.createDatabase())
+        }
+        let store = try await location.open()
+        func cleanUp() async {
+            try? FileManager.default.removeItem(atPath: directory)
+            if case .database(let config) = location { await PostgresTestServer.dropDatabase(config.database) }
+        }
         do {
-            try await body(store, path)
+            try await body(store, location)
         } catch {
             try? await store.close()
-            try? FileManager.default.removeItem(atPath: directory)
+            await cleanUp()
             throw error
         }
         try await store.close()
-        try? FileManager.default.removeItem(atPath: directory)
+        await cleanUp()
+    }
+
+    @Test("CI runs the PostgreSQL variants: the test command always starts a cluster")
+    func postgresConfiguredInCI() {
+        if ProcessInfo.processInfo.environment["CI"] != nil {
+            #expect(PostgresTestServer.isConfigured, "CS_TEST_POSTGRES is not set: gateway/scripts/test.sh starts the cluster")
+        }
+    }
+
+    @Test("Two instances on one store (two cores) starting tasks on one service at once: distinct, gap-free ids, each with its own body",
+          arguments: Kind.shared)
+    func twoInstancesOneStore(kind: Kind) async throws {
+        try await Self.with(kind) { first, location in
+            let second = try await location.open()
+            #expect(second.identity == first.identity, "one store, one identity, whoever opens it")
+            _ = try await first.write(.startService(tenant: "t", Self.resource("s")))
+            let perInstance = 200
+            let results = try await withThrowingTaskGroup(of: [(Int64, String)].self) { group in
+                for (n, store) in [first, second].enumerated() {
+                    for worker in 0..<4 {
+                        group.addTask {
+                            var out: [(Int64, String)] = []
+                            for i in 0..<(perInstance / 4) {
+                                let marker = "\(n)-\(worker)-\(i)"
+                                // Single commands and groups of five, as single calls and batches arrive.
+                                if i % 2 == 0 {
+                                    if case .created(let id) = try await store.write(.startTask(tenant: "t", serviceID: 1, Self.resource(marker))) {
+                                        out.append((id, marker))
+                                    }
+                                } else {
+                                    let group = (0..<5).map { k in WriteCommand.startTask(tenant: "t", serviceID: 1, Self.resource(marker + "." + String(k))) }
+                                    for (k, r) in try await store.write(group).enumerated() {
+                                        if case .created(let id) = try r.get() { out.append((id, marker + "." + String(k))) }
+                                    }
+                                }
+                            }
+                            return out
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            let expected = 2 * 4 * ((perInstance / 4 + 1) / 2 + (perInstance / 4 / 2) * 5)
+            #expect(results.count == expected)
+            #expect(results.map(\.0).sorted() == Array(1...Int64(expected)), "distinct and gap-free")
+            let stored = try await second.tasks(tenant: "t", serviceID: 1, filter: TaskFilter())
+            let byID = Dictionary(uniqueKeysWithValues: stored.map { ($0.id, String(decoding: $0.extensions, as: UTF8.self)) })
+            for (id, marker) in results {
+                #expect(byID[id] == #""marker":"\#(marker)""#)
+            }
+            // Services too: both instances allocate from one counter.
+            let services = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                for store in [first, second] {
+                    group.addTask {
+                        var ids: [Int64] = []
+                        for _ in 0..<20 {
+                            if case .created(let id) = try await store.write(.startService(tenant: "t", Self.resource("s"))) { ids.append(id) }
+                        }
+                        return ids
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(services.sorted() == Array(2...41))
+            try await second.close()
+        }
+    }
+
+    @Test("A store's identity is made once and read back on every open; two stores differ", arguments: Kind.shared)
+    func identity(kind: Kind) async throws {
+        try await Self.with(kind) { store, location in
+            #expect(!store.identity.id.isEmpty)
+            #expect(store.identity.engine == kind.rawValue)
+            let again = try await location.open()
+            #expect(again.identity == store.identity)
+            try await again.close()
+            try await Self.with(kind) { other, _ in
+                #expect(other.identity != store.identity)
+            }
+        }
+    }
+
+    @Test("The 32-bit id space: the last id is issued, the next start is refused and changes nothing", arguments: Kind.allCases)
+    func idSpace(kind: Kind) async throws {
+        try await Self.with(kind) { store, location in
+            _ = try await store.write(.startService(tenant: "", Self.resource("s")))
+            let sql = "UPDATE services SET last_task_id = 2147483646, last_state_id = 2147483647 WHERE service_id = 1"
+            switch location {
+            case .file(let path):
+                let db = try DatabaseQueue(path: path)
+                try await db.write { try $0.execute(sql: sql) }
+                try db.close()
+            case .database(let config):
+                try await PostgresTestServer.execute(sql, database: config.database)
+            case .memory:
+                (store as! InMemoryTaskStore).setCounters(serviceID: 1, lastStateID: 2147483647, lastTaskID: 2147483646)
+            }
+            #expect(try await store.write(.startTask(tenant: "", serviceID: 1, Self.resource("last"))) == .created(2147483647))
+            let results = try await store.write([
+                .startTask(tenant: "", serviceID: 1, Self.resource("over")),
+                .startState(tenant: "", serviceID: 1, Self.resource("over")),
+                .startTask(tenant: "x", serviceID: 1, Self.resource("other tenant")),
+            ])
+            #expect(results[0].error?.exception == "IdSpaceExhaustedException")
+            #expect(results[1].error?.exception == "IdSpaceExhaustedException")
+            #expect(results[2].error?.status == 404)
+            #expect(try await store.tasks(tenant: "", serviceID: 1, filter: TaskFilter()).map(\.id) == [2147483647])
+        }
     }
 
     static func resource(_ marker: String, stateID: Int64? = nil, type: String? = nil) -> NewResource {
@@ -135,6 +273,29 @@ struct TaskStoreTests {
         }
     }
 
+    @Test("The PostgreSQL schema is versioned and every migration applied once, also when two cores open it at once")
+    func postgresSchema() async throws {
+        guard PostgresTestServer.isConfigured else { return }
+        let config = try await PostgresTestServer.createDatabase()
+        do {
+            async let a = PostgresTaskStore.open(config)
+            async let b = PostgresTaskStore.open(config)
+            let (first, second) = try await (a, b)
+            #expect(first.identity == second.identity)
+            let versions = try await PostgresTestServer.rows("SELECT version::text FROM cs_schema_migrations ORDER BY version",
+                                                             database: config.database)
+            #expect(versions == PostgresTaskStore.migrations.map { [String($0.version)] })
+            let stores = try await PostgresTestServer.rows("SELECT store_id FROM cs_store", database: config.database)
+            #expect(stores == [[first.identity.id]])
+            try await first.close()
+            try await second.close()
+        } catch {
+            await PostgresTestServer.dropDatabase(config.database)
+            throw error
+        }
+        await PostgresTestServer.dropDatabase(config.database)
+    }
+
     @Test("The SQLite file keeps everything across a close and reopen; the schema is versioned")
     func reopen() async throws {
         let directory = try makeTemporaryDirectory()
@@ -157,7 +318,7 @@ struct TaskStoreTests {
              try String.fetchOne(db, sql: "PRAGMA journal_mode"),
              try Int.fetchOne(db, sql: "PRAGMA synchronous"))
         }
-        #expect(migrations == ["v1"])
+        #expect(migrations == ["v1", "v2: store identity"])
         #expect(journal == "wal")
         _ = synchronous  // per connection; the store's own setting is checked below
         try db.close()

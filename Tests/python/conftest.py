@@ -133,19 +133,21 @@ def _alarm():
 
 @pytest.fixture
 def start_core(tmp_path_factory):
-    """start_core(*extra_args, data=None, port=0, memory=False) → a standalone `gateway core`
-    process for this test (a fresh SQLite file unless data or memory), always killed when the
-    test ends."""
+    """start_core(*extra_args, data=None, port=0, memory=False, store=None) → a standalone
+    `gateway core` process for this test (a fresh SQLite file unless data, memory or a
+    PostgreSQL store URL), always killed when the test ends."""
     from helpers import Core
 
     started: list[Core] = []
 
-    def start(*extra: str, data=None, port: int = 0, memory: bool = False) -> Core:
+    def start(*extra: str, data=None, port: int = 0, memory: bool = False, store: str | None = None) -> Core:
         binary = gateway_binary()
         if not binary.exists():
             pytest.fail(f"{binary} does not exist: build it (swift build --product gateway) or set GATEWAY_BIN")
         args = ["--listen", f"127.0.0.1:{port}", "--threads", "2"]
-        if memory:
+        if store is not None:
+            args += ["--store", store]
+        elif memory:
             args += ["--memory"]
         else:
             args += ["--data", str(data or tmp_path_factory.mktemp("core") / "cs.sqlite")]
@@ -156,3 +158,31 @@ def start_core(tmp_path_factory):
     yield start
     for core in started:
         core.kill()
+
+
+# MARK: PostgreSQL (the cluster gateway/scripts/test.sh starts: gateway/scripts/pg-cluster.sh)
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    """The admin URL of the test cluster (CS_TEST_POSTGRES). CI always has one; elsewhere the
+    PostgreSQL tests are skipped with the command that starts a cluster."""
+    import os
+    url = os.environ.get("CS_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CS_TEST_POSTGRES is not set: gateway/scripts/test.sh starts the cluster")
+        pytest.skip('no PostgreSQL: eval "$(bash gateway/scripts/pg-cluster.sh start)" first')
+    return url
+
+
+@pytest.fixture
+def pg_store(pg_admin):
+    """A fresh, empty database of the test cluster for this test: its --store URL. Dropped
+    at the end."""
+    import subprocess
+    import uuid
+    name = "cs_py_" + uuid.uuid4().hex
+    subprocess.run(["psql", pg_admin, "-qc", f"CREATE DATABASE {name}"], check=True, timeout=30)
+    yield pg_admin.replace("/postgres?", f"/{name}?")
+    subprocess.run(["psql", pg_admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], timeout=30)

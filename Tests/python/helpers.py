@@ -160,6 +160,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def established_to(port: int) -> int:
+    """Established TCP connections to 127.0.0.1:port on this machine (/proc/net/tcp): how a
+    test sees that a gateway keeps connections to a core."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                count += 1
+    return count
+
+
 def trailing(error: grpc.RpcError) -> dict:
     return {k: v for k, v in (error.trailing_metadata() or ())}
 

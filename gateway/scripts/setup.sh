@@ -12,6 +12,8 @@ packages=(
   protobuf-c-compiler  # protoc-c, for gateway/scripts/gen-proto.sh and check-generated.sh
   protobuf-compiler    # protoc: Tests/GatewayTests/vectors/make_vectors.py makes its Python classes with it
   libprotobuf-dev      # google/protobuf/struct.proto (the well-known types protoc-c compiles)
+  postgresql           # the PostgreSQL server (15) the store tests run against: gateway/scripts/pg-cluster.sh
+  postgresql-client    # psql: the end-to-end tests make a database per test with it
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk)  # the HTTP/1.1 load generator of gateway/bench

@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash gateway/scripts/setup.sh
+# A throw-away PostgreSQL cluster on a free loopback port, as the unprivileged postgres user;
+# stopped and removed when this script exits, also on failure. The store contract tests, the
+# REST API tests and the scale-out end-to-end tests run against it (CS_TEST_POSTGRES).
+eval "$(bash gateway/scripts/pg-cluster.sh start)"
+trap 'bash gateway/scripts/pg-cluster.sh stop "$PG_CLUSTER_DIR"' EXIT
 bash gateway/scripts/check-generated.sh  # the committed protobuf-c code of Sources/ContextProto matches proto/
 # The durability tests start the real executable and kill -9 it: build it first.
 swift build --product gateway

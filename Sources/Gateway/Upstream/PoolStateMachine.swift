@@ -264,13 +264,15 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
     }
 
     /// A connection from `Actions.connect` could not be established (including the owner's
-    /// connect timeout).
-    mutating func connectFailed(_ id: ConnectionID, now: UInt64) -> Actions {
+    /// connect timeout). With `eject`, the core is ejected at once, whatever its count: it
+    /// answered, but must not take calls (it serves another store).
+    mutating func connectFailed(_ id: ConnectionID, eject: Bool = false, now: UInt64) -> Actions {
         var actions = Actions()
         advance(now: now, into: &actions)
         if let i = index(of: id), !connections[i].established {
             let core = connections[i].core
             connections.remove(at: i)
+            if eject { cores[core].failures = max(cores[core].failures, configuration.ejectAfterFailures - 1) }
             recordFailure(core: core, connection: id, now: now, into: &actions)
             drain(into: &actions)
         }

@@ -1,3 +1,4 @@
+import ContextModel
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -27,6 +28,11 @@ public final class UpstreamPool {
         public var ejectAfterFailures = 3
         /// Calls waiting for a connection before new ones are refused.
         public var maxWaiting = 1024
+        /// Where the cores serve the API: every new connection first asks `GET {base}/store`.
+        public var basePath = RESTRoute.defaultBasePath
+        /// Keeps every connection on cores of one store (shared by every event loop's pool);
+        /// nil: no check (tests of the pool alone).
+        public var identityGuard: StoreIdentityGuard?
 
         public init(addresses: [(host: String, port: Int)]) {
             precondition(!addresses.isEmpty, "at least one core address")
@@ -50,6 +56,8 @@ public final class UpstreamPool {
     private var waiting: [Machine.RequestID: (UpstreamRequest, EventLoopPromise<UpstreamResponse>)] = [:]
     private var timer: Scheduled<Void>?
     private var flushPending: [Machine.ConnectionID: any Channel] = [:]
+    /// Cores whose last handshake showed another store: never counted as reachable.
+    private var foreign: Set<Int> = []
 
     public init(eventLoop: any EventLoop, configuration: Configuration, logger: Logger = Logger(label: "cs.gateway.upstream")) {
         self.eventLoop = eventLoop
@@ -93,7 +101,7 @@ public final class UpstreamPool {
             return eventLoop.makeSucceededFuture(true)
         }
         var attempts: [EventLoopFuture<Bool>] = []
-        for (core, address) in configuration.addresses.enumerated() {
+        for (core, address) in configuration.addresses.enumerated() where !foreign.contains(core) {
             attempts.append(connect(host: address.host, port: address.port).map { channel in
                 channel.close(promise: nil)
                 // The core is up: end its backoff or ejection now, so calls stop failing
@@ -165,9 +173,28 @@ public final class UpstreamPool {
 
     private func open(_ id: Machine.ConnectionID, core: Int, isProbe: Bool) {
         let address = configuration.addresses[core]
-        connect(host: address.host, port: address.port).assumeIsolated().whenComplete { result in
+        connect(host: address.host, port: address.port).flatMap { channel in
+            // No call goes on a connection before its core has shown which store it serves.
+            guard let identityGuard = self.configuration.identityGuard else {
+                return self.eventLoop.makeSucceededFuture(channel)
+            }
+            return Self.handshake(on: channel, basePath: self.configuration.basePath, timeout: self.configuration.connectTimeout)
+                .flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+                .flatMapThrowing { answer in
+                    if let other = identityGuard.admit(address: "\(address.host):\(address.port)", answer: answer) {
+                        channel.close(promise: nil)
+                        throw StoreMismatch(core: "\(address.host):\(address.port)", store: answer,
+                                            expectedCore: other.address, expectedStore: other.answer)
+                    }
+                    return channel
+                }
+        }.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
+                self.foreign.remove(core)
                 self.channels[id] = channel
                 // Taken now: once closed, the handler has left the pipeline.
                 let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
@@ -178,6 +205,14 @@ public final class UpstreamPool {
                     self.perform(self.machine.connectionClosed(id, withError: withError, now: Self.now))
                 }
                 self.perform(self.machine.connected(id, now: Self.now))
+            case .failure(let mismatch as StoreMismatch):
+                // Loud: this is a deployment error that would hand out the same ids twice.
+                self.logger.error("task core ejected: it serves another store", metadata: [
+                    "core": "\(mismatch.core)", "store_id": "\(mismatch.store)",
+                    "expected_store_id": "\(mismatch.expectedStore)", "first_seen_at": "\(mismatch.expectedCore)",
+                ])
+                self.foreign.insert(core)
+                self.perform(self.machine.connectFailed(id, eject: true, now: Self.now))
             case .failure(let error):
                 self.logger.debug("cannot connect to the task core", metadata: [
                     "core": "\(address.host):\(address.port)", "probe": "\(isProbe)", "error": "\(error)",
@@ -210,6 +245,19 @@ public final class UpstreamPool {
             let pending = self.flushPending.values
             self.flushPending.removeAll(keepingCapacity: true)
             for channel in pending { channel.flush() }
+        }
+    }
+
+    /// A core answered the handshake with another store than the gateway's.
+    public struct StoreMismatch: Error, CustomStringConvertible {
+        public var core: String
+        public var store: StoreAnswer
+        public var expectedCore: String
+        public var expectedStore: StoreAnswer
+
+        public var description: String {
+            "task core \(core) serves store \(store), but \(expectedCore) serves store \(expectedStore): "
+                + "cores behind one gateway must share one store (several cores need PostgreSQL: --store postgres://…)"
         }
     }
 

@@ -1,5 +1,6 @@
 import ContextModel
 import Foundation
+import GRDB
 import Gateway
 import NIOCore
 import NIOPosix
@@ -12,7 +13,13 @@ import NIOPosix
 /// instead (REST bridged through its batcher and pool, CONTEXT-SERVICES.md §2): the REST
 /// conformance sweep of the gateway is the core's own test bodies, run against both.
 final class CoreHarness: @unchecked Sendable {
-    enum Storage { case sqlite, memory }
+    enum Storage: CustomStringConvertible, Sendable {
+        case sqlite, memory, postgres
+        /// The durable stores the API tests run against: SQLite, and PostgreSQL when the test
+        /// command started a cluster (`PostgresTestServer`).
+        static var durable: [Storage] { PostgresTestServer.isConfigured ? [.sqlite, .postgres] : [.sqlite] }
+        var description: String { "\(self == .sqlite ? "SQLite" : self == .postgres ? "PostgreSQL" : "memory")" }
+    }
     enum Front: CaseIterable, CustomStringConvertible {
         case core, gateway
         var description: String { self == .core ? "straight to the core" : "through the gateway" }
@@ -20,6 +27,9 @@ final class CoreHarness: @unchecked Sendable {
 
     let directory: String
     let store: any TaskStore
+    let storage: Storage
+    /// The PostgreSQL database of this harness (dropped in `stop`).
+    let database: String?
     let server: CoreServer
     let group: MultiThreadedEventLoopGroup
     /// The gateway in front, with `front: .gateway`.
@@ -34,9 +44,18 @@ final class CoreHarness: @unchecked Sendable {
 
     init(_ storage: Storage = .sqlite, front: Front = .core, configure: (inout CoreConfiguration) -> Void = { _ in }) async throws {
         directory = try makeTemporaryDirectory()
+        self.storage = storage
         switch storage {
-        case .sqlite: store = try SQLiteTaskStore(.init(path: directory + "/cs.sqlite"))
-        case .memory: store = InMemoryTaskStore()
+        case .sqlite:
+            store = try SQLiteTaskStore(.init(path: directory + "/cs.sqlite"))
+            database = nil
+        case .memory:
+            store = InMemoryTaskStore()
+            database = nil
+        case .postgres:
+            let config = try await PostgresTestServer.createDatabase()
+            store = try await PostgresTaskStore.open(config)
+            database = config.database
         }
         var config = CoreConfiguration()
         configure(&config)
@@ -69,6 +88,23 @@ final class CoreHarness: @unchecked Sendable {
         try await store.close()
         try await group.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: directory)
+        if let database { await PostgresTestServer.dropDatabase(database) }
+    }
+
+    /// Sets a service's id counters behind the store's back, as an operator could (to reach
+    /// the 32-bit limit without two billion starts).
+    func setCounters(serviceID: Int64, lastTaskID: Int64, lastStateID: Int64) async throws {
+        let sql = "UPDATE services SET last_task_id = \(lastTaskID), last_state_id = \(lastStateID) WHERE service_id = \(serviceID)"
+        switch storage {
+        case .sqlite:
+            let db = try DatabaseQueue(path: dataPath)
+            try await db.write { try $0.execute(sql: sql) }
+            try db.close()
+        case .postgres:
+            try await PostgresTestServer.execute(sql, database: database!)
+        case .memory:
+            (store as! InMemoryTaskStore).setCounters(serviceID: serviceID, lastStateID: lastStateID, lastTaskID: lastTaskID)
+        }
     }
 
     /// One request on a fresh connection.
