@@ -73,6 +73,13 @@ public final class ContextGateway: GRPCService {
                 logger: Logger = Logger(label: "cs.gateway")) {
         var upstream = upstream
         upstream.basePath = configuration.basePath
+        if configuration.batching {
+            // One batch per connection at a time: a second one pipelined behind it would wait
+            // for the first (a core answers pipelined writes in order), while on a connection
+            // of its own it goes to the least busy core (`PoolStateMachine.coreToOpen`), so
+            // the batches in flight spread over every core of the store.
+            upstream.pipelineDepth = 1
+        }
         let stores = upstream.identityGuard ?? StoreIdentityGuard()
         upstream.identityGuard = stores
         self.stores = stores

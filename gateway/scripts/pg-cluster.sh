@@ -4,7 +4,7 @@
 # postgres refuse root), listening on a free loopback port only.
 #
 #   eval "$(bash gateway/scripts/pg-cluster.sh start [--durable])"   # exports PG_CLUSTER_DIR, PG_PORT, CS_TEST_POSTGRES
-#   bash gateway/scripts/pg-cluster.sh restart "$PG_CLUSTER_DIR"      # pg_ctl restart -m immediate (a crash)
+#   bash gateway/scripts/pg-cluster.sh restart "$PG_CLUSTER_DIR" [S]  # a crash (stop -m immediate), S seconds down, start
 #   bash gateway/scripts/pg-cluster.sh stop "$PG_CLUSTER_DIR"         # stops it and removes the folder
 #
 # Tests run with fsync=off (a test cluster's crash is a process crash, which fsync=off survives:
@@ -31,14 +31,18 @@ case "$cmd" in
     else
       opts+=" -c fsync=off -c full_page_writes=off"
     fi
+    echo "$opts" >"$dir/opts"
     runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 -o "$opts" start >/dev/null \
       || { cat "$dir/log" >&2; exit 1; }
     echo "export PG_CLUSTER_DIR=$dir PG_PORT=$port CS_TEST_POSTGRES=postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
     ;;
   restart)
     dir=${2:?pg-cluster: restart needs the cluster folder}
+    pause=${3:-0}
     cd /tmp
-    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 restart >/dev/null
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >/dev/null
+    sleep "$pause"
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 -o "$(cat "$dir/opts")" start >/dev/null
     ;;
   stop)
     dir=${2:?pg-cluster: stop needs the cluster folder}

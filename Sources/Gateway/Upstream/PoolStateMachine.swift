@@ -21,6 +21,9 @@
 /// - a failed connect (or a connection that closed with an error) puts its core in backoff:
 ///   exponential from `backoffBase`, capped at `backoffMax`, with full jitter (a delay drawn
 ///   uniformly from [0, cap]: AWS Architecture Blog, "Exponential Backoff And Jitter", 2015);
+/// - with `keepEveryCoreConnected`, while the pool has any connection, every ready core has
+///   at least one (a core back from its backoff is connected at once, and so takes its share
+///   again);
 /// - after `ejectAfterFailures` failures in a row the core is ejected: it takes no calls, its
 ///   idle connections are closed (busy ones when their last call finishes), and when its
 ///   backoff expires exactly one probe goes out: a new connection, or a connect still under way
@@ -61,6 +64,11 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
         /// cold-start burst (1024 per event loop); past it connecting is the bottleneck and
         /// refusing beats queueing. At least 1.
         var maxWaiting: Int
+        /// While the pool has any connection, every ready core keeps at least one: a core back
+        /// from its backoff is connected at once and takes its share of calls again, instead
+        /// of waiting until the other cores' connections are all busy (several cores of one
+        /// store). Off by default: one core gains nothing from it.
+        var keepEveryCoreConnected = false
 
         /// 16 connections per core, pipeline depth 2, backoff 50 ms doubling to 5 s, ejection
         /// after 3 failures in a row, 1024 calls waiting.
@@ -595,6 +603,20 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
         if head > 1024 && head * 2 > waiting.count {
             waiting.removeFirst(head)
             head = 0
+        }
+        connectIdleCores(into: &actions)
+    }
+
+    /// While the pool is in use, every ready core keeps at least one connection: a core
+    /// that comes back from a backoff (or a probe) is taken back at once, and least
+    /// outstanding sends it its share, instead of waiting until the other cores' connections
+    /// are all busy.
+    private mutating func connectIdleCores(into actions: inout Actions) {
+        guard configuration.keepEveryCoreConnected, !isShutDown, !connections.isEmpty else { return }
+        for core in cores.indices where cores[core].state == .ready
+            && !connections.contains(where: { $0.core == core && !$0.draining }) {
+            let id = open(core: core)
+            actions.connect.append(.init(core: core, connection: id, isProbe: false))
         }
     }
 

@@ -69,7 +69,8 @@ public final class UpstreamPool {
                 maxConnectionsPerCore: configuration.maxConnections, pipelineDepth: configuration.pipelineDepth,
                 backoffBaseNanos: UInt64(max(1, configuration.backoffBase.nanoseconds)),
                 backoffMaxNanos: UInt64(max(1, configuration.backoffMax.nanoseconds)),
-                ejectAfterFailures: configuration.ejectAfterFailures, maxWaiting: configuration.maxWaiting),
+                ejectAfterFailures: configuration.ejectAfterFailures, maxWaiting: configuration.maxWaiting,
+                keepEveryCoreConnected: configuration.addresses.count > 1),
             generator: SystemRandomNumberGenerator())
     }
 

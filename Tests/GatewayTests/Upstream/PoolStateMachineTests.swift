@@ -399,6 +399,38 @@ struct PoolStateMachineTests {
         d.checkInvariants()
     }
 
+    @Test("keepEveryCoreConnected: a core back from its backoff gets a connection at once and takes its share")
+    func coreBackIsConnectedAtOnce() throws {
+        var sm = Self.machine(cores: 2, depth: 1)
+        sm = SM(coreCount: 2, configuration: {
+            var c = SM.Configuration.defaults
+            c.pipelineDepth = 1
+            c.keepEveryCoreConnected = true
+            return c
+        }(), generator: SeededRNG(seed: 1))
+        var d = Driver(sm)
+        // First use: both cores get a connection, the call waits for the first to connect.
+        guard case .wait = d.request() else { Issue.record(); return }
+        #expect(Set(d.last.connect.map(\.core)) == [0, 1])
+        for c in d.connecting { d.connected(c) }
+        let toCore0 = try #require(d.established.first { d.coreOf[$0] == 0 })
+        // Core 0 drops with an error: it backs off and, for now, core 1 carries everything.
+        d.closed(toCore0, withError: true)
+        guard case .backingOff(let until) = d.sm.state(ofCore: 0) else { Issue.record("\(d.sm.state(ofCore: 0))"); return }
+        #expect(d.sm.connectingConnections(ofCore: 0).isEmpty, "no connect during the backoff")
+        // The backoff ends: a connection to core 0 is opened with no call asking for one.
+        d.now = until
+        d.fireTimer()
+        let back = try #require(d.last.connect.first)
+        #expect(back.core == 0 && !back.isProbe)
+        d.connected(back.connection)
+        // Least outstanding sends the next call to core 0 (core 1's connection is busy).
+        if case .use(let busy) = d.request() { #expect(d.coreOf[busy] == 0 || d.coreOf[busy] == 1) }
+        if case .use(let next) = d.request() { #expect(d.coreOf[next] != nil) }
+        #expect(d.sm.outstanding(on: back.connection) == 1, "core 0 took a call again")
+        d.checkInvariants()
+    }
+
     @Test("A call waiting on a failed connect moves to another core")
     func waiterMovesToOtherCore() throws {
         var d = Driver(Self.machine(cores: 2, depth: 2))
