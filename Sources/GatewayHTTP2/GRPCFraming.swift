@@ -140,6 +140,13 @@ extension GRPCStatus {
         GRPCStatus(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported; use identity", exception: nil)
     }
 
+    /// A tenant or credentials given twice: refused rather than resolved (`RESTChecks.singleHeaders`),
+    /// as REST refuses it (400 `ValidationException`).
+    static func repeatedHeader(_ name: String) -> GRPCStatus {
+        GRPCStatus(code: .invalidArgument, message: "the \(name) header must be given at most once",
+                   exception: "ValidationException")
+    }
+
     static let malformedTimeout = GRPCStatus(code: .invalidArgument, message: "malformed grpc-timeout", exception: nil)
     static let secondMessage = GRPCStatus(code: .internalError, message: "more than one request message for a unary call",
                                           exception: nil)

@@ -46,6 +46,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var badTimeout = false
         var tenant: String?
         var authorization: String?
+        /// `RESTChecks.singleHeaders`: a tenant or credentials given twice.
+        var repeatedHeader: String?
         var reader: GRPCMessageReader
         var message: ByteBuffer?
         var requestEnded = false
@@ -239,8 +241,10 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         case 13 where name.elementsEqual("grpc-encoding".utf8):
             s.encoding = String(decoding: value, as: UTF8.self)
         case 13 where name.elementsEqual("authorization".utf8):
+            if s.authorization != nil { s.repeatedHeader = "Authorization" }
             s.authorization = String(decoding: value, as: UTF8.self)
         case 15 where name.elementsEqual("contactcenterid".utf8):
+            if s.tenant != nil { s.repeatedHeader = "ContactCenterId" }
             s.tenant = String(decoding: value, as: UTF8.self)
         case 2 where name.elementsEqual("te".utf8), 10 where name.elementsEqual("user-agent".utf8),
              20 where name.elementsEqual("grpc-accept-encoding".utf8):
@@ -289,6 +293,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             // support, the server SHOULD respond with UNIMPLEMENTED" (compression.md).
             s.trailers.add("grpc-accept-encoding", "identity")
             return respondStatus(streamID, s, .unsupportedEncoding(encoding))
+        }
+        if let repeated = s.repeatedHeader {
+            return respondStatus(streamID, s, .repeatedHeader(repeated))
         }
         if s.badTimeout {
             return respondStatus(streamID, s, .malformedTimeout)
@@ -434,7 +441,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         if let timeout = s.timeoutHeader { headers.add(name: "grpc-timeout", value: timeout) }
         s.otherHeaders = []
         let request = RESTRequest(method: s.method, target: s.path ?? "/", contentType: s.contentType, tenant: s.tenant,
-                                  authorization: s.authorization, body: Array(body.readableBytesView), headers: headers)
+                                  authorization: s.authorization, repeatedHeader: s.repeatedHeader,
+                                  body: Array(body.readableBytesView), headers: headers)
         let generation = s.generation
         rest.respond(to: request, eventLoop: context!.eventLoop).assumeIsolated().whenComplete { result in
             guard let s = self.streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
