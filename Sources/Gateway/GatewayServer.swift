@@ -36,10 +36,12 @@ public final class GatewayServer: Sendable {
         return try NIOSSLContext(configuration: tls)
     }
 
+    /// `limits` hold the HTTP/1.1 side (and the connection timers); the HTTP/2 header limits
+    /// are `configuration.http2`'s (`ServeCommand` sets both from one option).
     public static func start(
         host: String, port: Int, service: any GRPCService, rest: (any RESTResponder)? = nil, group: any EventLoopGroup,
-        configuration: GRPCServerHandler.Configuration = .defaults, tls: NIOSSLContext? = nil,
-        logger: Logger = Logger(label: "cs.gateway")
+        configuration: GRPCServerHandler.Configuration = .defaults, limits: ConnectionLimits = .defaults,
+        tls: NIOSSLContext? = nil, logger: Logger = Logger(label: "cs.gateway")
     ) async throws -> GatewayServer {
         let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
         let channel = try await ServerBootstrap(group: group)
@@ -61,7 +63,8 @@ public final class GatewayServer: Sendable {
                     }
                     try sync.addHandler(ProtocolDetector(
                         http2: { GRPCServerHandler(service: service, rest: rest, configuration: configuration, logger: logger) },
-                        http1: { PipelinedHTTPHandler(responder: rest) }))
+                        http1: { PipelinedHTTPHandler(responder: rest, limits: limits) },
+                        http1Limits: limits.http1Decoder))
                 }
             }
             .bind(host: host, port: port)

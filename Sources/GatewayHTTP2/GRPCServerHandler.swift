@@ -259,6 +259,20 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
     }
 
+    func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {
+        if let s = streams[streamID] {
+            // What was kept of the block goes now; the reset closes the stream.
+            s.phase = .done
+            s.otherHeaders = []
+        }
+        if connectionEnding {
+            logger.notice("closing a connection that keeps sending over-large header blocks (GOAWAY ENHANCE_YOUR_CALM)",
+                          metadata: ["remote": "\(context?.remoteAddress.map { "\($0)" } ?? "?")"])
+        } else {
+            logger.debug("header block over the limit: stream reset", metadata: ["stream": "\(streamID)"])
+        }
+    }
+
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {
         guard let s = streams[streamID] else { return }
         if !isTrailer {

@@ -59,7 +59,7 @@ public final class CoreServer: Sendable {
 
     public static func start(
         host: String, port: Int, service: ContextService, group: any EventLoopGroup,
-        logger: Logger = Logger(label: "cs.core.http")
+        limits: ConnectionLimits = .defaults, logger: Logger = Logger(label: "cs.core.http")
     ) async throws -> CoreServer {
         let inFlight = InFlightCounter()
         let channel = try await ServerBootstrap(group: group)
@@ -72,8 +72,11 @@ public final class CoreServer: Sendable {
                     let sync = channel.pipeline.syncOperations
                     // No pipelining assistance: PipelinedHTTPHandler orders pipelined answers
                     // itself while their requests run concurrently.
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-                    try sync.addHandler(PipelinedHTTPHandler(responder: CoreResponder(service: service, inFlight: inFlight)))
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
+                                                         withEncoderConfiguration: .init(),
+                                                         withDecoderLimitConfiguration: limits.http1Decoder)
+                    try sync.addHandler(PipelinedHTTPHandler(responder: CoreResponder(service: service, inFlight: inFlight),
+                                                             limits: limits))
                 }
             }
             .bind(host: host, port: port)

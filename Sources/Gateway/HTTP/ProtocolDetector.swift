@@ -16,11 +16,14 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
 
     private let makeHTTP2: () -> any ChannelHandler
     private let makeHTTP1: () -> any ChannelHandler
+    private let http1Limits: NIOHTTPDecoderLimitConfiguration
     private var buffered: ByteBuffer?
 
-    init(http2: @escaping () -> any ChannelHandler, http1: @escaping () -> any ChannelHandler) {
+    init(http2: @escaping () -> any ChannelHandler, http1: @escaping () -> any ChannelHandler,
+         http1Limits: NIOHTTPDecoderLimitConfiguration = ConnectionLimits.defaults.http1Decoder) {
         self.makeHTTP2 = http2
         self.makeHTTP1 = http1
+        self.http1Limits = http1Limits
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -54,7 +57,8 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
         do {
             let sync = context.pipeline.syncOperations
             if http1 {
-                try sync.addHandlers([ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                try sync.addHandlers([ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
+                                                                            limitConfiguration: http1Limits)),
                                       HTTPResponseEncoder()], position: .after(self))
                 // The codec's handlers are in place: the REST handler goes last.
                 try sync.addHandler(handler, position: .last)
