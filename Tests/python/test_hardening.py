@@ -267,3 +267,63 @@ def test_http1_head_over_the_limit_is_431_then_close(gateway, server):
     status, _, _, _ = http1(port, f"GET {BASE}/services/999999 HTTP/1.1\r\nHost: x\r\nX-Pad: {'v' * 8000}\r\n\r\n".encode())
     assert status == 404
 
+
+# MARK: 7. EMFILE: the acceptor pauses instead of spinning
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def set_fd_limit(pid: int, limit: int):
+    import resource
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+
+
+def healthz(port: int, timeout: float = 5.0) -> int:
+    status, _, _, _ = http1(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=timeout)
+    return status
+
+
+@pytest.mark.parametrize("listener", ["gateway", "core"])
+def test_out_of_descriptors_the_listener_pauses_instead_of_spinning(pb, stub, start_gateway, listener):
+    gw = start_gateway(memory=True)
+    pid = gw.proc.pid
+    port = gw.port if listener == "gateway" else gw.core_port
+    # Warm up: the upstream pool's connections are open before the limit is set.
+    ok = gw.channel()
+    svc = type(stub)(ok)
+    assert svc.StartService(pb.StartServiceRequest(customer_id="warm"), timeout=T).service_id >= 1
+    set_fd_limit(pid, open_fds(pid) + 8)
+    held = []
+    try:
+        for _ in range(40):  # 32 more than the process can accept
+            held.append(__import__("socket").create_connection(("127.0.0.1", port), timeout=T))
+        time.sleep(0.5)  # let the accepts fail
+        cpu0 = cpu_seconds(pid)
+        time.sleep(3)
+        spent = cpu_seconds(pid) - cpu0
+        print(f"EMFILE on the {listener} listener: {spent:.2f} CPU-s in 3 s with {len(held)} connections held")
+        assert spent < 0.5, f"{spent:.2f} CPU-s in 3 s: the accept loop spins"
+        # The connection accepted before the limit keeps being served.
+        assert svc.StartService(pb.StartServiceRequest(customer_id="held"), timeout=T).service_id >= 1
+        # Some clients leave: the listener accepts again.
+        for s in held[:36]:
+            s.close()
+        del held[:36]
+        deadline = time.monotonic() + T
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status = healthz(gw.port) if listener == "gateway" else http1(
+                    port, f"GET {BASE}/services/999999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(), timeout=2)[0]
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status == (200 if listener == "gateway" else 404), status
+        reports = sum("cannot accept connections" in line for line in gw.lines)
+        assert 1 <= reports <= 2, f"accept failures logged {reports} times: once per interval"
+    finally:
+        for s in held:
+            s.close()
+        ok.close()
