@@ -66,13 +66,14 @@ public final class GatewayServer: Sendable {
                         try sync.addHandler(NIOSSLServerHandler(context: tls))
                     }
                     guard let rest else {
+                        // No detector: the HTTP/2 handler's own preface deadline covers the opening.
                         try sync.addHandler(GRPCServerHandler(service: service, configuration: configuration, logger: logger))
                         return
                     }
                     try sync.addHandler(ProtocolDetector(
                         http2: { GRPCServerHandler(service: service, rest: rest, configuration: configuration, logger: logger) },
                         http1: { PipelinedHTTPHandler(responder: rest, limits: limits) },
-                        http1Limits: limits.http1Decoder))
+                        limits: limits))
                 }
             }
             .bind(host: host, port: port)

@@ -26,6 +26,11 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         /// Largest request message (gRPC's customary default: 4 MiB). Larger ones get
         /// RESOURCE_EXHAUSTED before they are buffered.
         public var maxMessageBytes = 4 << 20
+        /// From the handler's start to the client's first SETTINGS frame (RFC 9113 §3.4: the
+        /// preface ends with it); nil: no limit.
+        public var prefaceTimeout: TimeAmount? = .seconds(10)
+        /// No open stream for this long: GOAWAY, then close. nil: no limit.
+        public var idleTimeout: TimeAmount? = .minutes(5)
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
@@ -84,6 +89,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var flushScheduled = false
     private var draining = false
     private var closing = false
+    private var settingsReceived = false
+    private var prefaceTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
 
     public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
@@ -110,6 +118,15 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         do {
             session = try NGHTTP2Session(role: .server, delegate: self, settings: configuration.http2)
             flush()  // our SETTINGS
+            if let timeout = configuration.prefaceTimeout {
+                prefaceTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+                    guard let self, !self.settingsReceived, !self.closing else { return }
+                    self.logger.debug("no HTTP/2 preface and SETTINGS in time: closing")
+                    self.closing = true
+                    self.context?.close(promise: nil)
+                }
+            }
+            armIdleTimer()
         } catch {
             logger.error("cannot create an HTTP/2 session", metadata: ["error": "\(error)"])
             context.close(promise: nil)
@@ -139,6 +156,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        prefaceTimer?.cancel()
+        idleTimer?.cancel()
         for (_, stream) in streams {
             stream.deadlineTask?.cancel()
             stream.phase = .done
@@ -218,7 +237,31 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     // MARK: NGHTTP2SessionDelegate
 
+    func settingsReceived(_ isAck: Bool) {
+        guard !isAck, !settingsReceived else { return }
+        settingsReceived = true
+        prefaceTimer?.cancel()
+        prefaceTimer = nil
+    }
+
+    /// Armed whenever no stream is open; a stream opening cancels it.
+    private func armIdleTimer() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        guard let timeout = configuration.idleTimeout, streams.isEmpty, !closing, let context else { return }
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.streams.isEmpty, !self.closing, let session = self.session else { return }
+            // RFC 9113 §6.8: GOAWAY with the last stream processed, then close.
+            session.submitGoAway()
+            self.flush()
+            self.closing = true
+            self.context?.close(promise: nil)
+        }
+    }
+
     func streamOpened(_ streamID: Int32) {
+        idleTimer?.cancel()
+        idleTimer = nil
         let generation = nextGeneration
         nextGeneration &+= 1
         streams[streamID] = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
@@ -391,6 +434,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         s.phase = .done
         finishDrainIfIdle()
+        if streams.isEmpty { armIdleTimer() }
     }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {

@@ -7,6 +7,8 @@ import NIOCore
 protocol NGHTTP2SessionDelegate: AnyObject {
     /// A HEADERS frame opened a stream (server: a request; client: a response).
     func streamOpened(_ streamID: Int32)
+    /// A SETTINGS frame arrived (`isAck`: the peer acknowledging ours).
+    func settingsReceived(_ isAck: Bool)
     func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool)
     /// A header block of `streamID` went over the limits: the stream is being reset and no more
     /// of the block arrives. `connectionEnding` when this one ended the connection (GOAWAY).
@@ -267,6 +269,8 @@ final class NGHTTP2Session {
                                          endStream: endStream)
             case NGHTTP2_DATA.rawValue where endStream:
                 delegate.dataEndedStream(frame.pointee.hd.stream_id)
+            case NGHTTP2_SETTINGS.rawValue:
+                delegate.settingsReceived(frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0)
             default:
                 break
             }
@@ -433,6 +437,7 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     }
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
     func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
+    func settingsReceived(_ isAck: Bool) {}
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate.data(streamID, bytes) }
     func dataEndedStream(_ streamID: Int32) {}
     func streamClosed(_ streamID: Int32, errorCode: UInt32) { delegate.streamClosed(streamID, errorCode: errorCode) }

@@ -68,6 +68,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            context.triggerUserOutboundEvent(HTTP1RequestProgress.head, promise: nil)
             guard case .idle = receiving else { return }
             (bodyLimit, tooLarge) = responder.bodyLimit(method: head.method.rawValue, target: head.uri)
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > bodyLimit {
@@ -92,6 +93,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
                 receiving = .body(head, body)
             }
         case .end:
+            context.triggerUserOutboundEvent(HTTP1RequestProgress.end, promise: nil)
             switch receiving {
             case .body(let head, let body):
                 receiving = head.isKeepAlive && !draining ? .idle : .closing

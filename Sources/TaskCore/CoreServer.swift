@@ -78,6 +78,7 @@ public final class CoreServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTP1Deadlines(limits: limits))
                     // No pipelining assistance: PipelinedHTTPHandler orders pipelined answers
                     // itself while their requests run concurrently.
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,

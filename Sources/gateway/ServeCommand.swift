@@ -139,6 +139,8 @@ struct ServeCommand: AsyncParsableCommand {
         handlerConfig.http2.initialWindowSize = initialWindowSize
         handlerConfig.http2.maxHeaderListSize = UInt32(connections.limits.maxHeaderListSize)
         handlerConfig.http2.maxHeaderFields = connections.limits.maxHeaderFields
+        handlerConfig.prefaceTimeout = connections.limits.handshakeTimeout
+        handlerConfig.idleTimeout = connections.limits.idleTimeout
         let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
         let address = HostPort(listen)!
         let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)

@@ -92,6 +92,8 @@ final class H2TestClient: NGHTTP2SessionDelegate {
 
     func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
 
+    func settingsReceived(_ isAck: Bool) {}
+
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
         streams[streamID]?.data.append(contentsOf: bytes)
     }

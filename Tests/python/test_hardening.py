@@ -327,3 +327,89 @@ def test_out_of_descriptors_the_listener_pauses_instead_of_spinning(pb, stub, st
         for s in held:
             s.close()
         ok.close()
+
+
+# MARK: 6. deadlines for idle, half-open and slow connections
+
+
+def closed_after(sock, limit: float, trickle: bytes = b"", every: float = 0.2) -> float | None:
+    """Seconds until the server closed `sock` (None if still open after `limit`), sending one
+    byte of `trickle` every `every` seconds meanwhile."""
+    start = time.monotonic()
+    sock.settimeout(every)
+    i = 0
+    while time.monotonic() - start < limit:
+        try:
+            data = sock.recv(65536)
+            if not data:
+                return time.monotonic() - start
+        except __import__("socket").timeout:
+            pass
+        except OSError:
+            return time.monotonic() - start
+        if i < len(trickle):
+            try:
+                sock.sendall(trickle[i:i + 1])
+            except OSError:
+                return time.monotonic() - start
+            i += 1
+    return None
+
+
+def test_half_open_slow_and_idle_connections_are_closed(pb, stub, start_gateway):
+    import socket
+    gw = start_gateway("--handshake-timeout-millis", "1000", "--request-head-timeout-millis", "1000",
+                       "--request-body-timeout-millis", "1500", "--idle-timeout-seconds", "2", memory=True)
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    settings = h2_frame(0x4, 0, 0, b"")
+    head = f"POST {BASE}/services/start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+    cases = {
+        # name: (port, bytes sent at once, bytes trickled, expected close in seconds)
+        "nothing": (gw.port, b"", b"", 1.0),
+        "half a preface": (gw.port, preface[:10], b"", 1.0),
+        "preface, no SETTINGS": (gw.port, preface, b"", 1.0),
+        "preface and SETTINGS, then idle": (gw.port, preface + settings, b"", 2.0),
+        "half an HTTP/1.1 head": (gw.port, head, b"", 1.0),
+        "a head trickled a byte per 0.2 s": (gw.port, b"G", b"ET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100, 1.0),
+        "a body trickled": (gw.port, head + b"Content-Length: 1000\r\n\r\n", b"{" + b" " * 200, 1.5),
+        "HTTP/1.1 idle after an answer": (gw.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"", 2.0),
+        "core: half a head": (gw.core_port, head, b"", 1.0),
+        "core: idle after an answer": (gw.core_port, f"GET {BASE}/services/9 HTTP/1.1\r\nHost: x\r\n\r\n".encode(), b"", 2.0),
+    }
+    results: dict[str, float | None] = {}
+
+    def run(name):
+        port, first, trickle, _ = cases[name]
+        with socket.create_connection(("127.0.0.1", port), timeout=T) as s:
+            if first:
+                s.sendall(first)
+            results[name] = closed_after(s, 6.0, trickle)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in cases]
+    for t in threads:
+        t.start()
+    # Meanwhile a well-behaved client, calling every 0.4 s for 3 s on one connection, is served
+    # throughout (and not closed as idle: its streams come and go).
+    ch = gw.channel()
+    svc = type(stub)(ch)
+    for _ in range(8):
+        assert svc.StartService(pb.StartServiceRequest(customer_id="ok"), timeout=T).service_id >= 1
+        time.sleep(0.4)
+    for t in threads:
+        t.join(10)
+    ch.close()
+    print({k: (round(v, 2) if v else v) for k, v in results.items()})
+    for name, (_, _, _, expected) in cases.items():
+        took = results.get(name)
+        assert took is not None, f"{name}: still open after 6 s"
+        assert expected - 0.3 <= took <= expected + 1.5, f"{name}: closed after {took:.2f} s, expected {expected} s"
+
+
+def test_an_idle_http2_connection_gets_goaway_before_close(start_gateway):
+    gw = start_gateway("--idle-timeout-seconds", "1", memory=True)
+    client = H2Client(gw.port)
+    try:
+        assert client.wait_closed(5)
+        assert client.goaway == 0, client.goaway  # NO_ERROR
+    finally:
+        client.close()
