@@ -109,6 +109,7 @@ let package = Package(
                 "TaskCore",
                 "Gateway",
                 "GatewayHTTP2",
+                "HTTPServing",
                 "ContextModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -67,6 +67,12 @@ extension ContextError {
                      message: "body larger than \(limit) bytes")
     }
 
+    /// RFC 6585 §5: a request head over the header limit (HTTP/1.1; HTTP/2 resets the stream).
+    public static func headersTooLarge(limit: Int) -> ContextError {
+        ContextError(status: 431, exception: "RequestHeaderFieldsTooLargeException",
+                     message: "request header fields larger than \(limit) bytes")
+    }
+
     public static func unsupportedMediaType(_ contentType: String?) -> ContextError {
         let got = contentType.map { "got \($0)" } ?? "no Content-Type"
         return ContextError(status: 415, exception: "UnsupportedMediaTypeException",

@@ -21,6 +21,18 @@ public enum RESTChecks {
         guard matched else { throw .unauthorized("the credentials are not valid") }
     }
 
+    /// The contract's headers that must come at most once: a request naming its tenant (or
+    /// its credentials) twice is ambiguous, and transports disagree on which copy wins
+    /// (nghttp2 hands over every copy, NIO's `first(name:)` keeps the first), so it is
+    /// refused rather than resolved. Names as the contract spells them.
+    public static let singleHeaders = ["ContactCenterId", "Authorization"]
+
+    /// 400 when `repeated` names a header of `singleHeaders` that came more than once.
+    public static func notRepeated(_ repeated: String?) throws(ContextError) {
+        guard let repeated else { return }
+        throw .validation("the \(repeated) header must be given at most once")
+    }
+
     /// The tenant of §6: no header is the default tenant ("").
     public static func tenant(_ header: String?) throws(ContextError) -> String {
         guard let header, !header.isEmpty else { return "" }

@@ -36,15 +36,25 @@ public final class GatewayServer: Sendable {
         return try NIOSSLContext(configuration: tls)
     }
 
+    /// `limits` hold the HTTP/1.1 side (and the connection timers); the HTTP/2 header limits
+    /// are `configuration.http2`'s (`ServeCommand` sets both from one option).
     public static func start(
         host: String, port: Int, service: any GRPCService, rest: (any RESTResponder)? = nil, group: any EventLoopGroup,
-        configuration: GRPCServerHandler.Configuration = .defaults, tls: NIOSSLContext? = nil,
-        logger: Logger = Logger(label: "cs.gateway")
+        configuration: GRPCServerHandler.Configuration = .defaults, limits: ConnectionLimits = .defaults,
+        tls: NIOSSLContext? = nil, logger: Logger = Logger(label: "cs.gateway")
     ) async throws -> GatewayServer {
         let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler { error, unreported in
+                        logger.warning("cannot accept connections: pausing the listener", metadata: [
+                            "error": "\(error)", "failed-since-last-report": "\(unreported)"])
+                    })
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
@@ -56,12 +66,14 @@ public final class GatewayServer: Sendable {
                         try sync.addHandler(NIOSSLServerHandler(context: tls))
                     }
                     guard let rest else {
+                        // No detector: the HTTP/2 handler's own preface deadline covers the opening.
                         try sync.addHandler(GRPCServerHandler(service: service, configuration: configuration, logger: logger))
                         return
                     }
                     try sync.addHandler(ProtocolDetector(
                         http2: { GRPCServerHandler(service: service, rest: rest, configuration: configuration, logger: logger) },
-                        http1: { PipelinedHTTPHandler(responder: rest) }))
+                        http1: { PipelinedHTTPHandler(responder: rest, limits: limits) },
+                        limits: limits))
                 }
             }
             .bind(host: host, port: port)

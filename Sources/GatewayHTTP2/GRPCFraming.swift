@@ -12,6 +12,9 @@ struct GRPCMessageReader {
         case tooLarge(length: UInt32)
         /// The compressed flag is set: the caller decides (we support no compression).
         case compressed
+        /// The flag byte is neither 0 nor 1: the message is malformed (PROTOCOL-HTTP2.md
+        /// defines only those two values; grpc-go refuses others as INTERNAL).
+        case badFlag(UInt8)
     }
 
     private enum State {
@@ -35,8 +38,8 @@ struct GRPCMessageReader {
         return pending.readableBytes > 0
     }
 
-    /// Appends `bytes` and returns what is complete. After `.tooLarge` or `.compressed` the
-    /// reader is spent and ignores the rest.
+    /// Appends `bytes` and returns what is complete. After `.tooLarge`, `.compressed` or
+    /// `.badFlag` the reader is spent and ignores the rest.
     mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Event] {
         if case .failed = state { return [] }
         pending.writeBytes(bytes)
@@ -49,7 +52,12 @@ struct GRPCMessageReader {
                 guard pending.readableBytes >= 5,
                       let flag = pending.readInteger(as: UInt8.self),
                       let length = pending.readInteger(endianness: .big, as: UInt32.self) else { return events }
-                if flag & 1 != 0 {
+                if flag > 1 {
+                    state = .failed
+                    events.append(.badFlag(flag))
+                    return events
+                }
+                if flag == 1 {
                     state = .failed
                     events.append(.compressed)
                     return events
@@ -132,12 +140,26 @@ extension GRPCStatus {
         GRPCStatus(code: .unimplemented, message: "grpc-encoding \(encoding) is not supported; use identity", exception: nil)
     }
 
+    /// A tenant or credentials given twice: refused rather than resolved (`RESTChecks.singleHeaders`),
+    /// as REST refuses it (400 `ValidationException`).
+    static func repeatedHeader(_ name: String) -> GRPCStatus {
+        GRPCStatus(code: .invalidArgument, message: "the \(name) header must be given at most once",
+                   exception: "ValidationException")
+    }
+
     static let malformedTimeout = GRPCStatus(code: .invalidArgument, message: "malformed grpc-timeout", exception: nil)
     static let secondMessage = GRPCStatus(code: .internalError, message: "more than one request message for a unary call",
                                           exception: nil)
     static let compressedWithoutEncoding = GRPCStatus(code: .internalError,
                                                       message: "compressed message without a supported grpc-encoding",
                                                       exception: nil)
+    /// A Compressed-Flag byte other than 0 or 1: malformed framing, INTERNAL like the other
+    /// framing errors (grpc-go: "grpc: received unexpected payload format").
+    static func badCompressedFlag(_ flag: UInt8) -> GRPCStatus {
+        GRPCStatus(code: .internalError, message: "malformed message prefix: compressed flag \(flag) is neither 0 nor 1",
+                   exception: nil)
+    }
+
     static let endedInsideMessage = GRPCStatus(code: .internalError, message: "the request ended inside a message",
                                                exception: nil)
     static let endedWithoutMessage = GRPCStatus(code: .internalError, message: "the request ended without a message",

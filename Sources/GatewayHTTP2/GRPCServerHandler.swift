@@ -26,6 +26,11 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         /// Largest request message (gRPC's customary default: 4 MiB). Larger ones get
         /// RESOURCE_EXHAUSTED before they are buffered.
         public var maxMessageBytes = 4 << 20
+        /// From the handler's start to the client's first SETTINGS frame (RFC 9113 §3.4: the
+        /// preface ends with it); nil: no limit.
+        public var prefaceTimeout: TimeAmount? = .seconds(10)
+        /// No open stream for this long: GOAWAY, then close. nil: no limit.
+        public var idleTimeout: TimeAmount? = .minutes(5)
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
@@ -46,6 +51,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var badTimeout = false
         var tenant: String?
         var authorization: String?
+        /// `RESTChecks.singleHeaders`: a tenant or credentials given twice.
+        var repeatedHeader: String?
         var reader: GRPCMessageReader
         var message: ByteBuffer?
         var requestEnded = false
@@ -82,6 +89,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var flushScheduled = false
     private var draining = false
     private var closing = false
+    private var settingsReceived = false
+    private var prefaceTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
 
     public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
@@ -108,6 +118,15 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         do {
             session = try NGHTTP2Session(role: .server, delegate: self, settings: configuration.http2)
             flush()  // our SETTINGS
+            if let timeout = configuration.prefaceTimeout {
+                prefaceTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+                    guard let self, !self.settingsReceived, !self.closing else { return }
+                    self.logger.debug("no HTTP/2 preface and SETTINGS in time: closing")
+                    self.closing = true
+                    self.context?.close(promise: nil)
+                }
+            }
+            armIdleTimer()
         } catch {
             logger.error("cannot create an HTTP/2 session", metadata: ["error": "\(error)"])
             context.close(promise: nil)
@@ -137,6 +156,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        prefaceTimer?.cancel()
+        idleTimer?.cancel()
         for (_, stream) in streams {
             stream.deadlineTask?.cancel()
             stream.phase = .done
@@ -216,7 +237,31 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     // MARK: NGHTTP2SessionDelegate
 
+    func settingsReceived(_ isAck: Bool) {
+        guard !isAck, !settingsReceived else { return }
+        settingsReceived = true
+        prefaceTimer?.cancel()
+        prefaceTimer = nil
+    }
+
+    /// Armed whenever no stream is open; a stream opening cancels it.
+    private func armIdleTimer() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        guard let timeout = configuration.idleTimeout, streams.isEmpty, !closing, let context else { return }
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.streams.isEmpty, !self.closing, let session = self.session else { return }
+            // RFC 9113 §6.8: GOAWAY with the last stream processed, then close.
+            session.submitGoAway()
+            self.flush()
+            self.closing = true
+            self.context?.close(promise: nil)
+        }
+    }
+
     func streamOpened(_ streamID: Int32) {
+        idleTimer?.cancel()
+        idleTimer = nil
         let generation = nextGeneration
         nextGeneration &+= 1
         streams[streamID] = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
@@ -239,8 +284,10 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         case 13 where name.elementsEqual("grpc-encoding".utf8):
             s.encoding = String(decoding: value, as: UTF8.self)
         case 13 where name.elementsEqual("authorization".utf8):
+            if s.authorization != nil { s.repeatedHeader = "Authorization" }
             s.authorization = String(decoding: value, as: UTF8.self)
         case 15 where name.elementsEqual("contactcenterid".utf8):
+            if s.tenant != nil { s.repeatedHeader = "ContactCenterId" }
             s.tenant = String(decoding: value, as: UTF8.self)
         case 2 where name.elementsEqual("te".utf8), 10 where name.elementsEqual("user-agent".utf8),
              20 where name.elementsEqual("grpc-accept-encoding".utf8):
@@ -252,6 +299,20 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             s.otherHeaders.append(0)
             s.otherHeaders.append(contentsOf: value)
             s.otherHeaders.append(0)
+        }
+    }
+
+    func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {
+        if let s = streams[streamID] {
+            // What was kept of the block goes now; the reset closes the stream.
+            s.phase = .done
+            s.otherHeaders = []
+        }
+        if connectionEnding {
+            logger.notice("closing a connection that keeps sending over-large header blocks (GOAWAY ENHANCE_YOUR_CALM)",
+                          metadata: ["remote": "\(context?.remoteAddress.map { "\($0)" } ?? "?")"])
+        } else {
+            logger.debug("header block over the limit: stream reset", metadata: ["stream": "\(streamID)"])
         }
     }
 
@@ -289,6 +350,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             // support, the server SHOULD respond with UNIMPLEMENTED" (compression.md).
             s.trailers.add("grpc-accept-encoding", "identity")
             return respondStatus(streamID, s, .unsupportedEncoding(encoding))
+        }
+        if let repeated = s.repeatedHeader {
+            return respondStatus(streamID, s, .repeatedHeader(repeated))
         }
         if s.badTimeout {
             return respondStatus(streamID, s, .malformedTimeout)
@@ -328,6 +392,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             case .compressed:
                 // Compressed-Flag 1 without a grpc-encoding we accepted (PROTOCOL-HTTP2.md).
                 return respondStatus(streamID, s, .compressedWithoutEncoding)
+            case .badFlag(let flag):
+                return respondStatus(streamID, s, .badCompressedFlag(flag))
             }
         }
     }
@@ -368,6 +434,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         s.phase = .done
         finishDrainIfIdle()
+        if streams.isEmpty { armIdleTimer() }
     }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {
@@ -432,7 +499,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         if let timeout = s.timeoutHeader { headers.add(name: "grpc-timeout", value: timeout) }
         s.otherHeaders = []
         let request = RESTRequest(method: s.method, target: s.path ?? "/", contentType: s.contentType, tenant: s.tenant,
-                                  authorization: s.authorization, body: Array(body.readableBytesView), headers: headers)
+                                  authorization: s.authorization, repeatedHeader: s.repeatedHeader,
+                                  body: Array(body.readableBytesView), headers: headers)
         let generation = s.generation
         rest.respond(to: request, eventLoop: context!.eventLoop).assumeIsolated().whenComplete { result in
             guard let s = self.streams[streamID], s.generation == generation, s.phase == .dispatched else { return }

@@ -56,6 +56,10 @@ public enum GRPCWeb {
             responder.fail(.unknownMethod(path))
             return call.promise.futureResult
         }
+        if let repeated = request.repeatedHeader {
+            responder.fail(.repeatedHeader(repeated))
+            return call.promise.futureResult
+        }
         if let encoding = request.headers.first(name: "grpc-encoding"), encoding != "identity" {
             responder.fail(.unsupportedEncoding(encoding))
             return call.promise.futureResult
@@ -103,6 +107,8 @@ public enum GRPCWeb {
                 return .failure(.messageTooLarge(length, limit: maxMessageBytes))
             case .compressed:
                 return .failure(.compressedWithoutEncoding)
+            case .badFlag(let flag):
+                return .failure(.badCompressedFlag(flag))
             }
         }
         if reader.hasPartialMessage { return .failure(.endedInsideMessage) }

@@ -7,7 +7,12 @@ import NIOCore
 protocol NGHTTP2SessionDelegate: AnyObject {
     /// A HEADERS frame opened a stream (server: a request; client: a response).
     func streamOpened(_ streamID: Int32)
+    /// A SETTINGS frame arrived (`isAck`: the peer acknowledging ours).
+    func settingsReceived(_ isAck: Bool)
     func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool)
+    /// A header block of `streamID` went over the limits: the stream is being reset and no more
+    /// of the block arrives. `connectionEnding` when this one ended the connection (GOAWAY).
+    func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool)
     /// All header frames of a block arrived; `endStream` when the block ended the stream.
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool)
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer)
@@ -35,9 +40,17 @@ public struct HTTP2Settings: Sendable, Equatable {
     public var initialWindowSize: UInt32 = 1 << 20
     /// Connection receive window: room for many streams' messages at once.
     public var connectionWindowSize: UInt32 = 16 << 20
-    /// Largest header block we accept (grpc-core's default is 8 KiB; metadata beyond 16 KiB
-    /// is refused by nghttp2 with a stream error).
+    /// Largest header block we accept, decoded, RFC 9113 §10.5.1 accounting (grpc-core's
+    /// default is 8 KiB). nghttp2 only announces it; `HeaderListBudget` enforces it: the
+    /// stream of a larger block is reset (ENHANCE_YOUR_CALM, which gRPC clients report as
+    /// RESOURCE_EXHAUSTED) without the rest of the block being delivered.
     public var maxHeaderListSize: UInt32 = 16 << 10
+    /// Most fields in one header block (not announced: HTTP/2 has no setting for it); more is
+    /// refused as an over-large block.
+    public var maxHeaderFields: Int = 256
+    /// Refused header blocks tolerated per connection; the next one gets GOAWAY
+    /// ENHANCE_YOUR_CALM and the connection closes.
+    public var maxRefusedHeaderBlocks: Int = 4
     public var maxFrameSize: UInt32 = 16_384
 
     public init() {}
@@ -58,10 +71,20 @@ final class NGHTTP2Session {
     private var session: OpaquePointer?
     unowned let delegate: any NGHTTP2SessionDelegate
     let role: Role
+    /// The header block being received (blocks never interleave: RFC 9113 §6.10).
+    private var headerBudget: HeaderListBudget
+    private var refusedBlocks: OversizedHeaderStrikes
+    /// Header blocks refused on this connection (over the list size or field count).
+    private(set) var refusedHeaderBlocks = 0
+    /// Set once too many blocks were refused: GOAWAY ENHANCE_YOUR_CALM is queued and the
+    /// session ends once it is sent.
+    private(set) var terminatedForHeaders = false
 
     init(role: Role, delegate: any NGHTTP2SessionDelegate, settings: HTTP2Settings) throws {
         self.role = role
         self.delegate = delegate
+        headerBudget = HeaderListBudget(maxBytes: Int(settings.maxHeaderListSize), maxFields: settings.maxHeaderFields)
+        refusedBlocks = OversizedHeaderStrikes(tolerated: settings.maxRefusedHeaderBlocks)
         var ptr: OpaquePointer?
         var option: OpaquePointer?
         nghttp2_option_new(&option)
@@ -170,6 +193,22 @@ final class NGHTTP2Session {
                               nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
     }
 
+    /// A header block went over `maxHeaderListSize` or `maxHeaderFields`: its stream is reset
+    /// with ENHANCE_YOUR_CALM (the RST submitted here is the one nghttp2 sends) and nghttp2
+    /// delivers nothing more of the block (h:1744). Too many on one connection: GOAWAY
+    /// ENHANCE_YOUR_CALM, and the session ends once that is sent.
+    private func refuseHeaderBlock(streamID: Int32) -> Int32 {
+        refusedHeaderBlocks += 1
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID,
+                                  NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        if refusedBlocks.strike() && !terminatedForHeaders {
+            terminatedForHeaders = true
+            nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        }
+        delegate.headerBlockRefused(streamID, connectionEnding: terminatedForHeaders)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+    }
+
     // MARK: C callbacks
 
     /// The callback table, built once. Its pointer is immutable after construction and
@@ -196,6 +235,7 @@ final class NGHTTP2Session {
 
         static let beginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
             let frame = frame!
+            owner(userData).headerBudget.reset()
             if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
                frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST || frame.pointee.headers.cat == NGHTTP2_HCAT_RESPONSE {
                 owner(userData).delegate.streamOpened(frame.pointee.hd.stream_id)
@@ -206,7 +246,11 @@ final class NGHTTP2Session {
         static let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, _, userData in
             let frame = frame!
             guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
-            owner(userData).delegate.header(
+            let owner = owner(userData)
+            guard owner.headerBudget.admit(nameLength: nameLength, valueLength: valueLength) else {
+                return owner.refuseHeaderBlock(streamID: frame.pointee.hd.stream_id)
+            }
+            owner.delegate.header(
                 frame.pointee.hd.stream_id,
                 name: UnsafeRawBufferPointer(start: name, count: nameLength),
                 value: UnsafeRawBufferPointer(start: value, count: valueLength),
@@ -225,6 +269,8 @@ final class NGHTTP2Session {
                                          endStream: endStream)
             case NGHTTP2_DATA.rawValue where endStream:
                 delegate.dataEndedStream(frame.pointee.hd.stream_id)
+            case NGHTTP2_SETTINGS.rawValue:
+                delegate.settingsReceived(frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0)
             default:
                 break
             }
@@ -390,6 +436,8 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
         delegate.header(streamID, name: name, value: value, isTrailer: isTrailer)
     }
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
+    func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
+    func settingsReceived(_ isAck: Bool) {}
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate.data(streamID, bytes) }
     func dataEndedStream(_ streamID: Int32) {}
     func streamClosed(_ streamID: Int32, errorCode: UInt32) { delegate.streamClosed(streamID, errorCode: errorCode) }

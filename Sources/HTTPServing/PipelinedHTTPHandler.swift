@@ -38,6 +38,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     private let responder: any RESTResponder
+    private let limits: ConnectionLimits
     private var receiving = Receiving.idle
     /// The body limit of the request being received, and its answer when the body is larger.
     private var bodyLimit = 0
@@ -55,8 +56,11 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     private var running = 0
     private var runningUnsafe = false
 
-    public init(responder: any RESTResponder) {
+    /// `limits`: those the HTTP/1.1 decoder in front of this handler enforces (named in its
+    /// 431 answer).
+    public init(responder: any RESTResponder, limits: ConnectionLimits = .defaults) {
         self.responder = responder
+        self.limits = limits
     }
 
     private var pending: Int { Int(nextRequest - nextAnswer) }
@@ -64,6 +68,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            context.triggerUserOutboundEvent(HTTP1RequestProgress.head, promise: nil)
             guard case .idle = receiving else { return }
             (bodyLimit, tooLarge) = responder.bodyLimit(method: head.method.rawValue, target: head.uri)
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > bodyLimit {
@@ -88,6 +93,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
                 receiving = .body(head, body)
             }
         case .end:
+            context.triggerUserOutboundEvent(HTTP1RequestProgress.end, promise: nil)
             switch receiving {
             case .body(let head, let body):
                 receiving = head.isKeepAlive && !draining ? .idle : .closing
@@ -213,16 +219,19 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
         }
     }
 
-    /// A request NIO could not parse gets a 400 in the contract's shape, after the answers
-    /// before it, and the connection closes: after a framing error nothing more on it can be
-    /// trusted.
+    /// A request NIO could not parse gets a 400 in the contract's shape (431 for a head over
+    /// the header limits, RFC 6585 §5), after the answers before it, and the connection
+    /// closes: after a framing error nothing more on it can be trusted.
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError else {
+        guard let parserError = error as? HTTPParserError else {
             context.fireErrorCaught(error)
             return
         }
         guard active, !isClosing else { return }
-        answer(RESTResponse(.validation("malformed HTTP request: \(error)")), keepAlive: false, context: context)
+        let response = parserError == .headerOverflow
+            ? RESTResponse(.headersTooLarge(limit: limits.maxHeaderListSize))
+            : RESTResponse(.validation("malformed HTTP request: \(error)"))
+        answer(response, keepAlive: false, context: context)
     }
 
     private var isClosing: Bool {

@@ -12,17 +12,22 @@ public struct RESTRequest: Sendable {
     /// The `ContactCenterId` header (CONTEXT-SERVICES.md §6).
     public var tenant: String?
     public var authorization: String?
+    /// A header of `RESTChecks.singleHeaders` the request carried more than once (its name as
+    /// the contract spells it): such a request is refused, never resolved to one copy.
+    public var repeatedHeader: String?
     public var body: [UInt8]
     /// Every header, names as received (HTTP/1.1) or lower-case (HTTP/2).
     public var headers: HTTPHeaders
 
     public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
-                authorization: String? = nil, body: [UInt8] = [], headers: HTTPHeaders = [:]) {
+                authorization: String? = nil, repeatedHeader: String? = nil, body: [UInt8] = [],
+                headers: HTTPHeaders = [:]) {
         self.method = method
         self.target = target
         self.contentType = contentType
         self.tenant = tenant
         self.authorization = authorization
+        self.repeatedHeader = repeatedHeader
         self.body = body
         self.headers = headers
     }
@@ -33,6 +38,7 @@ public struct RESTRequest: Sendable {
                   contentType: head.headers.first(name: "content-type"),
                   tenant: head.headers.first(name: "contactcenterid"),
                   authorization: head.headers.first(name: "authorization"),
+                  repeatedHeader: RESTChecks.singleHeaders.first { head.headers[$0].count > 1 },
                   body: body, headers: head.headers)
     }
 

@@ -29,6 +29,10 @@ extension ContextService {
             let path = String(request.target.prefix { $0 != "?" })
             return CoreResponse(.methodNotAllowed(request.method, path: path), allow: ["POST"])
         }
+        if let repeated = request.repeatedHeader {
+            // Items carry their own tenant, but an ambiguous request is refused all the same.
+            return CoreResponse(.validation("the \(repeated) header must be given at most once"))
+        }
         guard request.body.count <= configuration.maxBatchBytes else {
             return CoreResponse(.batchTooLarge(limit: configuration.maxBatchBytes))
         }

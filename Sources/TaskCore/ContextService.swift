@@ -75,6 +75,7 @@ public final class ContextService: Sendable {
             return .respond(CoreResponse(error, method: request.method, target: request.target))
         }
         do throws(ContextError) {
+            try RESTChecks.notRepeated(request.repeatedHeader)
             try authorize(request.authorization)
             let tenant = try Self.tenant(request.tenant)
             if let command = try command(for: route, tenant: tenant, request: request) {

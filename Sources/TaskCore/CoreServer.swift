@@ -59,21 +59,33 @@ public final class CoreServer: Sendable {
 
     public static func start(
         host: String, port: Int, service: ContextService, group: any EventLoopGroup,
-        logger: Logger = Logger(label: "cs.core.http")
+        limits: ConnectionLimits = .defaults, logger: Logger = Logger(label: "cs.core.http")
     ) async throws -> CoreServer {
         let inFlight = InFlightCounter()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler { error, unreported in
+                        logger.warning("cannot accept connections: pausing the listener", metadata: [
+                            "error": "\(error)", "failed-since-last-report": "\(unreported)"])
+                    })
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTP1Deadlines(limits: limits))
                     // No pipelining assistance: PipelinedHTTPHandler orders pipelined answers
                     // itself while their requests run concurrently.
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
-                    try sync.addHandler(PipelinedHTTPHandler(responder: CoreResponder(service: service, inFlight: inFlight)))
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
+                                                         withEncoderConfiguration: .init(),
+                                                         withDecoderLimitConfiguration: limits.http1Decoder)
+                    try sync.addHandler(PipelinedHTTPHandler(responder: CoreResponder(service: service, inFlight: inFlight),
+                                                             limits: limits))
                 }
             }
             .bind(host: host, port: port)

@@ -147,6 +147,9 @@ struct CoreCommand: AsyncParsableCommand {
 
     @OptionGroup var options: CoreOptions
 
+    @OptionGroup(title: "Connections")
+    var connections: ConnectionOptions
+
     func validate() throws {
         guard HostPort(listen) != nil else { throw ValidationError("--listen must be host:port, got '\(listen)'") }
     }
@@ -160,7 +163,8 @@ struct CoreCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
         let store = try await options.makeStore(group: group, logger: logger)
         let service = ContextService(store: store, configuration: options.coreConfiguration, logger: logger)
-        let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group)
+        let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
+                                                limits: connections.limits)
         logger.info("task core listening", metadata: [
             "address": "http://\(address.host):\(server.port)\(options.basePath)",
             "store": "\(options.storeDescription)", "store_id": "\(store.identity.id)",

@@ -2,6 +2,7 @@ import ArgumentParser
 import ContextModel
 import Gateway
 import GatewayHTTP2
+import HTTPServing
 import Logging
 import NIOCore
 import NIOPosix
@@ -43,8 +44,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE, bytes.")
     var initialWindowSize: UInt32 = HTTP2Settings.defaults.initialWindowSize
 
-    @Option(help: "HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, bytes.")
-    var maxHeaderListSize: UInt32 = HTTP2Settings.defaults.maxHeaderListSize
+    @OptionGroup(title: "Connections (the gateway's port and the embedded core's)")
+    var connections: ConnectionOptions
 
     @Option(help: "Upstream connections per event loop.")
     var upstreamConnections: Int = 16
@@ -106,7 +107,8 @@ struct ServeCommand: AsyncParsableCommand {
             let store = try await core.makeStore(group: group, logger: logger)
             let address = HostPort(coreListen)!
             let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
-            let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group)
+            let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
+                                                    limits: connections.limits)
             embedded = (server, store)
             upstreamAddresses = [HostPort(host: address.host, port: server.port)]
             logger.info("task core listening", metadata: [
@@ -153,12 +155,16 @@ struct ServeCommand: AsyncParsableCommand {
         handlerConfig.maxMessageBytes = maxMessageBytes
         handlerConfig.http2.maxConcurrentStreams = maxConcurrentStreams
         handlerConfig.http2.initialWindowSize = initialWindowSize
-        handlerConfig.http2.maxHeaderListSize = maxHeaderListSize
+        handlerConfig.http2.maxHeaderListSize = UInt32(connections.limits.maxHeaderListSize)
+        handlerConfig.http2.maxHeaderFields = connections.limits.maxHeaderFields
+        handlerConfig.prefaceTimeout = connections.limits.handshakeTimeout
+        handlerConfig.idleTimeout = connections.limits.idleTimeout
         let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
         let address = HostPort(listen)!
         let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)
         let server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, rest: rest,
-                                                   group: group, configuration: handlerConfig, tls: tls, logger: logger)
+                                                   group: group, configuration: handlerConfig, limits: connections.limits,
+                                                   tls: tls, logger: logger)
         logger.info("gateway listening", metadata: [
             "address": "\(tls == nil ? "http" : "https")://\(address.host):\(server.port)",
             "serves": "\(grpcOnly ? "gRPC" : "gRPC, gRPC-Web, REST \(core.basePath), health \(healthPath)")",

@@ -267,4 +267,25 @@ struct GRPCFramingTests {
             #expect(!reader.hasPartialMessage)
         }
     }
+
+    @Test("A compressed flag other than 0 or 1 is malformed, not a message", arguments: [UInt8(2), 0x80, 0x81, 0xFF])
+    func badFlag(_ flag: UInt8) {
+        var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
+        var bytes = H2TestClient.framed([1, 2, 3])
+        bytes[0] = flag
+        let events = bytes.withUnsafeBytes { reader.feed($0) }
+        #expect(events == [.badFlag(flag)])
+        // Spent: what follows is ignored.
+        let after = H2TestClient.framed([4]).withUnsafeBytes { reader.feed($0) }
+        #expect(after == [])
+    }
+
+    @Test("Flag 1 is a compressed message")
+    func compressedFlag() {
+        var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
+        var bytes = H2TestClient.framed([1])
+        bytes[0] = 1
+        let events = bytes.withUnsafeBytes { reader.feed($0) }
+        #expect(events == [.compressed])
+    }
 }

@@ -90,6 +90,10 @@ final class H2TestClient: NGHTTP2SessionDelegate {
 
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
 
+    func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
+
+    func settingsReceived(_ isAck: Bool) {}
+
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
         streams[streamID]?.data.append(contentsOf: bytes)
     }

@@ -22,6 +22,7 @@ extension ContextGateway {
         }
         let body: [UInt8]
         do throws(ContextError) {
+            try RESTChecks.notRepeated(request.repeatedHeader)
             try RESTChecks.authorize(request.authorization, tokens: configuration.authTokens)
             _ = try RESTChecks.tenant(request.tenant)
             body = try RESTChecks.event(for: route, body: request.body, contentType: request.contentType,

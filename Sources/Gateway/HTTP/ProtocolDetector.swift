@@ -16,11 +16,29 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
 
     private let makeHTTP2: () -> any ChannelHandler
     private let makeHTTP1: () -> any ChannelHandler
+    private let limits: ConnectionLimits
     private var buffered: ByteBuffer?
+    /// `limits.handshakeTimeout` from the moment this handler is in place (after accept; over
+    /// TLS it covers the handshake too): a client that sends half a preface, or nothing, is
+    /// closed when it passes.
+    private var deadline: Scheduled<Void>?
 
-    init(http2: @escaping () -> any ChannelHandler, http1: @escaping () -> any ChannelHandler) {
+    init(http2: @escaping () -> any ChannelHandler, http1: @escaping () -> any ChannelHandler,
+         limits: ConnectionLimits = .defaults) {
         self.makeHTTP2 = http2
         self.makeHTTP1 = http1
+        self.limits = limits
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: limits.handshakeTimeout) {
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -54,7 +72,9 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
         do {
             let sync = context.pipeline.syncOperations
             if http1 {
-                try sync.addHandlers([ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                try sync.addHandlers([HTTP1Deadlines(limits: limits),
+                                      ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes,
+                                                                            limitConfiguration: limits.http1Decoder)),
                                       HTTPResponseEncoder()], position: .after(self))
                 // The codec's handlers are in place: the REST handler goes last.
                 try sync.addHandler(handler, position: .last)
