@@ -147,6 +147,9 @@ def start_core(tmp_path_factory):
         args = ["--listen", f"127.0.0.1:{port}", "--threads", "2"]
         if store is not None:
             args += ["--store", store]
+            if "--store-timeout-millis" not in extra:
+                # Generous on a loaded CI machine; the outage test sets its own.
+                args += ["--store-timeout-millis", "10000"]
         elif memory:
             args += ["--memory"]
         else:

@@ -281,3 +281,33 @@ def test_postgres_restarted_mid_load_calls_fail_fast_cores_reconnect_nothing_ack
         assert ids == list(range(1, len(ids) + 1))
         print(f"\n[pg restart] {len(load.acked)} acknowledged, failures {len(load.failures)} "
               f"(slowest {slowest:.2f} s), {len(stored)} stored")
+
+
+# MARK: start-up failures, in plain words
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--store", "postgres://u:secret@127.0.0.1:5432/db"], "CS_STORE_PASSWORD"),
+    (["--store", "postgres://u@127.0.0.1:5432/db", "--store-password-file", "/nonexistent/pw"], "cannot read"),
+    (["--store", "postgres://u@127.0.0.1:5432/db", "--memory"], "choose one store"),
+    (["--data", "/proc/no-such-dir/cs.sqlite"], "cannot open the SQLite store"),
+])
+def test_store_settings_refused_in_plain_words(args, says):
+    proc = subprocess.run([str(gateway_binary()), "core", "--listen", "127.0.0.1:0", *args],
+                          capture_output=True, text=True, timeout=START_TIMEOUT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert says in out, out
+    assert "secret" not in out, "the password was echoed"
+
+
+def test_unreachable_postgres_fails_the_start_quickly_naming_the_setting():
+    port = free_port()
+    began = time.monotonic()
+    proc = subprocess.run([str(gateway_binary()), "core", "--listen", "127.0.0.1:0", "--store-timeout-millis", "1000",
+                           "--store", f"postgres://postgres@127.0.0.1:{port}/taskcore?sslmode=disable"],
+                          capture_output=True, text=True, timeout=START_TIMEOUT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "cannot open the PostgreSQL store" in out and "--store" in out, out
+    assert time.monotonic() - began < 15

@@ -25,7 +25,7 @@ case "$cmd" in
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     runuser -u postgres -- "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
-    opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200"
+    opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400"
     if ((durable)); then
       opts+=" -c fsync=on -c synchronous_commit=on"
     else

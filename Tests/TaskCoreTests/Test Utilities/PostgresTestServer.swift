@@ -32,6 +32,12 @@ enum PostgresTestServer {
         try await execute("CREATE DATABASE \(name)", database: config.database)
         config.database = name
         config.tls = .disable
+        // Generous: the suite runs tests in parallel on 2 CPUs, and these tests check
+        // answers, not the time limit (test_scale_out.py checks that one).
+        config.operationTimeout = .seconds(20)
+        // Dozens of stores open at once (tests run in parallel): a few connections each keep
+        // the cluster under its max_connections.
+        config.maxConnections = 4
         return config
     }
 
