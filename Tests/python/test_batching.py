@@ -256,6 +256,9 @@ class SlowBatch404:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self):  # the gateway's GET {base}/store handshake: a vendor core has none
+                self._answer(404, {"message": "no operation", "exception": "NotFoundException"})
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""

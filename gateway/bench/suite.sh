@@ -19,6 +19,9 @@
 #            gateway, batching on and off (rows 3, 4 with the project's own load tool)
 #   sweep    gateway load --rate R, open loop, at SWEEP % of the closed-loop median of each
 #            configuration: the plot; at 50 %, RUNS runs: row 5 (p99 at half of peak)
+#   postgres postgres-start-task.sh, RUNS times: durable StartTask through one gateway with
+#            SQLite, PostgreSQL behind one core and behind two (one database), batching on and
+#            off, PostgreSQL with fsync=on and synchronous_commit=on (DESIGN §5, issue 10)
 #   journey  gateway load --scenario journey (33 calls): gRPC and REST through the gateway, and
 #            REST straight to a core (gateway core): the vendor's sizing scenario (~30 journeys/s,
 #            i.e. ~1,000 REST requests/s, on 16 cores)
@@ -55,7 +58,7 @@ SWEEP=${SWEEP:-"10 25 50 75 90 100"}
 WARMUP=${WARMUP:-1s}
 CONNECTIONS=${CONNECTIONS:-8}
 STREAMS=${STREAMS:-32}
-PARTS=${PARTS:-"front durable closed sweep journey"}
+PARTS=${PARTS:-"front durable postgres closed sweep journey"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 DISTURBED=${DISTURBED:-25}
@@ -70,7 +73,7 @@ for v in RUNS DURATION SWEEP_DURATION CONNECTIONS STREAMS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 for p in $PARTS; do
-  case $p in front | durable | closed | sweep | journey) ;; *) die "unknown part '$p'" ;; esac
+  case $p in front | durable | postgres | closed | sweep | journey) ;; *) die "unknown part '$p'" ;; esac
 done
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 if has_part sweep && ! has_part closed; then die "the sweep needs the closed part (its rates are % of that peak)"; fi
@@ -369,6 +372,23 @@ if has_part durable; then
   command_note "durable:   (in it) taskset -c $CLIENT_CPU h2load -t1 -c8 -m32 -D$DURATION -d frame.bin -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:PORT/genesys.cs.v1.ContextServices/StartTask"
   command_note "durable:   (in it) taskset -c $CLIENT_CPU wrk -t1 -c64 -d${DURATION}s --latency -s gateway/bench/start-task.lua http://127.0.0.1:PORT/genesys/1/cs/services/1/tasks/start"
   part_time durable $(($(date +%s) - t))
+fi
+
+# --- 2b. durable StartTask on PostgreSQL, one core and two, next to SQLite, RUNS times ------------
+
+if has_part postgres; then
+  t=$(date +%s)
+  for run in $(seq "$RUNS"); do
+    wait_quiet
+    say "postgres: postgres-start-task.sh, run $run/$RUNS"
+    prc=0
+    env GATEWAY_BIN="$gateway" DURATION="$DURATION" SERVER_CPU="$SERVER_CPU" CLIENT_CPU="$CLIENT_CPU" \
+      "$here/postgres-start-task.sh" >"$out/postgres-r$run.md" 2>"$out/postgres-r$run.log" || prc=$?
+    ((prc == 0)) || fail "postgres-start-task.sh run $run exited with $prc"
+    ! grep -q 'LOST WRITES' "$out/postgres-r$run.log" || fail "postgres-start-task.sh run $run: $(grep 'LOST WRITES' "$out/postgres-r$run.log" | tr '\n' ' ')"
+  done
+  command_note "postgres: GATEWAY_BIN=\$TMP/gateway DURATION=$DURATION gateway/bench/postgres-start-task.sh   # run $RUNS time(s)"
+  part_time postgres $(($(date +%s) - t))
 fi
 
 # --- 3. gateway load, closed loop: durable StartTask, batching on and off ---------------------------

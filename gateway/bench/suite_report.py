@@ -151,6 +151,21 @@ for n in range(1, RUNS + 1):
                 durable.setdefault((row["path"], row["config"]), []).append(row)
 
 
+postgres = {}  # (store, cores, config) -> list of rows over the runs
+postgres_settings = ""
+for n in range(1, RUNS + 1):
+    path = os.path.join(out, f"postgres-r{n}.md")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.startswith("PostgreSQL: "):
+                    postgres_settings = line[len("PostgreSQL: "):].strip()
+    for t in md_tables(path):
+        for row in t:
+            if "requests/s" in row and "store" in row:
+                postgres.setdefault((row["store"], row["cores"], row["config"]), []).append(row)
+
+
 def durable_rps(path, config):
     rows = durable.get((path, config), [])
     return median([num(r["requests/s"]) for r in rows]), rows
@@ -333,6 +348,32 @@ if durable:
         off = durable_rps(path, "no-batching")[0] if config == "batching" else None
         w(f"| {path} | {config} | {rows[0].get('load', '')} | {fmt(med)} | {', '.join(fmt(num(r['requests/s'])) for r in rows)} | "
           f"{ratio(med, off, 1) if off else ''} | {ratio(med, rest_core, 1)} |")
+else:
+    w("(not run)")
+w("")
+
+w("## Durable StartTask on PostgreSQL, one core and two (`postgres-start-task.sh`)")
+w("")
+if postgres:
+    w(f"One gateway (`serve --threads 1`), its cores (`core --threads 1`) and PostgreSQL all on CPU "
+      f"{meta.get('server_cpu')}, h2load -c8 -m32 on the other; median of the runs by requests/s. "
+      f"PostgreSQL: {postgres_settings}. CPU seconds per process over the run (median run).")
+    w("")
+    w("| store | cores | config | requests/s (median) | runs | × batching off | × one core | CPU s: gateway / cores / PostgreSQL |")
+    w("|---|--:|---|--:|---|--:|--:|---|")
+
+    def pg_med(key):
+        rows = postgres.get(key, [])
+        return median([num(r["requests/s"]) for r in rows]) if rows else None
+
+    for (store, cores, config), rows in postgres.items():
+        med = median([num(r["requests/s"]) for r in rows])
+        off = pg_med((store, cores, "no-batching")) if config == "batching" else None
+        one = pg_med((store, "1", config)) if store == "pg" and cores == "2" else None
+        mid = sorted(rows, key=lambda r: num(r["requests/s"]))[len(rows) // 2]
+        w(f"| {store} | {cores} | {config} | {fmt(med)} | {', '.join(fmt(num(r['requests/s'])) for r in rows)} | "
+          f"{ratio(med, off, 1) if off else ''} | {ratio(med, one, 2) if one else ''} | "
+          f"{mid.get('CPU s: gateway / cores / PostgreSQL', '')} |")
 else:
     w("(not run)")
 w("")

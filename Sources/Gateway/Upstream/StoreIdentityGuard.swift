@@ -9,8 +9,8 @@ import NIOPosix
 public enum StoreAnswer: Sendable, Equatable, CustomStringConvertible {
     /// Its store's identity (`{"store_id":"…"}`).
     case identified(String)
-    /// A core without the endpoint (a vendor core: 404 or 405). Such cores are taken to share
-    /// one store only with each other: they cannot say otherwise.
+    /// A core without the endpoint (a vendor core: any 4xx, or 501). Such cores are taken to
+    /// share one store only with each other: they cannot say otherwise.
     case anonymous
 
     public var description: String {
@@ -83,7 +83,9 @@ extension UpstreamPool {
                 if case .string(let id) = m.value, !id.isEmpty { return .identified(id) }
             }
             throw .malformed
-        case 404, 405:
+        case 400..<500, 501:
+            // Not ours: 404 or 405 for an unknown path, 401 where credentials are needed
+            // everywhere, 501 from a server that serves no GET at all.
             return .anonymous
         default:
             throw .unexpected(status: response.status)

@@ -58,6 +58,10 @@ public final class UpstreamPool {
     private var flushPending: [Machine.ConnectionID: any Channel] = [:]
     /// Cores whose last handshake showed another store: never counted as reachable.
     private var foreign: Set<Int> = []
+    /// Connections that have carried no call yet: one that closes like that (a server that
+    /// closes after the handshake) counts as a failure, or the pool would reconnect at once,
+    /// again and again.
+    private var unused: Set<Machine.ConnectionID> = []
 
     public init(eventLoop: any EventLoop, configuration: Configuration, logger: Logger = Logger(label: "cs.gateway.upstream")) {
         self.eventLoop = eventLoop
@@ -165,6 +169,7 @@ public final class UpstreamPool {
             perform(machine.requestFinished(id))
             return
         }
+        unused.remove(id)
         promise.futureResult.assumeIsolated().whenComplete { _ in
             self.perform(self.machine.requestFinished(id))
         }
@@ -197,12 +202,14 @@ public final class UpstreamPool {
             case .success(let channel):
                 self.foreign.remove(core)
                 self.channels[id] = channel
+                self.unused.insert(id)
                 // Taken now: once closed, the handler has left the pipeline.
                 let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
                 channel.closeFuture.assumeIsolated().whenComplete { _ in
                     self.channels[id] = nil
                     let asked = self.closing.remove(id) != nil
-                    let withError = !asked && (handler?.closedByError ?? true)
+                    let neverUsed = self.unused.remove(id) != nil
+                    let withError = !asked && (neverUsed || (handler?.closedByError ?? true))
                     self.perform(self.machine.connectionClosed(id, withError: withError, now: Self.now))
                 }
                 self.perform(self.machine.connected(id, now: Self.now))
