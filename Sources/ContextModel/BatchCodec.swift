@@ -4,12 +4,18 @@
 /// round. Every integer is big-endian.
 ///
 /// ```
-/// request  = "CSB1" count:u32 item*            (count ≥ 1)
+/// request  = "CSB2" count:u32 item*            (count ≥ 1)
 /// item     = method:u8 (1 GET, 2 POST, 3 DELETE)
-///            target_len:u16 target  tenant_len:u16 tenant  auth_len:u16 auth  body_len:u32 body
-/// response = "CSR1" count:u32 result*          (count = the request's count, same order)
-/// result   = status:u16 location_len:u16 location  retry_after:u16 (0 = none)  body_len:u32 body
+///            target_len:u16 target  tenant_len:u16 tenant  auth_len:u16 auth
+///            key_len:u16 key  key_flags:u8 (bit 0: the key was made by a gateway)  body_len:u32 body
+/// response = "CSR2" count:u32 result*          (count = the request's count, same order)
+/// result   = status:u16 location_len:u16 location  retry_after:u16 (0 = none)
+///            flags:u8 (bit 0: a replay of an idempotency key)  body_len:u32 body
 /// ```
+///
+/// Version 1 (`CSB1`/`CSR1`: no key, no flags) is still read, and answered in version 1, so
+/// a gateway of the version before keeps working against a newer core. `key` is the item's
+/// `Idempotency-Key` (empty: none).
 ///
 /// `target` is the path and query relative to the base path (`/services/7/tasks/start`); an
 /// empty `tenant` or `auth` means no `ContactCenterId` or `Authorization` header. A body is
@@ -22,12 +28,18 @@ public enum BatchCodec {
     /// The path of the endpoint, relative to the base path.
     public static let path = "/batch"
 
-    static let requestMagic: [UInt8] = Array("CSB1".utf8)
-    static let responseMagic: [UInt8] = Array("CSR1".utf8)
-    /// method, three u16 lengths, one u32 length.
-    static let minimumItemBytes = 1 + 2 + 2 + 2 + 4
-    /// status, two u16s, one u32 length.
-    static let minimumResultBytes = 2 + 2 + 2 + 4
+    static let requestMagic: [UInt8] = Array("CSB2".utf8)
+    static let responseMagic: [UInt8] = Array("CSR2".utf8)
+    static let requestMagicV1: [UInt8] = Array("CSB1".utf8)
+    static let responseMagicV1: [UInt8] = Array("CSR1".utf8)
+    /// method, three u16 lengths, one u32 length (version 1).
+    static let minimumItemBytesV1 = 1 + 2 + 2 + 2 + 4
+    /// and a key's u16 length and its flags byte.
+    static let minimumItemBytes = minimumItemBytesV1 + 2 + 1
+    /// status, two u16s, one u32 length (version 1).
+    static let minimumResultBytesV1 = 2 + 2 + 2 + 4
+    /// and the flags byte.
+    static let minimumResultBytes = minimumResultBytesV1 + 1
     static let headerBytes = 8
 
     // MARK: Requests
@@ -58,6 +70,8 @@ public enum BatchCodec {
         try appendText16(item.target, field: "target", to: &out)
         try appendText16(item.tenant ?? "", field: "tenant", to: &out)
         try appendText16(item.authorization ?? "", field: "auth", to: &out)
+        try appendText16(item.idempotencyKey ?? "", field: "key", to: &out)
+        out.append(item.keyMadeByGateway ? 1 : 0)
         try appendBytes32(item.body, field: "body", to: &out)
     }
 
@@ -81,13 +95,31 @@ public enum BatchCodec {
     public static func decodeRequest(
         _ bytes: UnsafeRawBufferPointer, maxItems: Int = Int.max
     ) throws(BatchCodecError) -> [BatchItem] {
+        try decodeRequestVersioned(bytes, maxItems: maxItems).items
+    }
+
+    /// The items and the format's version (1 or 2): the answer goes in the same version.
+    public static func decodeRequestVersioned(
+        _ bytes: [UInt8], maxItems: Int = Int.max
+    ) throws(BatchCodecError) -> (items: [BatchItem], version: Int) {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(BatchCodecError) -> (items: [BatchItem], version: Int) in
+                try decodeRequestVersioned(raw, maxItems: maxItems)
+            }
+        }
+        return try result.get()
+    }
+
+    public static func decodeRequestVersioned(
+        _ bytes: UnsafeRawBufferPointer, maxItems: Int = Int.max
+    ) throws(BatchCodecError) -> (items: [BatchItem], version: Int) {
         var reader = Reader(bytes)
-        try reader.magic(requestMagic)
+        let version = try reader.magic(requestMagic, or: requestMagicV1)
         let count = Int(try reader.u32("count"))
         guard count > 0 else { throw .emptyBatch }
         guard count <= maxItems else { throw .tooManyItems(count: count, limit: maxItems) }
         // The count is the sender's word: never reserve more than the bytes can hold.
-        guard count <= reader.remaining / minimumItemBytes else {
+        guard count <= reader.remaining / (version == 2 ? minimumItemBytes : minimumItemBytesV1) else {
             throw .truncated(offset: bytes.count, needed: "\(count) items")
         }
         var items: [BatchItem] = []
@@ -101,25 +133,33 @@ public enum BatchCodec {
             let target = try reader.text16("target of item \(index)")
             let tenant = try reader.text16("tenant of item \(index)")
             let auth = try reader.text16("auth of item \(index)")
+            var key = ""
+            var keyFlags: UInt8 = 0
+            if version == 2 {
+                key = try reader.text16("key of item \(index)")
+                keyFlags = try reader.u8("key flags of item \(index)")
+            }
             let body = try reader.bytes32("body of item \(index)")
             items.append(BatchItem(method: method, target: target, tenant: tenant.isEmpty ? nil : tenant,
-                                   authorization: auth.isEmpty ? nil : auth, body: body))
+                                   authorization: auth.isEmpty ? nil : auth, body: body,
+                                   idempotencyKey: key.isEmpty ? nil : key, keyMadeByGateway: keyFlags & 1 != 0))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(offset: reader.offset, count: reader.remaining) }
-        return items
+        return (items, version)
     }
 
     // MARK: Responses
 
-    /// The bytes of a response carrying `results` (one per request item, in order).
-    public static func encodeResponse(_ results: [BatchResult]) throws(BatchCodecError) -> [UInt8] {
+    /// The bytes of a response carrying `results` (one per request item, in order), in the
+    /// version of the request.
+    public static func encodeResponse(_ results: [BatchResult], version: Int = 2) throws(BatchCodecError) -> [UInt8] {
         guard !results.isEmpty else { throw .emptyBatch }
         guard results.count <= UInt32.max else { throw .fieldTooLong(field: "count", length: results.count) }
         var size = headerBytes
         for r in results { size += minimumResultBytes + (r.location?.utf8.count ?? 0) + r.body.count }
         var out: [UInt8] = []
         out.reserveCapacity(size)
-        out += responseMagic
+        out += version == 1 ? responseMagicV1 : responseMagic
         appendU32(UInt32(results.count), to: &out)
         for r in results {
             guard (0...Int(UInt16.max)).contains(r.status) else { throw .fieldTooLong(field: "status", length: r.status) }
@@ -127,6 +167,7 @@ public enum BatchCodec {
             try appendText16(r.location ?? "", field: "location", to: &out)
             // 0 is "none"; a wait beyond the field's range is capped, not refused.
             appendU16(r.retryAfter.map { UInt16(clamping: max($0, 0)) } ?? 0, to: &out)
+            if version != 1 { out.append(r.replayed ? 1 : 0) }
             try appendBytes32(r.body, field: "body", to: &out)
         }
         return out
@@ -141,10 +182,10 @@ public enum BatchCodec {
 
     public static func decodeResponse(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> [BatchResult] {
         var reader = Reader(bytes)
-        try reader.magic(responseMagic)
+        let version = try reader.magic(responseMagic, or: responseMagicV1)
         let count = Int(try reader.u32("count"))
         guard count > 0 else { throw .emptyBatch }
-        guard count <= reader.remaining / minimumResultBytes else {
+        guard count <= reader.remaining / (version == 2 ? minimumResultBytes : minimumResultBytesV1) else {
             throw .truncated(offset: bytes.count, needed: "\(count) results")
         }
         var results: [BatchResult] = []
@@ -153,9 +194,10 @@ public enum BatchCodec {
             let status = Int(try reader.u16("status of result \(index)"))
             let location = try reader.text16("location of result \(index)")
             let retryAfter = Int(try reader.u16("retry_after of result \(index)"))
+            let flags = version == 2 ? try reader.u8("flags of result \(index)") : 0
             let body = try reader.bytes32("body of result \(index)")
             results.append(BatchResult(status: status, location: location.isEmpty ? nil : location,
-                                       retryAfter: retryAfter == 0 ? nil : retryAfter, body: body))
+                                       retryAfter: retryAfter == 0 ? nil : retryAfter, body: body, replayed: flags & 1 != 0))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(offset: reader.offset, count: reader.remaining) }
         return results
@@ -206,10 +248,13 @@ public enum BatchCodec {
             return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
         }
 
-        mutating func magic(_ expected: [UInt8]) throws(BatchCodecError) {
-            guard remaining >= expected.count else { throw .badMagic }
-            let got = try take(expected.count, "magic")
-            guard got.elementsEqual(expected) else { throw .badMagic }
+        /// Reads the magic of version 2 or 1; returns which.
+        mutating func magic(_ v2: [UInt8], or v1: [UInt8]) throws(BatchCodecError) -> Int {
+            guard remaining >= v2.count else { throw .badMagic }
+            let got = try take(v2.count, "magic")
+            if got.elementsEqual(v2) { return 2 }
+            if got.elementsEqual(v1) { return 1 }
+            throw .badMagic
         }
 
         mutating func u8(_ what: @autoclosure () -> String) throws(BatchCodecError) -> UInt8 {
@@ -271,19 +316,28 @@ public struct BatchItem: Sendable, Equatable {
     public var authorization: String?
     /// The canonical JSON body, or empty.
     public var body: [UInt8]
+    /// The `Idempotency-Key` of a write; nil (sent as empty) is none.
+    public var idempotencyKey: String?
+    /// The key was made by the gateway (for its own resends), not by the client.
+    public var keyMadeByGateway: Bool
 
-    public init(method: Method, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = []) {
+    public init(method: Method, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
+                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false) {
         self.method = method
         self.target = target
         self.tenant = tenant
         self.authorization = authorization
         self.body = body
+        self.idempotencyKey = idempotencyKey
+        self.keyMadeByGateway = keyMadeByGateway
     }
 
     /// The item of a route of the contract: its method and its target relative to the base.
-    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = []) {
+    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
+                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false) {
         self.init(method: Method(name: route.method)!, target: route.target(basePath: ""),
-                  tenant: tenant, authorization: authorization, body: body)
+                  tenant: tenant, authorization: authorization, body: body,
+                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway)
     }
 }
 
@@ -295,12 +349,15 @@ public struct BatchResult: Sendable, Equatable {
     public var retryAfter: Int?
     /// JSON (a representation, `{"task_id":N}`, or the error shape of §5), or empty.
     public var body: [UInt8]
+    /// The answer stored under the item's idempotency key, given again: nothing was written.
+    public var replayed: Bool
 
-    public init(status: Int, location: String? = nil, retryAfter: Int? = nil, body: [UInt8] = []) {
+    public init(status: Int, location: String? = nil, retryAfter: Int? = nil, body: [UInt8] = [], replayed: Bool = false) {
         self.status = status
         self.location = location
         self.retryAfter = retryAfter
         self.body = body
+        self.replayed = replayed
     }
 }
 
@@ -323,7 +380,7 @@ public enum BatchCodecError: Error, Equatable, Sendable, CustomStringConvertible
 
     public var description: String {
         switch self {
-        case .badMagic: "malformed batch: it does not start with the magic (CSB1 for requests, CSR1 for responses)"
+        case .badMagic: "malformed batch: it does not start with the magic (CSB2 or CSB1 for requests, CSR2 or CSR1 for responses)"
         case .emptyBatch: "malformed batch: the item count is 0"
         case .truncated(let offset, let needed): "malformed batch: truncated at byte \(offset), reading the \(needed)"
         case .unknownMethod(let byte, let item, let offset):

@@ -96,6 +96,19 @@ extension ContextError {
         ContextError(status: 500, exception: "OutcomeUnknownException", message: message)
     }
 
+    /// IETF httpapi "The Idempotency-Key HTTP Header Field", §2.7: the key was first used for
+    /// another request (another operation, ids or body).
+    public static func idempotencyKeyMismatch() -> ContextError {
+        ContextError(status: 422, exception: "IdempotencyKeyMismatchException",
+                     message: "this Idempotency-Key was used for a different request; use a new key")
+    }
+
+    /// The same draft, §2.7: a call with this key is still being processed.
+    public static func idempotencyKeyInProgress() -> ContextError {
+        ContextError(status: 409, exception: "IdempotencyKeyInProgressException",
+                     message: "a request with this Idempotency-Key is still being processed; retry shortly")
+    }
+
     /// The gateway gave up waiting for the task core (§7: 504 ⇄ DEADLINE_EXCEEDED).
     public static func gatewayTimeout(_ message: String) -> ContextError {
         ContextError(status: 504, exception: "GatewayTimeoutException", message: message)

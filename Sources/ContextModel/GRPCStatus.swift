@@ -109,6 +109,11 @@ public struct GRPCStatus: Error, Sendable, Equatable, CustomStringConvertible {
             // state has been explicitly fixed" (statuscodes.md); `cs-exception` tells the two
             // 409s apart.
             return .failedPrecondition
+        case 409 where exception == "IdempotencyKeyInProgressException":
+            // Another call with the same Idempotency-Key is being processed right now: a
+            // concurrency conflict that a retry a moment later resolves (it then gets the first
+            // call's answer), which is ABORTED's "retry at a higher level" (statuscodes.md).
+            return .aborted
         case 409:
             // ConflictException: the resource is already completed. Not ALREADY_EXISTS (nothing
             // is being created) nor ABORTED (no concurrency conflict: a retry fails the same way).
@@ -116,6 +121,11 @@ public struct GRPCStatus: Error, Sendable, Equatable, CustomStringConvertible {
         case 413:
             // gRPC's own answer to a message over the receive limit.
             return .resourceExhausted
+        case 422:
+            // IdempotencyKeyMismatchException: the key was used for another request. Retrying
+            // never helps, the caller must use a new key (IETF httpapi idempotency-key draft,
+            // §2.7): FAILED_PRECONDITION.
+            return .failedPrecondition
         case 415:
             // The gateway always sends application/json: a 415 means the gateway and the core
             // disagree on the wire format, a broken invariant of the system, not anything the

@@ -25,7 +25,47 @@ public enum RESTChecks {
     /// its credentials) twice is ambiguous, and transports disagree on which copy wins
     /// (nghttp2 hands over every copy, NIO's `first(name:)` keeps the first), so it is
     /// refused rather than resolved. Names as the contract spells them.
-    public static let singleHeaders = ["ContactCenterId", "Authorization"]
+    public static let singleHeaders = ["ContactCenterId", "Authorization", "Idempotency-Key"]
+
+    /// The longest `Idempotency-Key` accepted, in bytes (README, "Exactly once"): room for any
+    /// UUID, ULID or hash a client makes, small enough to index.
+    public static let maxIdempotencyKeyBytes = 255
+
+    /// The `Idempotency-Key` of a write (IETF httpapi "The Idempotency-Key HTTP Header Field"):
+    /// an RFC 8941 sf-string (`"…"`, with `\"` and `\\` escapes), or, as many clients send
+    /// it, the bare text. 1 to 255 bytes of printable ASCII once unquoted; nil when absent.
+    public static func idempotencyKey(_ header: String?) throws(ContextError) -> String? {
+        guard let header else { return nil }
+        var bytes = Array(header.utf8)
+        if bytes.first == UInt8(ascii: "\"") {
+            guard bytes.count >= 2, bytes.last == UInt8(ascii: "\"") else {
+                throw .validation("Idempotency-Key: a quoted key must end with a quote")
+            }
+            var out: [UInt8] = []
+            var i = 1
+            while i < bytes.count - 1 {
+                var b = bytes[i]
+                if b == UInt8(ascii: "\\") {
+                    i += 1
+                    guard i < bytes.count - 1, bytes[i] == UInt8(ascii: "\"") || bytes[i] == UInt8(ascii: "\\") else {
+                        throw .validation("Idempotency-Key: a quoted key may escape only \" and \\")
+                    }
+                    b = bytes[i]
+                } else if b == UInt8(ascii: "\"") {
+                    throw .validation("Idempotency-Key: an unescaped quote inside the key")
+                }
+                out.append(b)
+                i += 1
+            }
+            bytes = out
+        } else if bytes.contains(UInt8(ascii: "\"")) {
+            throw .validation("Idempotency-Key: a quote inside a key that is not quoted")
+        }
+        guard (1...maxIdempotencyKeyBytes).contains(bytes.count), bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
+            throw .validation("Idempotency-Key must be 1 to \(maxIdempotencyKeyBytes) printable ASCII characters")
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     /// 400 when `repeated` names a header of `singleHeaders` that came more than once.
     public static func notRepeated(_ repeated: String?) throws(ContextError) {

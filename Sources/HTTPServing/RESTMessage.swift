@@ -18,10 +18,15 @@ public struct RESTRequest: Sendable {
     public var body: [UInt8]
     /// Every header, names as received (HTTP/1.1) or lower-case (HTTP/2).
     public var headers: HTTPHeaders
+    /// The `Idempotency-Key` header, as received (README, "Exactly once").
+    public var idempotencyKey: String?
+    /// The key was made by a gateway for its own resends, not by the client: the core keeps
+    /// it minutes, not a day (batch items only).
+    public var keyMadeByGateway: Bool
 
     public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
                 authorization: String? = nil, repeatedHeader: String? = nil, body: [UInt8] = [],
-                headers: HTTPHeaders = [:]) {
+                headers: HTTPHeaders = [:], idempotencyKey: String? = nil, keyMadeByGateway: Bool = false) {
         self.method = method
         self.target = target
         self.contentType = contentType
@@ -30,6 +35,8 @@ public struct RESTRequest: Sendable {
         self.repeatedHeader = repeatedHeader
         self.body = body
         self.headers = headers
+        self.idempotencyKey = idempotencyKey
+        self.keyMadeByGateway = keyMadeByGateway
     }
 
     /// A request from its head and body, the contract's headers picked out.
@@ -39,7 +46,7 @@ public struct RESTRequest: Sendable {
                   tenant: head.headers.first(name: "contactcenterid"),
                   authorization: head.headers.first(name: "authorization"),
                   repeatedHeader: RESTChecks.singleHeaders.first { head.headers[$0].count > 1 },
-                  body: body, headers: head.headers)
+                  body: body, headers: head.headers, idempotencyKey: head.headers.first(name: "idempotency-key"))
     }
 
     /// Safe methods (RFC 9110 §9.2.1): pipelined ones may run concurrently.
@@ -97,6 +104,12 @@ public struct RESTResponse: Sendable, Equatable {
             self.init(error.contextError(method: method, path: path))
         }
     }
+
+    /// `Idempotent-Replayed: true`: the answer stored under the request's idempotency key,
+    /// given again (README, "Exactly once").
+    public static let replayedHeader = Field("idempotent-replayed", "true")
+
+    public var isReplay: Bool { headers.contains { $0.name == Self.replayedHeader.name } }
 
     /// The header fields of this answer in the order they are written, without framing
     /// (`content-length`, `connection`): shared by the HTTP/1.1 and HTTP/2 writers so both

@@ -40,16 +40,18 @@ extension ContextService {
             return CoreResponse(.batchUnsupportedMediaType(request.contentType))
         }
         let items: [BatchItem]
+        let version: Int
         do {
-            items = try BatchCodec.decodeRequest(request.body, maxItems: configuration.maxBatchItems)
+            (items, version) = try BatchCodec.decodeRequestVersioned(request.body, maxItems: configuration.maxBatchItems)
         } catch {
             return CoreResponse(error.contextError)
         }
         let responses = await run(batch: items)
         do {
             let body = try BatchCodec.encodeResponse(responses.map {
-                BatchResult(status: $0.status, location: $0.location, retryAfter: $0.retryAfter, body: $0.body)
-            })
+                BatchResult(status: $0.status, location: $0.location, retryAfter: $0.retryAfter, body: $0.body,
+                            replayed: $0.isReplay)
+            }, version: version)
             return CoreResponse(status: 200, body: body, contentType: BatchCodec.contentType)
         } catch {
             // Only a Location longer than 65535 bytes gets here (a public base that long).
@@ -60,7 +62,7 @@ extension ContextService {
     /// Answers every item, in order (see the type's comment for the grouping of writes).
     func run(batch items: [BatchItem]) async -> [CoreResponse] {
         var responses = [CoreResponse?](repeating: nil, count: items.count)
-        var group: [(index: Int, command: WriteCommand, route: RESTRoute)] = []
+        var group: [(index: Int, command: WriteCommand, route: RESTRoute, claim: IdempotencyClaim?)] = []
         for (index, item) in items.enumerated() {
             let request = request(for: item)
             // The single call's size check comes first, before its route is even looked at.
@@ -81,8 +83,8 @@ extension ContextService {
             switch prepare(request) {
             case .respond(let response):
                 responses[index] = response
-            case .write(let command, let route):
-                group.append((index, command, route))
+            case .write(let command, let route, let claim):
+                group.append((index, command, route, claim))
             case .read(let route, let tenant):
                 await commit(&group, into: &responses)
                 responses[index] = await execute(read: route, tenant: tenant)
@@ -96,15 +98,17 @@ extension ContextService {
     func request(for item: BatchItem) -> CoreRequest {
         let base = RESTRoute.trimmedBase(configuration.basePath)
         return CoreRequest(method: item.method.name, target: String(base) + item.target, contentType: "application/json",
-                           tenant: item.tenant, authorization: item.authorization, body: item.body)
+                           tenant: item.tenant, authorization: item.authorization, body: item.body,
+                           idempotencyKey: item.idempotencyKey, keyMadeByGateway: item.keyMadeByGateway)
     }
 
     /// Sends the pending writes as one group and files their answers.
     private func commit(
-        _ group: inout [(index: Int, command: WriteCommand, route: RESTRoute)], into responses: inout [CoreResponse?]
+        _ group: inout [(index: Int, command: WriteCommand, route: RESTRoute, claim: IdempotencyClaim?)],
+        into responses: inout [CoreResponse?]
     ) async {
         guard !group.isEmpty else { return }
-        let answers = await execute(writes: group.map { (command: $0.command, route: $0.route) })
+        let answers = await execute(writes: group.map { (command: $0.command, route: $0.route, claim: $0.claim) })
         for (write, answer) in zip(group, answers) {
             responses[write.index] = answer
         }

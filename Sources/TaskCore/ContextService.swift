@@ -1,5 +1,7 @@
 import ContextModel
+import Crypto
 import HTTPServing
+import NIOConcurrencyHelpers
 import Logging
 
 #if canImport(Glibc)
@@ -18,6 +20,14 @@ public final class ContextService: Sendable {
     public let configuration: CoreConfiguration
     private let clock: @Sendable () -> Timestamp
     private let logger: Logger
+    /// Idempotency keys whose writes are with the store right now (this process): another
+    /// call with one of them gets 409 at once (README, "Exactly once").
+    private let keysInFlight = NIOLockedValueBox(Set<KeyInFlight>())
+
+    private struct KeyInFlight: Hashable {
+        var tenant: String
+        var key: String
+    }
 
     public init(
         store: any TaskStore, configuration: CoreConfiguration = .defaults,
@@ -47,8 +57,8 @@ public final class ContextService: Sendable {
         switch prepare(request) {
         case .respond(let response):
             return response
-        case .write(let command, let route):
-            return await execute(writes: [(command, route)])[0]
+        case .write(let command, let route, let claim):
+            return await execute(writes: [(command, route, claim)])[0]
         case .read(let route, let tenant):
             return await execute(read: route, tenant: tenant)
         }
@@ -59,8 +69,8 @@ public final class ContextService: Sendable {
     enum Prepared {
         /// Answered without the store (a refusal).
         case respond(CoreResponse)
-        /// A write: its command, body validated.
-        case write(WriteCommand, RESTRoute)
+        /// A write: its command, body validated, and its idempotency key if it has one.
+        case write(WriteCommand, RESTRoute, IdempotencyClaim?)
         /// A read.
         case read(RESTRoute, tenant: String)
     }
@@ -79,7 +89,7 @@ public final class ContextService: Sendable {
             try authorize(request.authorization)
             let tenant = try Self.tenant(request.tenant)
             if let command = try command(for: route, tenant: tenant, request: request) {
-                return .write(command, route)
+                return .write(command, route, try claim(request, route: route, tenant: tenant))
             }
             return .read(route, tenant: tenant)
         } catch {
@@ -89,29 +99,79 @@ public final class ContextService: Sendable {
 
     /// Runs prepared writes as one `store.write` call (one transaction, one commit) and
     /// answers each. If the store itself fails, every one of them gets that failure: none
-    /// was applied.
-    func execute(writes: [(command: WriteCommand, route: RESTRoute)]) async -> [CoreResponse] {
-        let results: [Result<WriteOutcome, ContextError>]
-        do {
-            results = try await store.write(writes.map { $0.command })
-        } catch let error as ContextError {
-            return Array(repeating: CoreResponse(error), count: writes.count)
-        } catch {
-            return Array(repeating: CoreResponse(storageFailure(error)), count: writes.count)
-        }
-        guard results.count == writes.count else {
-            logger.error("the store answered \(results.count) results for \(writes.count) commands")
-            return Array(repeating: CoreResponse(.internalError("the task store answered the wrong number of results")),
-                         count: writes.count)
-        }
-        return zip(writes, results).map { write, result in
-            switch result {
-            case .success(let outcome):
-                Self.response(route: write.route, outcome: outcome, locationBase: configuration.locationBase)
-            case .failure(let error):
-                CoreResponse(error)
+    /// was applied. A write whose key another call of this process is running gets 409 and
+    /// does not go to the store.
+    func execute(writes: [(command: WriteCommand, route: RESTRoute, claim: IdempotencyClaim?)]) async -> [CoreResponse] {
+        var busy = Set<Int>()
+        var taken: [KeyInFlight] = []
+        if writes.contains(where: { $0.claim != nil }) {
+            keysInFlight.withLockedValue { inFlight in
+                var mine = Set<KeyInFlight>()  // the same key twice in one group is the store's (a replay)
+                for (i, write) in writes.enumerated() {
+                    guard let claim = write.claim else { continue }
+                    let key = KeyInFlight(tenant: claim.tenant, key: claim.key)
+                    if mine.contains(key) { continue }
+                    if inFlight.contains(key) {
+                        busy.insert(i)
+                    } else {
+                        inFlight.insert(key)
+                        mine.insert(key)
+                        taken.append(key)
+                    }
+                }
             }
         }
+        defer {
+            if !taken.isEmpty { keysInFlight.withLockedValue { $0.subtract(taken) } }
+        }
+        let sent = writes.indices.filter { !busy.contains($0) }
+        var responses = [CoreResponse](repeating: CoreResponse(.idempotencyKeyInProgress()), count: writes.count)
+        guard !sent.isEmpty else { return responses }
+        let replies: [WriteReply]
+        do {
+            replies = try await store.write(sent.map { WriteRequest(writes[$0].command, claim: writes[$0].claim) })
+        } catch let error as ContextError {
+            for i in sent { responses[i] = CoreResponse(error) }
+            return responses
+        } catch {
+            let failure = CoreResponse(storageFailure(error))
+            for i in sent { responses[i] = failure }
+            return responses
+        }
+        guard replies.count == sent.count else {
+            logger.error("the store answered \(replies.count) results for \(sent.count) commands")
+            for i in sent { responses[i] = CoreResponse(.internalError("the task store answered the wrong number of results")) }
+            return responses
+        }
+        for (i, reply) in zip(sent, replies) {
+            var response: CoreResponse
+            switch reply.result {
+            case .success(let outcome):
+                response = Self.response(route: writes[i].route, outcome: outcome, locationBase: configuration.locationBase)
+            case .failure(let error):
+                response = CoreResponse(error)
+            }
+            if reply.replayed { response.headers.append(CoreResponse.replayedHeader) }
+            responses[i] = response
+        }
+        return responses
+    }
+
+    /// The key of a write (`Idempotency-Key`), with the fingerprint of the request it stands
+    /// for: operation and ids (the route in its canonical form) and the body as sent. A
+    /// gateway sends canonical JSON, so its resends fingerprint the same; a REST client that
+    /// retries sends the same bytes.
+    private func claim(_ request: CoreRequest, route: RESTRoute, tenant: String) throws(ContextError) -> IdempotencyClaim? {
+        guard let key = try RESTChecks.idempotencyKey(request.idempotencyKey) else { return nil }
+        var hash = SHA256()
+        hash.update(data: Array(route.method.utf8))
+        hash.update(data: [0])
+        hash.update(data: Array(route.target(basePath: "").utf8))
+        hash.update(data: [0])
+        hash.update(data: request.body)
+        return IdempotencyClaim(tenant: tenant, key: key, fingerprint: Array(hash.finalize()),
+                                lifetimeSeconds: request.keyMadeByGateway ? configuration.gatewayKeyLifetimeSeconds
+                                    : configuration.idempotencyKeyLifetimeSeconds)
     }
 
     /// Runs a prepared read and answers it.
@@ -264,6 +324,6 @@ public final class ContextService: Sendable {
             let path = String(request.target.prefix { $0 != "?" })
             return CoreResponse(.methodNotAllowed(request.method, path: path), allow: ["GET", "HEAD"])
         }
-        return CoreResponse(status: 200, body: store.identity.jsonBody)
+        return CoreResponse(status: 200, body: store.identity.jsonBody)  // with "idempotency":true
     }
 }

@@ -22,6 +22,13 @@ public struct CoreConfiguration: Sendable {
     /// `Content-Length` before it is read. Default: 16 MiB. Each item's body is still held to
     /// `limits`.
     public var maxBatchBytes: Int = 16 << 20
+    /// How long a client's `Idempotency-Key` is kept (README, "Exactly once"): a retry within
+    /// it gets the first answer again. Default: 24 hours, the IETF draft's example and what
+    /// payment APIs keep.
+    public var idempotencyKeyLifetimeSeconds: Int64 = 24 * 3600
+    /// How long a key a gateway made for its own resends is kept: it only has to outlive the
+    /// gateway's resend window (a call's deadline). Default: 10 minutes.
+    public var gatewayKeyLifetimeSeconds: Int64 = 600
 
     public init() {}
 

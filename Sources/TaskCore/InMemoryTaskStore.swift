@@ -15,9 +15,15 @@ public final class InMemoryTaskStore: TaskStore {
         var tasks: [Int64: (record: ResourceRecord, stateID: Int64?, typeText: String?)] = [:]
     }
 
+    private struct KeyKey: Hashable {
+        var tenant: String
+        var key: String
+    }
+
     private struct State {
         var lastServiceID: Int64 = 0
         var services: [Int64: Service] = [:]
+        var keys: [KeyKey: (fingerprint: [UInt8], outcome: StoredOutcome, expiresAt: Int64)] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
@@ -40,9 +46,30 @@ public final class InMemoryTaskStore: TaskStore {
 
     public func close() async throws {}
 
-    public func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
-        state.withLockedValue { s in
-            commands.map { command in Result { () throws(ContextError) in try Self.apply(command, &s) } }
+    public func write(_ requests: [WriteRequest]) async throws -> [WriteReply] {
+        let now = nowMilliseconds()
+        return state.withLockedValue { s in
+            requests.map { request in
+                let id = request.claim.map { KeyKey(tenant: $0.tenant, key: $0.key) }
+                if let claim = request.claim, let id, let known = s.keys[id], known.expiresAt > now {
+                    guard known.fingerprint == claim.fingerprint else { return WriteReply(.failure(.idempotencyKeyMismatch())) }
+                    return WriteReply(known.outcome.result, replayed: true)
+                }
+                let result = Result { () throws(ContextError) in try Self.apply(request.command, &s) }
+                if let claim = request.claim, let id {
+                    s.keys[id] = (claim.fingerprint, StoredOutcome(result), now + claim.lifetimeSeconds * 1000)
+                }
+                return WriteReply(result)
+            }
+        }
+    }
+
+    public func purgeExpiredKeys(limit: Int) async throws -> Int {
+        let now = nowMilliseconds()
+        return state.withLockedValue { s in
+            let expired = s.keys.filter { $0.value.expiresAt <= now }.prefix(limit).map(\.key)
+            for k in expired { s.keys[k] = nil }
+            return expired.count
         }
     }
 

@@ -213,6 +213,25 @@ public final class PostgresTaskStore: TaskStore {
             """,
             "CREATE INDEX tasks_by_state ON tasks (service_id, state_id)",
         ]),
+        (2, [
+            // (tenant, key) → the request's fingerprint and the outcome, written in the same
+            // transaction as the write (README, "Exactly once"). kind -1: claimed by a
+            // transaction still running (never seen committed).
+            """
+            CREATE TABLE cs_keys (
+                tenant text NOT NULL,
+                key text NOT NULL,
+                fingerprint bytea NOT NULL,
+                kind bigint NOT NULL,
+                created_id bigint,
+                status bigint,
+                exception text,
+                message text,
+                expires_at bigint NOT NULL,
+                PRIMARY KEY (tenant, key))
+            """,
+            "CREATE INDEX cs_keys_by_expiry ON cs_keys (expires_at)",
+        ]),
     ]
 
     /// Any constant of our own: the advisory lock that serialises migrations across cores.
@@ -434,18 +453,29 @@ public final class PostgresTaskStore: TaskStore {
 
     // MARK: Writes
 
-    public func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
+    public func write(_ requests: [WriteRequest]) async throws -> [WriteReply] {
         try await run(transaction: true) { [logger] conn in
-            if commands.count == 1 {
+            if requests.count == 1, requests[0].claim == nil {
                 // One statement, one row lock: the path of unbatched calls.
                 do {
-                    return [.success(try await Self.apply(commands[0], conn, logger))]
+                    return [WriteReply(.success(try await Self.apply(requests[0].command, conn, logger)))]
                 } catch let error as ContextError {
-                    return [.failure(error)]
+                    return [WriteReply(.failure(error))]
                 }
             }
             var group = GroupWrite(conn: conn, logger: logger)
-            return try await group.run(commands)
+            return try await group.run(requests)
+        }
+    }
+
+    public func purgeExpiredKeys(limit: Int) async throws -> Int {
+        let now = nowMilliseconds()
+        return try await run(transaction: false) { [logger] conn in
+            try await conn.int("""
+                WITH gone AS (DELETE FROM cs_keys WHERE ctid IN (
+                    SELECT ctid FROM cs_keys WHERE expires_at <= \(now) LIMIT \(Int64(limit))) RETURNING 1)
+                SELECT count(*)::bigint FROM gone
+                """, logger).map { Int($0) } ?? 0
         }
     }
 
@@ -691,6 +721,105 @@ private struct GroupWrite {
     init(conn: PostgresConnection, logger: Logger) {
         self.conn = conn
         self.logger = logger
+    }
+
+    struct KeyID: Hashable {
+        var tenant: String
+        var key: String
+        init(_ claim: IdempotencyClaim) {
+            tenant = claim.tenant
+            key = claim.key
+        }
+    }
+
+    /// Requests with keys: each key claimed (or its stored answer read) first, in one order
+    /// (tenant, key: so two groups never wait on each other's keys in a cycle); then the
+    /// commands of the claimed keys and of the requests without one; then the outcomes kept
+    /// under their keys, all in the group's transaction. A key twice in one group: the later
+    /// one replays the first (or 422).
+    mutating func run(_ requests: [WriteRequest]) async throws -> [WriteReply] {
+        let claims = requests.compactMap(\.claim)
+        guard !claims.isEmpty else {
+            return try await run(requests.map(\.command)).map { WriteReply($0) }
+        }
+        let (claimed, stored) = try await claim(claims)
+        var firstOf: [KeyID: Int] = [:]
+        var running: [Int] = []
+        for (i, request) in requests.enumerated() {
+            guard let claim = request.claim else {
+                running.append(i)
+                continue
+            }
+            let id = KeyID(claim)
+            if claimed.contains(id), firstOf[id] == nil {
+                firstOf[id] = i
+                running.append(i)
+            }
+        }
+        let results = try await run(running.map { requests[$0].command })
+        var replies = [WriteReply?](repeating: nil, count: requests.count)
+        for (j, i) in running.enumerated() { replies[i] = WriteReply(results[j]) }
+        for (i, request) in requests.enumerated() where replies[i] == nil {
+            let claim = request.claim!
+            let id = KeyID(claim)
+            let (fingerprint, result) = firstOf[id].map { (requests[$0].claim!.fingerprint, replies[$0]!.result) } ?? stored[id]!
+            replies[i] = fingerprint == claim.fingerprint ? WriteReply(result, replayed: true)
+                : WriteReply(.failure(.idempotencyKeyMismatch()))
+        }
+        if !firstOf.isEmpty {
+            let kept = firstOf.values.sorted().map { (requests[$0].claim!, StoredOutcome(replies[$0]!.result)) }
+            try await conn.execute("""
+                UPDATE cs_keys SET kind = v.kind, created_id = v.id, status = v.status,
+                    exception = NULLIF(v.exception, ''), message = v.message
+                FROM unnest(\(kept.map(\.0.tenant)), \(kept.map(\.0.key)), \(kept.map(\.1.kind)), \(kept.map { $0.1.id ?? 0 }),
+                            \(kept.map { $0.1.status ?? 0 }), \(kept.map { $0.1.exception ?? "" }), \(kept.map { $0.1.message ?? "" }))
+                     AS v(tenant, key, kind, id, status, exception, message)
+                WHERE cs_keys.tenant = v.tenant AND cs_keys.key = v.key
+                """, logger)
+        }
+        return replies.map { $0! }
+    }
+
+    /// Claims every new (or expired) key of the group, in (tenant, key) order; for the others
+    /// reads what was stored. A key another transaction is claiming right now makes this wait
+    /// for it to end (then its answer is read): concurrent retries replay rather than run twice.
+    private func claim(_ claims: [IdempotencyClaim]) async throws
+        -> (claimed: Set<KeyID>, stored: [KeyID: ([UInt8], Result<WriteOutcome, ContextError>)]) {
+        var unique: [KeyID: IdempotencyClaim] = [:]
+        for c in claims where unique[KeyID(c)] == nil { unique[KeyID(c)] = c }
+        let ordered = unique.values.sorted { ($0.tenant, $0.key) < ($1.tenant, $1.key) }
+        let now = nowMilliseconds()
+        var claimed = Set<KeyID>()
+        let rows = try await conn.query("""
+            INSERT INTO cs_keys (tenant, key, fingerprint, kind, expires_at)
+            SELECT tenant, key, fingerprint, -1, expires_at
+            FROM unnest(\(ordered.map(\.tenant)), \(ordered.map(\.key)), \(ordered.map { ByteBuffer(bytes: $0.fingerprint) }),
+                        \(ordered.map { now + $0.lifetimeSeconds * 1000 })) AS v(tenant, key, fingerprint, expires_at)
+            ON CONFLICT (tenant, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, kind = -1, created_id = NULL,
+                status = NULL, exception = NULL, message = NULL, expires_at = EXCLUDED.expires_at
+            WHERE cs_keys.expires_at <= \(now)
+            RETURNING tenant, key
+            """, logger: logger)
+        for try await (tenant, key) in rows.decode((String, String).self) {
+            claimed.insert(KeyID(IdempotencyClaim(tenant: tenant, key: key, fingerprint: [], lifetimeSeconds: 0)))
+        }
+        let others = ordered.filter { !claimed.contains(KeyID($0)) }
+        var stored: [KeyID: ([UInt8], Result<WriteOutcome, ContextError>)] = [:]
+        guard !others.isEmpty else { return (claimed, stored) }
+        let found = try await conn.query("""
+            SELECT k.tenant, k.key, k.fingerprint, k.kind, k.created_id, k.status, k.exception, k.message FROM cs_keys k
+            JOIN unnest(\(others.map(\.tenant)), \(others.map(\.key))) AS v(tenant, key) ON k.tenant = v.tenant AND k.key = v.key
+            """, logger: logger)
+        for try await (tenant, key, fingerprint, kind, id, status, exception, message) in found.decode(
+            (String, String, ByteBuffer, Int64, Int64?, Int64?, String?, String?).self) {
+            let outcome = StoredOutcome(kind: kind, id: id, status: status, exception: exception, message: message)
+            stored[KeyID(IdempotencyClaim(tenant: tenant, key: key, fingerprint: [], lifetimeSeconds: 0))] =
+                (Array(fingerprint.readableBytesView), outcome.result)
+        }
+        guard stored.count == others.count else {
+            throw TaskStoreError(.failed, "an idempotency key vanished between its claim and its read")
+        }
+        return (claimed, stored)
     }
 
     mutating func run(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {

@@ -100,6 +100,25 @@ public final class SQLiteTaskStore: TaskStore {
             try db.execute(sql: "CREATE TABLE cs_store (store_id TEXT NOT NULL)")
             try db.execute(sql: "INSERT INTO cs_store (store_id) VALUES (?)", arguments: [UUID().uuidString.lowercased()])
         }
+        m.registerMigration("v3: idempotency keys") { db in
+            // (tenant, key) → the request's fingerprint and the outcome, written in the same
+            // transaction as the write (README, "Exactly once").
+            try db.execute(sql: """
+                CREATE TABLE cs_keys (
+                    tenant TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint BLOB NOT NULL,
+                    kind INTEGER NOT NULL,
+                    created_id INTEGER,
+                    status INTEGER,
+                    exception TEXT,
+                    message TEXT,
+                    expires_at INTEGER NOT NULL,
+                    PRIMARY KEY (tenant, key)
+                );
+                CREATE INDEX cs_keys_by_expiry ON cs_keys (expires_at);
+                """)
+        }
         return m
     }
 
@@ -114,8 +133,20 @@ public final class SQLiteTaskStore: TaskStore {
 
     // MARK: Writes
 
-    public func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
-        try await Self.mappingErrors { try await self.writeInTransaction(commands) }
+    public func write(_ requests: [WriteRequest]) async throws -> [WriteReply] {
+        try await Self.mappingErrors { try await self.writeInTransaction(requests) }
+    }
+
+    public func purgeExpiredKeys(limit: Int) async throws -> Int {
+        let now = nowMilliseconds()
+        return try await Self.mappingErrors {
+            try await self.pool.write { db in
+                try db.execute(sql: """
+                    DELETE FROM cs_keys WHERE rowid IN (SELECT rowid FROM cs_keys WHERE expires_at <= ? LIMIT ?)
+                    """, arguments: [now, limit])
+                return db.changesCount
+            }
+        }
     }
 
     /// GRDB's errors stay in this file: the service sees `TaskStoreError` (README, "Storage
@@ -132,19 +163,20 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
-    private func writeInTransaction(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
-        if commands.count == 1 {
+    private func writeInTransaction(_ requests: [WriteRequest]) async throws -> [WriteReply] {
+        if requests.count == 1, requests[0].claim == nil {
             // No savepoint needed: a refusal thrown out of `pool.write` rolls the whole
             // transaction back (an id counter bumped before a later check failed included).
             do {
-                return [.success(try await pool.write { db in try Self.apply(commands[0], db) })]
+                return [WriteReply(.success(try await pool.write { db in try Self.apply(requests[0].command, db) }))]
             } catch let error as ContextError {
-                return [.failure(error)]
+                return [WriteReply(.failure(error))]
             }
         }
+        let now = nowMilliseconds()
         return try await pool.write { db in
-            var results: [Result<WriteOutcome, ContextError>] = []
-            results.reserveCapacity(commands.count)
+            var results: [WriteReply] = []
+            results.reserveCapacity(requests.count)
             // Each command in its own savepoint, so a refused one changes nothing. Cached
             // statements rather than GRDB's `inSavepoint`, which compiles "SAVEPOINT" and
             // "RELEASE" anew for every command: 5.5% of the CPU of a batched durable StartTask
@@ -152,28 +184,65 @@ public final class SQLiteTaskStore: TaskStore {
             let begin = try db.cachedStatement(sql: "SAVEPOINT cs_item")
             let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT cs_item")
             let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT cs_item")
-            for command in commands {
-                guard Self.mayChangeThenRefuse(command) else {
+            for request in requests {
+                if let claim = request.claim, let known = try Self.storedKey(claim, now: now, db) {
+                    results.append(known)
+                    continue
+                }
+                let command = request.command
+                let result: Result<WriteOutcome, ContextError>
+                if !Self.mayChangeThenRefuse(command) {
                     // A start refuses before it changes anything: no savepoint to pay for
                     // (two statements per item, the hot path of a batch of starts).
                     do {
-                        results.append(.success(try Self.apply(command, db)))
+                        result = .success(try Self.apply(command, db))
                     } catch let error as ContextError {
-                        results.append(.failure(error))
+                        result = .failure(error)
                     }
-                    continue
+                } else {
+                    try begin.execute()
+                    do {
+                        result = .success(try Self.apply(command, db))
+                    } catch let error as ContextError {
+                        try rollback.execute()
+                        result = .failure(error)
+                    }
+                    try release.execute()
                 }
-                try begin.execute()
-                do {
-                    results.append(.success(try Self.apply(command, db)))
-                } catch let error as ContextError {
-                    try rollback.execute()
-                    results.append(.failure(error))
+                if let claim = request.claim {
+                    try Self.storeKey(claim, result, now: now, db)
                 }
-                try release.execute()
+                results.append(WriteReply(result))
             }
             return results
         }
+    }
+
+    /// The answer kept under a live key: a replay, or 422 for another request; nil when the
+    /// key is new (or expired).
+    private static func storedKey(_ claim: IdempotencyClaim, now: Int64, _ db: Database) throws -> WriteReply? {
+        let stmt = try db.cachedStatement(sql: """
+            SELECT fingerprint, kind, created_id, status, exception, message FROM cs_keys
+            WHERE tenant = ? AND key = ? AND expires_at > ?
+            """)
+        guard let row = try Row.fetchOne(stmt, arguments: [claim.tenant, claim.key, now]) else { return nil }
+        let fingerprint: [UInt8] = try row.withUnsafeData(atIndex: 0) { $0.map { [UInt8]($0) } } ?? []
+        guard fingerprint == claim.fingerprint else { return WriteReply(.failure(.idempotencyKeyMismatch())) }
+        let outcome = StoredOutcome(kind: row[1], id: row[2], status: row[3], exception: row[4], message: row[5])
+        return WriteReply(outcome.result, replayed: true)
+    }
+
+    /// Keeps the outcome under the key, in the write's transaction (an expired key's row is
+    /// replaced).
+    private static func storeKey(
+        _ claim: IdempotencyClaim, _ result: Result<WriteOutcome, ContextError>, now: Int64, _ db: Database
+    ) throws {
+        let o = StoredOutcome(result)
+        try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO cs_keys (tenant, key, fingerprint, kind, created_id, status, exception, message, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [claim.tenant, claim.key, Data(claim.fingerprint), o.kind, o.id, o.status, o.exception,
+                                     o.message, now + claim.lifetimeSeconds * 1000])
     }
 
     /// Whether `apply` may change the database and then refuse the command (so it needs a

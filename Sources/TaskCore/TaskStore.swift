@@ -1,4 +1,7 @@
 import ContextModel
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A resource about to be stored: the fragments its start event renders to (`Event`).
 public struct NewResource: Sendable, Equatable {
@@ -58,12 +61,61 @@ public enum WriteOutcome: Sendable, Equatable {
 ///
 /// Errors: a `ContextError` for the contract's failures (404, 409); a `TaskStoreError` when the
 /// storage itself failed, saying whether anything of the call may have been stored.
+/// An idempotency key a write carries (README, "Exactly once"): the store keeps (tenant, key)
+/// → fingerprint and outcome, written in the same transaction as the write.
+public struct IdempotencyClaim: Sendable, Equatable {
+    public var tenant: String
+    public var key: String
+    /// SHA-256 of the request (operation, ids, body): the same key with another request is
+    /// refused (422).
+    public var fingerprint: [UInt8]
+    /// How long the store keeps it, seconds: a day for a client's key, minutes for one the
+    /// gateway made for its own resends.
+    public var lifetimeSeconds: Int64
+
+    public init(tenant: String, key: String, fingerprint: [UInt8], lifetimeSeconds: Int64) {
+        self.tenant = tenant
+        self.key = key
+        self.fingerprint = fingerprint
+        self.lifetimeSeconds = lifetimeSeconds
+    }
+}
+
+/// A write and, if it has one, its key.
+public struct WriteRequest: Sendable, Equatable {
+    public var command: WriteCommand
+    public var claim: IdempotencyClaim?
+
+    public init(_ command: WriteCommand, claim: IdempotencyClaim? = nil) {
+        self.command = command
+        self.claim = claim
+    }
+}
+
+/// What a write came to.
+public struct WriteReply: Sendable, Equatable {
+    /// The outcome: applied now, or the one stored under the key (a replay), refusals included.
+    public var result: Result<WriteOutcome, ContextError>
+    /// The key was seen before with the same request: nothing was written now.
+    public var replayed: Bool
+
+    public init(_ result: Result<WriteOutcome, ContextError>, replayed: Bool = false) {
+        self.result = result
+        self.replayed = replayed
+    }
+}
+
 public protocol TaskStore: Sendable {
     /// The store's identity: a random id written once, when the store is created, and read
     /// back by every process that opens it. Two cores may share the work of one gateway only
     /// if they report the same identity (`GET {base}/store`, README "Scale-out").
     var identity: StoreIdentity { get }
-    func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>]
+    /// Writes with keys: a key seen before (same tenant, not expired) answers what was stored
+    /// under it, or 422 when its fingerprint differs, and writes nothing; a new key is stored
+    /// with the outcome (success or the contract's refusal) in the same transaction.
+    func write(_ requests: [WriteRequest]) async throws -> [WriteReply]
+    /// Deletes expired keys, at most `limit`; returns how many. Called in the background.
+    func purgeExpiredKeys(limit: Int) async throws -> Int
     func service(tenant: String, serviceID: Int64, include: ServiceInclude) async throws -> ResourceView
     func state(tenant: String, serviceID: Int64, stateID: Int64, include: StateInclude) async throws -> ResourceView
     func task(tenant: String, serviceID: Int64, taskID: Int64) async throws -> ResourceRecord
@@ -72,6 +124,11 @@ public protocol TaskStore: Sendable {
 }
 
 extension TaskStore {
+    /// Writes without keys.
+    public func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
+        try await write(commands.map { WriteRequest($0) }).map(\.result)
+    }
+
     /// One command in its own transaction.
     public func write(_ command: WriteCommand) async throws -> WriteOutcome {
         let results = try await write([command])
@@ -97,7 +154,9 @@ public struct StoreIdentity: Sendable, Equatable {
         self.engine = engine
     }
 
-    /// The body of `GET {base}/store`: `{"store_id":"…","engine":"…"}`.
+    /// The body of `GET {base}/store`: `{"store_id":"…","engine":"…","idempotency":true}`.
+    /// `idempotency`: the core keeps idempotency keys, so a gateway may resend a write whose
+    /// answer it lost (README, "Exactly once").
     public var jsonBody: [UInt8] {
         var out: [UInt8] = []
         out.append(UInt8(ascii: "{"))
@@ -106,7 +165,7 @@ public struct StoreIdentity: Sendable, Equatable {
         out.append(UInt8(ascii: ","))
         JSONWriter.appendKey("engine", to: &out)
         JSONWriter.appendString(engine, to: &out)
-        out.append(UInt8(ascii: "}"))
+        out += Array(#","idempotency":true}"#.utf8)
         return out
     }
 }
@@ -138,4 +197,47 @@ public struct TaskStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(kind): \(detail)" }
+}
+
+/// A write's outcome as the stores keep it under an idempotency key: created with an id, done,
+/// or refused with the contract's error.
+struct StoredOutcome: Sendable, Equatable {
+    static let created: Int64 = 0, done: Int64 = 1, refused: Int64 = 2
+
+    var kind: Int64
+    var id: Int64?
+    var status: Int64?
+    var exception: String?
+    var message: String?
+
+    init(kind: Int64, id: Int64?, status: Int64?, exception: String?, message: String?) {
+        self.kind = kind
+        self.id = id
+        self.status = status
+        self.exception = exception
+        self.message = message
+    }
+
+    init(_ result: Result<WriteOutcome, ContextError>) {
+        switch result {
+        case .success(.created(let id)): self.init(kind: Self.created, id: id, status: nil, exception: nil, message: nil)
+        case .success(.done): self.init(kind: Self.done, id: nil, status: nil, exception: nil, message: nil)
+        case .failure(let e): self.init(kind: Self.refused, id: nil, status: Int64(e.status), exception: e.exception, message: e.message)
+        }
+    }
+
+    var result: Result<WriteOutcome, ContextError> {
+        switch kind {
+        case Self.created: .success(.created(id ?? 0))
+        case Self.done: .success(.done)
+        default: .failure(ContextError(status: Int(status ?? 500), exception: exception ?? "InternalException", message: message ?? ""))
+        }
+    }
+}
+
+/// Wall-clock milliseconds, for key expiry.
+func nowMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }

@@ -49,6 +49,12 @@ struct CoreOptions: ParsableArguments {
     @Flag(help: "Turn the batch extension (POST {base}/batch) off: the core then looks like a vendor core.")
     var noBatchEndpoint = false
 
+    @Option(help: "How long a client's Idempotency-Key is kept, seconds (a retry within it gets the first answer).")
+    var idempotencyKeySeconds: Int64 = CoreConfiguration.defaults.idempotencyKeyLifetimeSeconds
+
+    @Option(help: "How long a key a gateway made for its own resends is kept, seconds.")
+    var gatewayKeySeconds: Int64 = CoreConfiguration.defaults.gatewayKeyLifetimeSeconds
+
     @Option(help: "Most items in one batch (413 beyond).")
     var maxBatchItems: Int = CoreConfiguration.defaults.maxBatchItems
 
@@ -64,6 +70,9 @@ struct CoreOptions: ParsableArguments {
     func validate() throws {
         guard maxBody > 0, maxDepth > 0, threads > 0, maxBatchItems > 0, maxBatchBytes > 0 else {
             throw ValidationError("--max-body, --max-depth, --threads and the batch limits must be positive")
+        }
+        guard idempotencyKeySeconds > 0, gatewayKeySeconds > 0 else {
+            throw ValidationError("--idempotency-key-seconds and --gateway-key-seconds must be positive")
         }
         guard storeMaxConnections > 0, storeTimeoutMillis > 0 else {
             throw ValidationError("--store-max-connections and --store-timeout-millis must be positive")
@@ -102,6 +111,8 @@ struct CoreOptions: ParsableArguments {
         config.batchEnabled = !noBatchEndpoint
         config.maxBatchItems = maxBatchItems
         config.maxBatchBytes = maxBatchBytes
+        config.idempotencyKeyLifetimeSeconds = idempotencyKeySeconds
+        config.gatewayKeyLifetimeSeconds = gatewayKeySeconds
         return config
     }
 
@@ -163,6 +174,7 @@ struct CoreCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
         let store = try await options.makeStore(group: group, logger: logger)
         let service = ContextService(store: store, configuration: options.coreConfiguration, logger: logger)
+        let purger = KeyPurger(store: store)
         let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
                                                 limits: connections.limits)
         logger.info("task core listening", metadata: [
@@ -173,6 +185,7 @@ struct CoreCommand: AsyncParsableCommand {
         await termination.wait()
         logger.info("shutting down")
         await server.shutdown()
+        await purger.stop()
         try await store.close()
         try await group.shutdownGracefully()
     }

@@ -99,7 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: core.threads)
 
         // The core: embedded, or the one named.
-        var embedded: (server: CoreServer, store: any TaskStore)?
+        var embedded: (server: CoreServer, store: any TaskStore, purger: KeyPurger)?
         let upstreamAddresses: [HostPort]
         if let upstream {
             upstreamAddresses = upstream.split(separator: ",").map { HostPort(String($0))! }
@@ -109,7 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
             let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
             let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
                                                     limits: connections.limits)
-            embedded = (server, store)
+            embedded = (server, store, KeyPurger(store: store))
             upstreamAddresses = [HostPort(host: address.host, port: server.port)]
             logger.info("task core listening", metadata: [
                 "address": "http://\(address.host):\(server.port)\(core.basePath)", "store": "\(core.storeDescription)",
@@ -140,6 +140,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             if let embedded {
                 await embedded.server.shutdown()
+                await embedded.purger.stop()
                 try? await embedded.store.close()
             }
             try? await group.shutdownGracefully()
@@ -178,6 +179,7 @@ struct ServeCommand: AsyncParsableCommand {
         await gateway.close(group: group)
         if let embedded {
             await embedded.server.shutdown()
+            await embedded.purger.stop()
             try await embedded.store.close()
         }
         try await group.shutdownGracefully()

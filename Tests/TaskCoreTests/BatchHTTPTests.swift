@@ -518,14 +518,19 @@ struct BatchStorageFailureTests {
 
         func failNext(with error: any Error) { locked { failures.append(error) } }
 
-        func write(_ commands: [WriteCommand]) async throws -> [Result<WriteOutcome, ContextError>] {
-            let failure: (any Error)? = locked {
-                writeCalls.append(commands.count)
-                return failures.isEmpty ? nil : failures.removeFirst()
+        /// Each write waits this long first (a slow store: keys stay in flight).
+        var delay: Duration = .zero
+
+        func write(_ requests: [WriteRequest]) async throws -> [WriteReply] {
+            let (failure, delay): ((any Error)?, Duration) = locked {
+                writeCalls.append(requests.count)
+                return (failures.isEmpty ? nil : failures.removeFirst(), self.delay)
             }
+            if delay > .zero { try await Task.sleep(for: delay) }
             if let failure { throw failure }
-            return try await inner.write(commands)
+            return try await inner.write(requests)
         }
+        func purgeExpiredKeys(limit: Int) async throws -> Int { try await inner.purgeExpiredKeys(limit: limit) }
         func service(tenant: String, serviceID: Int64, include: ServiceInclude) async throws -> ResourceView {
             try await inner.service(tenant: tenant, serviceID: serviceID, include: include)
         }

@@ -273,6 +273,90 @@ struct TaskStoreTests {
         }
     }
 
+    static func claim(_ key: String, tenant: String = "", fingerprint: UInt8 = 1, lifetime: Int64 = 3600) -> IdempotencyClaim {
+        IdempotencyClaim(tenant: tenant, key: key, fingerprint: Array(repeating: fingerprint, count: 32), lifetimeSeconds: lifetime)
+    }
+
+    @Test("Idempotency keys: a replay writes nothing and answers the first outcome, refusals included; another request under the key is 422; tenants have their own keys",
+          arguments: Kind.allCases)
+    func idempotencyKeys(kind: Kind) async throws {
+        try await Self.with(kind) { store, _ in
+            _ = try await store.write(.startService(tenant: "", Self.resource("s")))
+            let start = WriteCommand.startTask(tenant: "", serviceID: 1, Self.resource("t"))
+            let first = try await store.write([WriteRequest(start, claim: Self.claim("k1"))])
+            #expect(first == [WriteReply(.success(.created(1)))])
+            // The same key again, alone and twice in one group: replays, nothing written.
+            #expect(try await store.write([WriteRequest(start, claim: Self.claim("k1"))]) == [WriteReply(.success(.created(1)), replayed: true)])
+            let group = try await store.write([
+                WriteRequest(start, claim: Self.claim("k1")),
+                WriteRequest(start, claim: Self.claim("k2")),
+                WriteRequest(start, claim: Self.claim("k2")),
+                WriteRequest(start, claim: Self.claim("k1", fingerprint: 9)),
+                WriteRequest(.startTask(tenant: "", serviceID: 77, Self.resource("x")), claim: Self.claim("k3")),
+                WriteRequest(start),
+            ])
+            #expect(group == [
+                WriteReply(.success(.created(1)), replayed: true),
+                WriteReply(.success(.created(2))),
+                WriteReply(.success(.created(2)), replayed: true),
+                WriteReply(.failure(.idempotencyKeyMismatch())),
+                WriteReply(.failure(.notFound(.service, 77))),
+                WriteReply(.success(.created(3))),
+            ])
+            // A refusal is kept too: the same call later gets it again, even once it could succeed.
+            _ = try await store.write(.startService(tenant: "", Self.resource("2")))
+            #expect(try await store.write([WriteRequest(.startTask(tenant: "", serviceID: 77, Self.resource("x")), claim: Self.claim("k3"))])
+                    == [WriteReply(.failure(.notFound(.service, 77)), replayed: true)])
+            // Ends replay as done.
+            let end = WriteCommand.endTask(tenant: "", serviceID: 1, taskID: 1, completed: [])
+            #expect(try await store.write([WriteRequest(end, claim: Self.claim("e"))]) == [WriteReply(.success(.done))])
+            #expect(try await store.write([WriteRequest(end, claim: Self.claim("e"))]) == [WriteReply(.success(.done), replayed: true)])
+            // Another tenant's "k1" is another key.
+            _ = try await store.write(.startService(tenant: "b", Self.resource("b")))
+            let other = try await store.write([WriteRequest(.startTask(tenant: "b", serviceID: 3, Self.resource("b")),
+                                                            claim: Self.claim("k1", tenant: "b"))])
+            #expect(other == [WriteReply(.success(.created(1)))])
+            #expect(try await store.tasks(tenant: "", serviceID: 1, filter: TaskFilter()).map(\.id) == [1, 2, 3])
+        }
+    }
+
+    @Test("An expired key is free again, and the purge removes it", arguments: Kind.allCases)
+    func idempotencyExpiry(kind: Kind) async throws {
+        try await Self.with(kind) { store, _ in
+            _ = try await store.write(.startService(tenant: "", Self.resource("s")))
+            let start = WriteCommand.startTask(tenant: "", serviceID: 1, Self.resource("t"))
+            #expect(try await store.write([WriteRequest(start, claim: Self.claim("short", lifetime: 1))]) == [WriteReply(.success(.created(1)))])
+            #expect(try await store.write([WriteRequest(start, claim: Self.claim("long"))]) == [WriteReply(.success(.created(2)))])
+            try await Task.sleep(for: .milliseconds(1100))
+            // Expired: the key runs again (a new task), under a new fingerprint even.
+            #expect(try await store.write([WriteRequest(start, claim: Self.claim("short", fingerprint: 5, lifetime: 1))]) == [WriteReply(.success(.created(3)))])
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(try await store.purgeExpiredKeys(limit: 10) == 1, "the expired key, not the live one")
+            #expect(try await store.write([WriteRequest(start, claim: Self.claim("long"))]) == [WriteReply(.success(.created(2)), replayed: true)])
+        }
+    }
+
+    @Test("The same key from two instances (two cores) at once: written once, the other call replays it",
+          arguments: Kind.shared)
+    func idempotencyAcrossInstances(kind: Kind) async throws {
+        try await Self.with(kind) { first, location in
+            let second = try await location.open()
+            _ = try await first.write(.startService(tenant: "", Self.resource("s")))
+            let start = WriteRequest(.startTask(tenant: "", serviceID: 1, Self.resource("t")), claim: Self.claim("same"))
+            let replies = try await withThrowingTaskGroup(of: [WriteReply].self) { group in
+                for n in 0..<20 {
+                    let store = n % 2 == 0 ? first : second
+                    group.addTask { try await store.write(n % 4 < 2 ? [start] : [start, WriteRequest(.startService(tenant: "", Self.resource("x")))]) }
+                }
+                return try await group.reduce(into: []) { $0.append($1[0]) }
+            }
+            #expect(replies.filter { !$0.replayed }.count == 1)
+            #expect(replies.allSatisfy { $0.result == .success(.created(1)) })
+            #expect(try await first.tasks(tenant: "", serviceID: 1, filter: TaskFilter()).count == 1)
+            try await second.close()
+        }
+    }
+
     @Test("The PostgreSQL schema is versioned and every migration applied once, also when two cores open it at once")
     func postgresSchema() async throws {
         guard PostgresTestServer.isConfigured else { return }
@@ -318,7 +402,7 @@ struct TaskStoreTests {
              try String.fetchOne(db, sql: "PRAGMA journal_mode"),
              try Int.fetchOne(db, sql: "PRAGMA synchronous"))
         }
-        #expect(migrations == ["v1", "v2: store identity"])
+        #expect(migrations == ["v1", "v2: store identity", "v3: idempotency keys"])
         #expect(journal == "wal")
         _ = synchronous  // per connection; the store's own setting is checked below
         try db.close()
