@@ -31,6 +31,11 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         public var prefaceTimeout: TimeAmount? = .seconds(10)
         /// No open stream for this long: GOAWAY, then close. nil: no limit.
         public var idleTimeout: TimeAmount? = .minutes(5)
+        /// Calls a client may cancel (RST_STREAM after a complete request, not near the call's
+        /// deadline) at once, and per second after that; past it: GOAWAY ENHANCE_YOUR_CALM
+        /// and close (`CancelRateLimit`). nghttp2 bounds HEADERS+RST alone at 1000 and 33/s.
+        public var cancelledCallsBurst = 200
+        public var cancelledCallsPerSecond = 50
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
@@ -58,6 +63,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var requestEnded = false
         var deadline: NIODeadline?
         var deadlineTask: Scheduled<Void>?
+        /// The service's hook to drop queued work for the call (`GRPCResponder.onCancel`).
+        var cancel: (() -> Void)?
         var body: ByteBuffer?
         var trailers = HeaderBlock()
         /// Answered before the client finished sending: RST_STREAM(NO_ERROR) once our end
@@ -74,6 +81,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         init(generation: UInt64, maxMessageBytes: Int, allocator: ByteBufferAllocator) {
             self.generation = generation
             reader = GRPCMessageReader(maxMessageBytes: maxMessageBytes, allocator: allocator)
+        }
+
+        /// Runs the cancel hook once, if the call had one.
+        func runCancel() {
+            let hook = cancel
+            cancel = nil
+            hook?()
         }
     }
 
@@ -92,6 +106,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var settingsReceived = false
     private var prefaceTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
+    private var cancelBudget: CancelRateLimit
+    /// Set once the connection cancelled too many calls: GOAWAY ENHANCE_YOUR_CALM is queued.
+    private var terminatedForCancels = false
 
     public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
@@ -99,6 +116,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         self.rest = rest
         self.configuration = configuration
         self.logger = logger
+        self.cancelBudget = CancelRateLimit(burst: configuration.cancelledCallsBurst,
+                                            perSecond: configuration.cancelledCallsPerSecond)
     }
 
     // MARK: Channel events
@@ -158,11 +177,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     public func channelInactive(context: ChannelHandlerContext) {
         prefaceTimer?.cancel()
         idleTimer?.cancel()
-        for (_, stream) in streams {
+        let gone = streams.values
+        streams.removeAll()
+        for stream in gone {
             stream.deadlineTask?.cancel()
             stream.phase = .done
+            stream.runCancel()
         }
-        streams.removeAll()
         closing = true
         context.fireChannelInactive()
     }
@@ -427,12 +448,27 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         guard let s = streams.removeValue(forKey: streamID) else { return }
         s.deadlineTask?.cancel()
+        let wasDispatched = s.phase == .dispatched
         if s.phase == .dispatched || s.phase == .receiving {
             // RST_STREAM from the client (or a GOAWAY): the call is cancelled. The responder
-            // turns inactive, so pending upstream work for it is dropped.
+            // turns inactive and a call still queued toward the core leaves the queue unsent.
             logger.trace("stream cancelled", metadata: ["stream": "\(streamID)", "code": "\(errorCode)"])
         }
         s.phase = .done
+        s.runCancel()
+        if wasDispatched && !closing && !terminatedForCancels && !isNearDeadline(s)
+            && !cancelBudget.admit(now: NIODeadline.now().uptimeNanoseconds) {
+            // Rapid reset with complete requests: each costs a decoded, queued call. Closing
+            // (GOAWAY ENHANCE_YOUR_CALM, sent when this read cycle flushes) bounds it per
+            // connection.
+            logger.notice("closing a connection that cancels too many calls (GOAWAY ENHANCE_YOUR_CALM)", metadata: [
+                "remote": "\(context?.remoteAddress.map { "\($0)" } ?? "?")",
+                "burst": "\(cancelBudget.burst)", "per_second": "\(cancelBudget.perSecond)",
+            ])
+            terminatedForCancels = true
+            session?.terminate(errorCode: 0xB)
+            scheduleCloseAfterFlush()
+        }
         finishDrainIfIdle()
         if streams.isEmpty { armIdleTimer() }
     }
@@ -535,6 +571,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
         guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
+        s.cancel = nil
         switch result {
         case .success(let message):
             s.phase = .responding
@@ -555,6 +592,30 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         guard let s = streams[streamID], s.generation == generation,
               s.phase == .receiving || s.phase == .dispatched else { return }
         respondStatus(streamID, s, GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil))
+        s.runCancel()  // a call still queued toward the core is dropped, not sent late
+    }
+
+    /// A client cancelling a call whose deadline is about to pass (within an eighth of its
+    /// timeout) is timing out, not abusing resets: grpcio's deadline fires before ours.
+    private func isNearDeadline(_ s: Stream) -> Bool {
+        guard let deadline = s.deadline, let timeout = s.timeout else { return false }
+        return NIODeadline.now() + .nanoseconds(timeout.nanoseconds / 8) + .milliseconds(5) >= deadline
+    }
+
+    /// Sends what nghttp2 queued (the GOAWAY) and closes, outside nghttp2's callbacks.
+    private func scheduleCloseAfterFlush() {
+        guard let context else { return }
+        context.eventLoop.assumeIsolated().execute {
+            self.flush()
+            guard !self.closing else { return }
+            self.closing = true
+            self.context?.close(promise: nil)
+        }
+    }
+
+    public func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {
+        guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
+        s.cancel = body
     }
 
     /// `:status 200`, `content-type: application/grpc`: every successful response's headers.

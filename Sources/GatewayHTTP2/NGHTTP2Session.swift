@@ -193,6 +193,11 @@ final class NGHTTP2Session {
                               nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
     }
 
+    /// GOAWAY with `errorCode` and the last stream processed; the session ends once it is sent.
+    func terminate(errorCode: UInt32) {
+        nghttp2_session_terminate_session(session, errorCode)
+    }
+
     /// A header block went over `maxHeaderListSize` or `maxHeaderFields`: its stream is reset
     /// with ENHANCE_YOUR_CALM (the RST submitted here is the one nghttp2 sends) and nghttp2
     /// delivers nothing more of the block (h:1744). Too many on one connection: GOAWAY

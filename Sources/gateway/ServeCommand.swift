@@ -44,6 +44,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE, bytes.")
     var initialWindowSize: UInt32 = HTTP2Settings.defaults.initialWindowSize
 
+    @Option(help: "Calls one HTTP/2 connection may cancel (RST_STREAM after a complete request) at once; past it and --cancelled-calls-per-second: GOAWAY ENHANCE_YOUR_CALM.")
+    var cancelledCallsBurst: Int = GRPCServerHandler.Configuration.defaults.cancelledCallsBurst
+
+    @Option(help: "Cancelled calls per second per HTTP/2 connection after the burst.")
+    var cancelledCallsPerSecond: Int = GRPCServerHandler.Configuration.defaults.cancelledCallsPerSecond
+
     @OptionGroup(title: "Connections (the gateway's port and the embedded core's)")
     var connections: ConnectionOptions
 
@@ -85,7 +91,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard healthPath.hasPrefix("/") else { throw ValidationError("--health-path must start with /") }
         guard maxMessageBytes > 0, restTimeoutMillis > 0, upstreamConnections > 0, batchMaxItems > 0, (batchMaxInFlight ?? 1) > 0, maxQueued > 0,
-              batchMaxDelayMicros >= 0 else {
+              batchMaxDelayMicros >= 0, cancelledCallsBurst > 0, cancelledCallsPerSecond >= 0 else {
             throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
         }
         try core.validate()
@@ -159,6 +165,8 @@ struct ServeCommand: AsyncParsableCommand {
         handlerConfig.http2.maxHeaderFields = connections.limits.maxHeaderFields
         handlerConfig.prefaceTimeout = connections.limits.handshakeTimeout
         handlerConfig.idleTimeout = connections.limits.idleTimeout
+        handlerConfig.cancelledCallsBurst = cancelledCallsBurst
+        handlerConfig.cancelledCallsPerSecond = cancelledCallsPerSecond
         let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
         let address = HostPort(listen)!
         let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)
