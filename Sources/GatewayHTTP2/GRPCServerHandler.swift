@@ -36,6 +36,12 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         /// and close (`CancelRateLimit`). nghttp2 bounds HEADERS+RST alone at 1000 and 33/s.
         public var cancelledCallsBurst = 200
         public var cancelledCallsPerSecond = 50
+        /// Request bytes one connection may buffer for requests not yet complete, its HTTP/2
+        /// connection window included (`ConnectionRequestBudget`). The connection window is
+        /// held to `this − maxMessageBytes` so that one whole message always fits.
+        public var maxBufferedRequestBytesPerConnection = 32 << 20
+        /// The same for the whole process, shared by every connection of this configuration.
+        public var processRequestBudget = ProcessRequestBudget(maxBytes: 256 << 20)
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
@@ -65,6 +71,10 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var deadlineTask: Scheduled<Void>?
         /// The service's hook to drop queued work for the call (`GRPCResponder.onCancel`).
         var cancel: (() -> Void)?
+        /// Request bytes buffered for this stream: window given back (`held`) or not yet
+        /// (`unconsumed`). Both go when the request is complete or the stream ends.
+        var held = 0
+        var unconsumed = 0
         var body: ByteBuffer?
         var trailers = HeaderBlock()
         /// Answered before the client finished sending: RST_STREAM(NO_ERROR) once our end
@@ -107,6 +117,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var prefaceTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
     private var cancelBudget: CancelRateLimit
+    private var requestBudget: ConnectionRequestBudget
     /// Set once the connection cancelled too many calls: GOAWAY ENHANCE_YOUR_CALM is queued.
     private var terminatedForCancels = false
 
@@ -114,7 +125,18 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
         self.service = service
         self.rest = rest
+        var configuration = configuration
+        // The budget and the connection window agree: what a peer may send unconsumed (the
+        // window) leaves room for one whole message within the connection's budget.
+        let budget = max(configuration.maxBufferedRequestBytesPerConnection, configuration.maxMessageBytes + 5 + 65_535)
+        configuration.maxBufferedRequestBytesPerConnection = budget
+        configuration.http2.connectionWindowSize = UInt32(clamping: max(65_535, min(
+            Int(configuration.http2.connectionWindowSize), budget - configuration.maxMessageBytes - 5)))
+        configuration.http2.initialWindowSize = min(configuration.http2.initialWindowSize,
+                                                    configuration.http2.connectionWindowSize)
+        configuration.http2.manualWindowUpdates = true
         self.configuration = configuration
+        self.requestBudget = ConnectionRequestBudget(maxBytes: budget, window: Int(configuration.http2.connectionWindowSize))
         self.logger = logger
         self.cancelBudget = CancelRateLimit(burst: configuration.cancelledCallsBurst,
                                             perSecond: configuration.cancelledCallsPerSecond)
@@ -180,6 +202,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         let gone = streams.values
         streams.removeAll()
         for stream in gone {
+            configuration.processRequestBudget.release(stream.held + stream.unconsumed)
+            stream.held = 0
+            stream.unconsumed = 0
             stream.deadlineTask?.cancel()
             stream.phase = .done
             stream.runCancel()
@@ -395,7 +420,61 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let s = streams[streamID], s.phase == .receiving else { return }
+        guard let s = streams[streamID], s.phase == .receiving else {
+            session?.consume(streamID: streamID, bytes.count)  // nothing of it is kept
+            return
+        }
+        // Counted before it is buffered: the process's budget is never passed, not even by
+        // one chunk.
+        guard configuration.processRequestBudget.reserve(bytes.count) else {
+            session?.consume(streamID: streamID, bytes.count)
+            return overBudget(streamID, s, "the gateway's buffered request bytes are at their budget (\(configuration.processRequestBudget.maxBytes) bytes)")
+        }
+        requestBudget.received(bytes.count)
+        s.unconsumed += bytes.count
+        receive(streamID, s, bytes)
+        guard s.phase == .receiving else {
+            return releaseRequestBytes(streamID, s)  // answered (an error): nothing more is kept
+        }
+        // A partial request gets its window back only within the connection's budget; a
+        // stream that would need more is refused rather than stalled (a stalled stream keeps
+        // the connection window shut for the others).
+        guard s.unconsumed > 0 else { return }
+        if requestBudget.mayGrant(s.unconsumed) {
+            session?.consume(streamID: streamID, s.unconsumed)
+            requestBudget.grant(s.unconsumed)
+            s.held += s.unconsumed
+            s.unconsumed = 0
+        } else {
+            overBudget(streamID, s, "request bytes buffered on this connection are at their budget (\(requestBudget.maxBytes) bytes)")
+        }
+    }
+
+    /// The stream's request bytes are no longer buffered here: its message went to the
+    /// service, or the stream was answered or ended. Window back for what was unconsumed.
+    private func releaseRequestBytes(_ streamID: Int32, _ s: Stream) {
+        guard s.held > 0 || s.unconsumed > 0 else { return }
+        session?.consume(streamID: streamID, s.unconsumed)
+        requestBudget.release(held: s.held, unconsumed: s.unconsumed)
+        configuration.processRequestBudget.release(s.held + s.unconsumed)
+        s.held = 0
+        s.unconsumed = 0
+        s.reader = GRPCMessageReader(maxMessageBytes: 0, allocator: context!.channel.allocator)
+        s.httpBody = nil
+    }
+
+    /// RESOURCE_EXHAUSTED for gRPC (REST: 503 `OverloadedException`); the bytes are dropped.
+    private func overBudget(_ streamID: Int32, _ s: Stream, _ message: String) {
+        logger.debug("request over the buffering budget", metadata: ["stream": "\(streamID)", "why": "\(message)"])
+        if s.isHTTP {
+            respondHTTP(streamID, s, RESTResponse(.overloaded(status: 503, message)))
+        } else {
+            respondStatus(streamID, s, GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException"))
+        }
+        releaseRequestBytes(streamID, s)
+    }
+
+    private func receive(_ streamID: Int32, _ s: Stream, _ bytes: UnsafeRawBufferPointer) {
         if s.isHTTP {
             return httpData(streamID, s, bytes)
         }
@@ -427,6 +506,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private func requestEnded(_ streamID: Int32, _ s: Stream) {
         s.requestEnded = true
         guard s.phase == .receiving else { return }
+        // Whatever happens next, the request is whole: its bytes go to the service or away.
+        defer { releaseRequestBytes(streamID, s) }
         if s.isHTTP {
             return dispatchHTTP(streamID, s)
         }
@@ -446,7 +527,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     func streamClosed(_ streamID: Int32, errorCode: UInt32) {
-        guard let s = streams.removeValue(forKey: streamID) else { return }
+        guard let s = streams[streamID] else { return }
+        releaseRequestBytes(streamID, s)
+        streams[streamID] = nil
         s.deadlineTask?.cancel()
         let wasDispatched = s.phase == .dispatched
         if s.phase == .dispatched || s.phase == .receiving {
