@@ -135,7 +135,12 @@ public final class ContextGateway: GRPCService {
             return responder.fail(error)
         }
         let item = BatchItem(call.route, tenant: request.tenant, authorization: request.authorization, body: call.body)
-        upstream.batcher.send(item, deadline: request.deadline).assumeIsolated().whenComplete { result in
+        let (ticket, answer) = upstream.batcher.enqueue(item, deadline: request.deadline)
+        // Reset by the client or past its deadline: out of the queue at once, never sent
+        // (issue 11, item 4: reset Start Tasks were still stored).
+        let batcher = upstream.batcher
+        responder.onCancel { batcher.cancel(ticket) }
+        answer.assumeIsolated().whenComplete { result in
             guard responder.isActive else { return }  // timed out or cancelled meanwhile
             switch result {
             case .success(let response) where (200..<300).contains(response.status):

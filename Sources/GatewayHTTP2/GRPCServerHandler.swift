@@ -31,6 +31,17 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         public var prefaceTimeout: TimeAmount? = .seconds(10)
         /// No open stream for this long: GOAWAY, then close. nil: no limit.
         public var idleTimeout: TimeAmount? = .minutes(5)
+        /// Calls a client may cancel (RST_STREAM after a complete request, not near the call's
+        /// deadline) at once, and per second after that; past it: GOAWAY ENHANCE_YOUR_CALM
+        /// and close (`CancelRateLimit`). nghttp2 bounds HEADERS+RST alone at 1000 and 33/s.
+        public var cancelledCallsBurst = 200
+        public var cancelledCallsPerSecond = 50
+        /// Request bytes one connection may buffer for requests not yet complete, its HTTP/2
+        /// connection window included (`ConnectionRequestBudget`). The connection window is
+        /// held to `this − maxMessageBytes` so that one whole message always fits.
+        public var maxBufferedRequestBytesPerConnection = 32 << 20
+        /// The same for the whole process, shared by every connection of this configuration.
+        public var processRequestBudget = ProcessRequestBudget(maxBytes: 256 << 20)
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
@@ -58,6 +69,12 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var requestEnded = false
         var deadline: NIODeadline?
         var deadlineTask: Scheduled<Void>?
+        /// The service's hook to drop queued work for the call (`GRPCResponder.onCancel`).
+        var cancel: (() -> Void)?
+        /// Request bytes buffered for this stream: window given back (`held`) or not yet
+        /// (`unconsumed`). Both go when the request is complete or the stream ends.
+        var held = 0
+        var unconsumed = 0
         var body: ByteBuffer?
         var trailers = HeaderBlock()
         /// Answered before the client finished sending: RST_STREAM(NO_ERROR) once our end
@@ -74,6 +91,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         init(generation: UInt64, maxMessageBytes: Int, allocator: ByteBufferAllocator) {
             self.generation = generation
             reader = GRPCMessageReader(maxMessageBytes: maxMessageBytes, allocator: allocator)
+        }
+
+        /// Runs the cancel hook once, if the call had one.
+        func runCancel() {
+            let hook = cancel
+            cancel = nil
+            hook?()
         }
     }
 
@@ -92,13 +116,30 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var settingsReceived = false
     private var prefaceTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
+    private var cancelBudget: CancelRateLimit
+    private var requestBudget: ConnectionRequestBudget
+    /// Set once the connection cancelled too many calls: GOAWAY ENHANCE_YOUR_CALM is queued.
+    private var terminatedForCancels = false
 
     public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
         self.service = service
         self.rest = rest
+        var configuration = configuration
+        // The budget and the connection window agree: what a peer may send unconsumed (the
+        // window) leaves room for one whole message within the connection's budget.
+        let budget = max(configuration.maxBufferedRequestBytesPerConnection, configuration.maxMessageBytes + 5 + 65_535)
+        configuration.maxBufferedRequestBytesPerConnection = budget
+        configuration.http2.connectionWindowSize = UInt32(clamping: max(65_535, min(
+            Int(configuration.http2.connectionWindowSize), budget - configuration.maxMessageBytes - 5)))
+        configuration.http2.initialWindowSize = min(configuration.http2.initialWindowSize,
+                                                    configuration.http2.connectionWindowSize)
+        configuration.http2.manualWindowUpdates = true
         self.configuration = configuration
+        self.requestBudget = ConnectionRequestBudget(maxBytes: budget, window: Int(configuration.http2.connectionWindowSize))
         self.logger = logger
+        self.cancelBudget = CancelRateLimit(burst: configuration.cancelledCallsBurst,
+                                            perSecond: configuration.cancelledCallsPerSecond)
     }
 
     // MARK: Channel events
@@ -158,11 +199,16 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     public func channelInactive(context: ChannelHandlerContext) {
         prefaceTimer?.cancel()
         idleTimer?.cancel()
-        for (_, stream) in streams {
+        let gone = streams.values
+        streams.removeAll()
+        for stream in gone {
+            configuration.processRequestBudget.release(stream.held + stream.unconsumed)
+            stream.held = 0
+            stream.unconsumed = 0
             stream.deadlineTask?.cancel()
             stream.phase = .done
+            stream.runCancel()
         }
-        streams.removeAll()
         closing = true
         context.fireChannelInactive()
     }
@@ -374,7 +420,61 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let s = streams[streamID], s.phase == .receiving else { return }
+        guard let s = streams[streamID], s.phase == .receiving else {
+            session?.consume(streamID: streamID, bytes.count)  // nothing of it is kept
+            return
+        }
+        // Counted before it is buffered: the process's budget is never passed, not even by
+        // one chunk.
+        guard configuration.processRequestBudget.reserve(bytes.count) else {
+            session?.consume(streamID: streamID, bytes.count)
+            return overBudget(streamID, s, "the gateway's buffered request bytes are at their budget (\(configuration.processRequestBudget.maxBytes) bytes)")
+        }
+        requestBudget.received(bytes.count)
+        s.unconsumed += bytes.count
+        receive(streamID, s, bytes)
+        guard s.phase == .receiving else {
+            return releaseRequestBytes(streamID, s)  // answered (an error): nothing more is kept
+        }
+        // A partial request gets its window back only within the connection's budget; a
+        // stream that would need more is refused rather than stalled (a stalled stream keeps
+        // the connection window shut for the others).
+        guard s.unconsumed > 0 else { return }
+        if requestBudget.mayGrant(s.unconsumed) {
+            session?.consume(streamID: streamID, s.unconsumed)
+            requestBudget.grant(s.unconsumed)
+            s.held += s.unconsumed
+            s.unconsumed = 0
+        } else {
+            overBudget(streamID, s, "request bytes buffered on this connection are at their budget (\(requestBudget.maxBytes) bytes)")
+        }
+    }
+
+    /// The stream's request bytes are no longer buffered here: its message went to the
+    /// service, or the stream was answered or ended. Window back for what was unconsumed.
+    private func releaseRequestBytes(_ streamID: Int32, _ s: Stream) {
+        guard s.held > 0 || s.unconsumed > 0 else { return }
+        session?.consume(streamID: streamID, s.unconsumed)
+        requestBudget.release(held: s.held, unconsumed: s.unconsumed)
+        configuration.processRequestBudget.release(s.held + s.unconsumed)
+        s.held = 0
+        s.unconsumed = 0
+        s.reader = GRPCMessageReader(maxMessageBytes: 0, allocator: context!.channel.allocator)
+        s.httpBody = nil
+    }
+
+    /// RESOURCE_EXHAUSTED for gRPC (REST: 503 `OverloadedException`); the bytes are dropped.
+    private func overBudget(_ streamID: Int32, _ s: Stream, _ message: String) {
+        logger.debug("request over the buffering budget", metadata: ["stream": "\(streamID)", "why": "\(message)"])
+        if s.isHTTP {
+            respondHTTP(streamID, s, RESTResponse(.overloaded(status: 503, message)))
+        } else {
+            respondStatus(streamID, s, GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException"))
+        }
+        releaseRequestBytes(streamID, s)
+    }
+
+    private func receive(_ streamID: Int32, _ s: Stream, _ bytes: UnsafeRawBufferPointer) {
         if s.isHTTP {
             return httpData(streamID, s, bytes)
         }
@@ -406,6 +506,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private func requestEnded(_ streamID: Int32, _ s: Stream) {
         s.requestEnded = true
         guard s.phase == .receiving else { return }
+        // Whatever happens next, the request is whole: its bytes go to the service or away.
+        defer { releaseRequestBytes(streamID, s) }
         if s.isHTTP {
             return dispatchHTTP(streamID, s)
         }
@@ -425,14 +527,31 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     }
 
     func streamClosed(_ streamID: Int32, errorCode: UInt32) {
-        guard let s = streams.removeValue(forKey: streamID) else { return }
+        guard let s = streams[streamID] else { return }
+        releaseRequestBytes(streamID, s)
+        streams[streamID] = nil
         s.deadlineTask?.cancel()
+        let wasDispatched = s.phase == .dispatched
         if s.phase == .dispatched || s.phase == .receiving {
             // RST_STREAM from the client (or a GOAWAY): the call is cancelled. The responder
-            // turns inactive, so pending upstream work for it is dropped.
+            // turns inactive and a call still queued toward the core leaves the queue unsent.
             logger.trace("stream cancelled", metadata: ["stream": "\(streamID)", "code": "\(errorCode)"])
         }
         s.phase = .done
+        s.runCancel()
+        if wasDispatched && !closing && !terminatedForCancels && !isNearDeadline(s)
+            && !cancelBudget.admit(now: NIODeadline.now().uptimeNanoseconds) {
+            // Rapid reset with complete requests: each costs a decoded, queued call. Closing
+            // (GOAWAY ENHANCE_YOUR_CALM, sent when this read cycle flushes) bounds it per
+            // connection.
+            logger.notice("closing a connection that cancels too many calls (GOAWAY ENHANCE_YOUR_CALM)", metadata: [
+                "remote": "\(context?.remoteAddress.map { "\($0)" } ?? "?")",
+                "burst": "\(cancelBudget.burst)", "per_second": "\(cancelBudget.perSecond)",
+            ])
+            terminatedForCancels = true
+            session?.terminate(errorCode: 0xB)
+            scheduleCloseAfterFlush()
+        }
         finishDrainIfIdle()
         if streams.isEmpty { armIdleTimer() }
     }
@@ -535,6 +654,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
         guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
+        s.cancel = nil
         switch result {
         case .success(let message):
             s.phase = .responding
@@ -555,6 +675,30 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         guard let s = streams[streamID], s.generation == generation,
               s.phase == .receiving || s.phase == .dispatched else { return }
         respondStatus(streamID, s, GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil))
+        s.runCancel()  // a call still queued toward the core is dropped, not sent late
+    }
+
+    /// A client cancelling a call whose deadline is about to pass (within an eighth of its
+    /// timeout) is timing out, not abusing resets: grpcio's deadline fires before ours.
+    private func isNearDeadline(_ s: Stream) -> Bool {
+        guard let deadline = s.deadline, let timeout = s.timeout else { return false }
+        return NIODeadline.now() + .nanoseconds(timeout.nanoseconds / 8) + .milliseconds(5) >= deadline
+    }
+
+    /// Sends what nghttp2 queued (the GOAWAY) and closes, outside nghttp2's callbacks.
+    private func scheduleCloseAfterFlush() {
+        guard let context else { return }
+        context.eventLoop.assumeIsolated().execute {
+            self.flush()
+            guard !self.closing else { return }
+            self.closing = true
+            self.context?.close(promise: nil)
+        }
+    }
+
+    public func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {
+        guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
+        s.cancel = body
     }
 
     /// `:status 200`, `content-type: application/grpc`: every successful response's headers.

@@ -28,6 +28,14 @@ public protocol GRPCCallSink: AnyObject {
     func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool
     func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline?
     func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>)
+    /// Registers what to run if the call is cancelled before it is answered: the client reset
+    /// the stream, its deadline passed, or the connection went away. Runs at most once.
+    func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void)
+}
+
+extension GRPCCallSink {
+    /// Sinks whose calls cannot be cancelled apart from their exchange ignore it.
+    public func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {}
 }
 
 /// Answers one call, once. Not Sendable: use it on the connection's event loop.
@@ -51,6 +59,12 @@ public struct GRPCResponder {
 
     /// The deadline of the call, if any.
     public var deadline: NIODeadline? { connection.deadline(streamID, generation) }
+
+    /// Runs `body` if the call is cancelled (RST_STREAM, deadline, connection lost) before it
+    /// is answered, so queued work for it can be dropped. At most one per call.
+    public func onCancel(_ body: @escaping () -> Void) {
+        connection.onCancel(streamID, generation, body)
+    }
 
     /// Sends the response message and an OK status.
     public func succeed(_ message: [UInt8]) {

@@ -164,8 +164,16 @@ public enum GRPCWeb {
         func arm(_ deadline: NIODeadline) {
             self.deadline = deadline
             timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                self?.respond(1, 1, .failure(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil)))
+                guard let self else { return }
+                let cancel = self.cancel
+                self.respond(1, 1, .failure(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil)))
+                cancel?()
             }
+        }
+
+        private var cancel: (() -> Void)?
+        func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {
+            if !done { cancel = body }
         }
 
         func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool { !done }
@@ -174,6 +182,7 @@ public enum GRPCWeb {
         func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
             guard !done else { return }
             done = true
+            cancel = nil
             timer?.cancel()
             promise.succeed(RESTResponse(status: 200, body: GRPCWeb.responseBody(result, mode: mode),
                                          contentType: mode.contentType, headers: headers))

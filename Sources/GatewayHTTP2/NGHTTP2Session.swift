@@ -52,6 +52,10 @@ public struct HTTP2Settings: Sendable, Equatable {
     /// ENHANCE_YOUR_CALM and the connection closes.
     public var maxRefusedHeaderBlocks: Int = 4
     public var maxFrameSize: UInt32 = 16_384
+    /// Manual flow control (server): received DATA gets its window back only when the owner
+    /// calls `consume` (`nghttp2_option_set_no_auto_window_update`), so a peer can never have
+    /// more than the windows unconsumed. Off: nghttp2 gives it back on receipt.
+    public var manualWindowUpdates = false
 
     public init() {}
     public static var defaults: HTTP2Settings { HTTP2Settings() }
@@ -89,6 +93,9 @@ final class NGHTTP2Session {
         var option: OpaquePointer?
         nghttp2_option_new(&option)
         defer { nghttp2_option_del(option) }
+        if settings.manualWindowUpdates {
+            nghttp2_option_set_no_auto_window_update(option, 1)
+        }
         let userData = Unmanaged.passUnretained(self).toOpaque()
         let rc = role == .server
             ? nghttp2_session_server_new2(&ptr, Callbacks.shared.pointer, userData, option)
@@ -191,6 +198,20 @@ final class NGHTTP2Session {
     func submitGoAway(errorCode: UInt32 = 0) {
         nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
                               nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
+    }
+
+    /// With `manualWindowUpdates`: `count` bytes of `streamID` (delivered through `data`) are
+    /// no longer buffered; their window goes back to the peer (stream and connection), in a
+    /// WINDOW_UPDATE once half a window is due. A closed stream's bytes count for the
+    /// connection alone.
+    func consume(streamID: Int32, _ count: Int) {
+        guard count > 0 else { return }
+        nghttp2_session_consume(session, streamID, count)
+    }
+
+    /// GOAWAY with `errorCode` and the last stream processed; the session ends once it is sent.
+    func terminate(errorCode: UInt32) {
+        nghttp2_session_terminate_session(session, errorCode)
     }
 
     /// A header block went over `maxHeaderListSize` or `maxHeaderFields`: its stream is reset

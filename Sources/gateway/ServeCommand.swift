@@ -44,6 +44,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE, bytes.")
     var initialWindowSize: UInt32 = HTTP2Settings.defaults.initialWindowSize
 
+    @Option(help: "Calls one HTTP/2 connection may cancel (RST_STREAM after a complete request) at once; past it and --cancelled-calls-per-second: GOAWAY ENHANCE_YOUR_CALM.")
+    var cancelledCallsBurst: Int = GRPCServerHandler.Configuration.defaults.cancelledCallsBurst
+
+    @Option(help: "Cancelled calls per second per HTTP/2 connection after the burst.")
+    var cancelledCallsPerSecond: Int = GRPCServerHandler.Configuration.defaults.cancelledCallsPerSecond
+
+    @Option(help: "Request bytes one HTTP/2 connection may buffer for requests not yet complete, its connection window included; a stream needing more gets RESOURCE_EXHAUSTED.")
+    var maxBufferedRequestBytesPerConnection: Int = GRPCServerHandler.Configuration.defaults.maxBufferedRequestBytesPerConnection
+
+    @Option(help: "Request bytes the whole process may buffer for requests not yet complete; a chunk past it resets its stream (RESOURCE_EXHAUSTED).")
+    var maxBufferedRequestBytes: Int = 256 << 20
+
     @OptionGroup(title: "Connections (the gateway's port and the embedded core's)")
     var connections: ConnectionOptions
 
@@ -85,8 +97,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard healthPath.hasPrefix("/") else { throw ValidationError("--health-path must start with /") }
         guard maxMessageBytes > 0, restTimeoutMillis > 0, upstreamConnections > 0, batchMaxItems > 0, (batchMaxInFlight ?? 1) > 0, maxQueued > 0,
-              batchMaxDelayMicros >= 0 else {
+              batchMaxDelayMicros >= 0, cancelledCallsBurst > 0, cancelledCallsPerSecond >= 0 else {
             throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
+        }
+        guard maxBufferedRequestBytesPerConnection >= maxMessageBytes + 5 + 65_535, maxBufferedRequestBytes > 0 else {
+            throw ValidationError("--max-buffered-request-bytes-per-connection must hold one whole message and 64 KiB more (at least \(maxMessageBytes + 5 + 65_535)); --max-buffered-request-bytes must be positive")
         }
         try core.validate()
     }
@@ -160,6 +175,10 @@ struct ServeCommand: AsyncParsableCommand {
         handlerConfig.http2.maxHeaderFields = connections.limits.maxHeaderFields
         handlerConfig.prefaceTimeout = connections.limits.handshakeTimeout
         handlerConfig.idleTimeout = connections.limits.idleTimeout
+        handlerConfig.cancelledCallsBurst = cancelledCallsBurst
+        handlerConfig.cancelledCallsPerSecond = cancelledCallsPerSecond
+        handlerConfig.maxBufferedRequestBytesPerConnection = maxBufferedRequestBytesPerConnection
+        handlerConfig.processRequestBudget = ProcessRequestBudget(maxBytes: maxBufferedRequestBytes)
         let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
         let address = HostPort(listen)!
         let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)

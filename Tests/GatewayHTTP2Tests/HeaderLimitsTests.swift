@@ -119,3 +119,35 @@ struct HeaderLimitsHandlerTests {
         #expect(service.requests.isEmpty)
     }
 }
+
+private func admit(_ limit: inout CancelRateLimit, _ now: UInt64) -> Bool {
+    limit.admit(now: now)
+}
+
+@Suite("Cancelled-call rate limit")
+struct CancelRateLimitTests {
+    static let second: UInt64 = 1_000_000_000
+
+    @Test("A burst is admitted, the next cancel is not, and tokens come back at the rate")
+    func bucket() {
+        var limit = CancelRateLimit(burst: 3, perSecond: 10)
+        #expect(admit(&limit, 0) && admit(&limit, 0) && admit(&limit, 0))
+        #expect(!admit(&limit, 0))
+        #expect(!admit(&limit, Self.second / 20))  // half a token back
+        #expect(admit(&limit, Self.second / 10 + Self.second / 20))
+        // Refilled to the burst, never beyond.
+        #expect(admit(&limit, 100 * Self.second) && admit(&limit, 100 * Self.second)
+                && admit(&limit, 100 * Self.second))
+        #expect(!admit(&limit, 100 * Self.second))
+    }
+
+    @Test("A steady rate under the limit is admitted forever")
+    func steady() {
+        var limit = CancelRateLimit(burst: 5, perSecond: 50)
+        var now: UInt64 = 0
+        for _ in 0..<10_000 {
+            #expect(admit(&limit, now))
+            now += Self.second / 40
+        }
+    }
+}

@@ -10,6 +10,12 @@
 /// here, where the queue is bounded (`maxQueued`) and calls that cannot make their deadline
 /// are refused at once instead of waiting (load shedding).
 ///
+/// A call whose client went away (RST_STREAM) or whose deadline passed is `cancel`led: if it
+/// is still queued it leaves the queue at once and is never sent (a cancelled Start Task must
+/// not create a task); once sent, cancelling it changes nothing. Cancelled calls leave a
+/// tombstone in the queue array that batches skip, so a cancel costs O(1) whatever the
+/// queue's length; tombstones are compacted once they outnumber the live calls.
+///
 /// The trade-off (as in grpc-swift's FlushCoalescingHandler): a larger `maxDelay` makes larger
 /// batches (fewer commits, more throughput) at the cost of latency under moderate load; the
 /// "nothing in flight" trigger keeps the low-load latency at one round trip.
@@ -52,9 +58,16 @@ struct BatcherStateMachine {
     }
 
     private(set) var configuration: Configuration
+    /// Queued calls in arrival order from `head`, with tombstones (ids no longer in `queued`).
     private var queue: [Item] = []
     private var head = 0
+    /// The calls still waiting: id → encoded bytes.
+    private var queued: [UInt64: Int] = [:]
     private var queuedBytes = 0
+    /// No queued call's deadline is before this (it may be stale-early after a cancel or a
+    /// batch): the queue is scanned for expired calls only once it has passed, so enqueue and
+    /// cancel stay O(1) on a long queue.
+    private var earliestDeadline = UInt64.max
     private(set) var inFlight = 0
     private var timerArmedFor: UInt64?
     /// Smoothed batch round trip (EWMA, nanoseconds), for refusing calls whose deadline
@@ -65,7 +78,7 @@ struct BatcherStateMachine {
         self.configuration = configuration
     }
 
-    var queuedCount: Int { queue.count - head }
+    var queuedCount: Int { queued.count }
 
     /// A call arrives. Either it is refused at once, or it joins the queue and the actions
     /// say what to do now.
@@ -81,8 +94,25 @@ struct BatcherStateMachine {
         var item = item
         item.arrival = now
         queue.append(item)
+        queued[item.id] = item.bytes
         queuedBytes += item.bytes
+        if let deadline = item.deadline { earliestDeadline = min(earliestDeadline, deadline) }
         return .success(next(now: now))
+    }
+
+    /// The call's client went away or its deadline passed. Returns nil when it is not queued
+    /// (already sent, expired or unknown): nothing changes. Otherwise it left the queue and
+    /// will never be sent; the actions move the timer to the next oldest call.
+    mutating func cancel(_ id: UInt64, now: UInt64) -> Actions? {
+        guard let bytes = queued.removeValue(forKey: id) else { return nil }
+        queuedBytes -= bytes
+        skipTombstones()
+        let tombstones = queue.count - head - queued.count
+        if tombstones > 1024 && tombstones > queued.count {
+            queue = queue[head...].filter { queued[$0.id] != nil }
+            head = 0
+        }
+        return next(now: now)
     }
 
     /// The timer armed by an earlier action fired.
@@ -107,19 +137,27 @@ struct BatcherStateMachine {
         return next(now: now)
     }
 
+    /// Keeps `queue[head]` a live call (or the end).
+    private mutating func skipTombstones() {
+        while head < queue.count, queued[queue[head].id] == nil { head += 1 }
+    }
+
     private var oldest: Item? { head < queue.count ? queue[head] : nil }
 
     private mutating func next(now: UInt64) -> Actions {
         var actions = Actions()
         // Calls whose deadline passed while they waited are answered, not sent.
-        if queue[head...].contains(where: { $0.deadline.map { $0 <= now } ?? false }) {
+        if earliestDeadline <= now {
+            earliestDeadline = .max
             var kept: [Item] = []
-            for item in queue[head...] {
+            for item in queue[head...] where queued[item.id] != nil {
                 if let d = item.deadline, d <= now {
                     actions.expired.append(item.id)
+                    queued[item.id] = nil
                     queuedBytes -= item.bytes
                 } else {
                     kept.append(item)
+                    if let d = item.deadline { earliestDeadline = min(earliestDeadline, d) }
                 }
             }
             queue = kept
@@ -158,12 +196,18 @@ struct BatcherStateMachine {
         var bytes = 0
         while head < queue.count, batch.count < configuration.maxItems {
             let item = queue[head]
+            guard queued[item.id] != nil else {
+                head += 1  // cancelled while it waited
+                continue
+            }
             if !batch.isEmpty && bytes + item.bytes > configuration.maxBytes { break }
             batch.append(item)
+            queued[item.id] = nil
             bytes += item.bytes
             head += 1
         }
         queuedBytes -= bytes
+        skipTombstones()
         return batch
     }
 }

@@ -12,6 +12,10 @@ import NIOHTTP1
 /// the pool's connections, and the queue bound, deadlines and shedding still apply. A 404
 /// batch was not applied, so its calls are sent again singly. A batch lost to a broken
 /// connection is never resent: its calls fail UNAVAILABLE (a start is not idempotent).
+/// A queued call was cancelled before it was sent (its client reset the stream, or its
+/// deadline passed): nothing reached the core.
+struct CallCancelled: Error {}
+
 final class UpstreamBatcher {
     struct Configuration: Sendable, Equatable {
         /// Calls per batch at most.
@@ -69,6 +73,11 @@ final class UpstreamBatcher {
 
     /// One call of the contract. On `eventLoop` only; the future completes there.
     func send(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
+        enqueue(item, deadline: deadline).answer
+    }
+
+    /// A call that the caller may `cancel` with the returned ticket while it waits.
+    func enqueue(_ item: BatchItem, deadline: NIODeadline?) -> (ticket: UInt64, answer: EventLoopFuture<UpstreamResponse>) {
         let id = nextID
         nextID &+= 1
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
@@ -85,7 +94,20 @@ final class UpstreamBatcher {
             waiting[id] = Waiting(item: item, promise: promise)
             perform(actions)
         }
-        return promise.futureResult
+        return (id, promise.futureResult)
+    }
+
+    /// Calls cancelled while still queued (never sent), since start; for logs and tests.
+    private(set) var cancelledBeforeSend = 0
+
+    /// The call's client went away (RST_STREAM) or its deadline passed: if it still waits,
+    /// it leaves the queue now and is never sent; its answer fails with `CallCancelled`. Once
+    /// sent, nothing can be taken back: its answer goes to nobody. On `eventLoop` only.
+    func cancel(_ ticket: UInt64) {
+        guard let actions = machine.cancel(ticket, now: Self.now) else { return }
+        cancelledBeforeSend += 1
+        waiting.removeValue(forKey: ticket)?.promise.fail(CallCancelled())
+        perform(actions)
     }
 
     private func perform(_ actions: BatcherStateMachine.Actions) {
