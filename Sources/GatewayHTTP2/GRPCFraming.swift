@@ -12,6 +12,9 @@ struct GRPCMessageReader {
         case tooLarge(length: UInt32)
         /// The compressed flag is set: the caller decides (we support no compression).
         case compressed
+        /// A flag byte other than 0 and 1 (PROTOCOL-HTTP2.md: "Compressed-Flag → 0 / 1"); in
+        /// gRPC-Web, 0x80 would be a trailers frame, which no request carries.
+        case badFlag(UInt8)
     }
 
     private enum State {
@@ -38,9 +41,10 @@ struct GRPCMessageReader {
         case .body: true
         case .prefix: pending.readableBytes > 0
         }
+    }
 
-    /// Appends `bytes` and returns what is complete. After `.tooLarge` or `.compressed` the
-    /// reader is spent and ignores the rest.
+    /// Appends `bytes` and returns what is complete. After `.tooLarge`, `.compressed` or
+    /// `.badFlag` the reader is spent and ignores the rest.
     mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Event] {
         if case .failed = state { return [] }
         pending.writeBytes(bytes)
@@ -53,7 +57,12 @@ struct GRPCMessageReader {
                 guard pending.readableBytes >= 5,
                       let flag = pending.readInteger(as: UInt8.self),
                       let length = pending.readInteger(endianness: .big, as: UInt32.self) else { return events }
-                if flag & 1 != 0 {
+                if flag > 1 {
+                    state = .failed
+                    events.append(.badFlag(flag))
+                    return events
+                }
+                if flag == 1 {
                     state = .failed
                     events.append(.compressed)
                     return events
@@ -142,6 +151,11 @@ extension GRPCStatus {
     static let compressedWithoutEncoding = GRPCStatus(code: .internalError,
                                                       message: "compressed message without a supported grpc-encoding",
                                                       exception: nil)
+    /// grpc-go answers the same ("grpc: received unexpected payload format").
+    static func badMessageFlag(_ flag: UInt8) -> GRPCStatus {
+        GRPCStatus(code: .internalError, message: "unexpected message flag \(flag): a request message's flag is 0 or 1",
+                   exception: nil)
+    }
     static let endedInsideMessage = GRPCStatus(code: .internalError, message: "the request ended inside a message",
                                                exception: nil)
     static let endedWithoutMessage = GRPCStatus(code: .internalError, message: "the request ended without a message",

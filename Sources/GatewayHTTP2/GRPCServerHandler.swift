@@ -328,6 +328,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             case .compressed:
                 // Compressed-Flag 1 without a grpc-encoding we accepted (PROTOCOL-HTTP2.md).
                 return respondStatus(streamID, s, .compressedWithoutEncoding)
+            case .badFlag(let flag):
+                return respondStatus(streamID, s, .badMessageFlag(flag))
             }
         }
     }

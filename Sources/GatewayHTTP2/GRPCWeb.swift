@@ -103,6 +103,8 @@ public enum GRPCWeb {
                 return .failure(.messageTooLarge(length, limit: maxMessageBytes))
             case .compressed:
                 return .failure(.compressedWithoutEncoding)
+            case .badFlag(let flag):
+                return .failure(.badMessageFlag(flag))
             }
         }
         if reader.hasPartialMessage { return .failure(.endedInsideMessage) }

@@ -261,6 +261,14 @@ struct GRPCFramingTests {
         #expect(GRPCWeb.readMessage(stream, mode: .binary, maxMessageBytes: 1000) == .failure(.endedInsideMessage))
     }
 
+    @Test("A message flag other than 0 and 1 is refused (fuzz: gateway/fuzz/regressions/grpc-web)", arguments: [UInt8(2), 0x20, 0x80])
+    func badFlag(_ flag: UInt8) {
+        let stream: [UInt8] = [flag, 0, 0, 0, 0]
+        var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
+        #expect(stream.withUnsafeBytes { reader.feed($0) } == [.badFlag(flag)])
+        #expect(GRPCWeb.readMessage(stream, mode: .binary, maxMessageBytes: 1000) == .failure(.badMessageFlag(flag)))
+    }
+
     @Test("A reader fed any split returns the same messages")
     func splits() {
         let stream = H2TestClient.framed([1, 2, 3]) + H2TestClient.framed([]) + H2TestClient.framed(Array(repeating: 9, count: 300))
