@@ -7,9 +7,8 @@ import PackageDescription
 // gateway/fuzz/run.sh, which passes
 //
 //   -Xswiftc -sanitize=fuzzer   coverage instrumentation and libFuzzer's main
-//   -Xswiftc -parse-as-library  the targets define LLVMFuzzerTestOneInput, no top-level code
-//   -Xswiftc -enable-testing    `@testable import Gateway` / `GatewayHTTP2` (Codec, Base64,
-//                               GRPCWeb.readMessage are internal)
+//   -Xswiftc -enable-testing    `@testable import GatewayCodec` / `GatewayHTTP2` (Codec,
+//                               Base64, GRPCWeb.readMessage are internal)
 //
 // Each target checks invariants (round trips, "accepted output is accepted again"), not only
 // "does not crash"; a broken invariant is a `fatalError`, which libFuzzer reports as a crash.
@@ -17,8 +16,9 @@ let package = Package(
     name: "cs-gateway-fuzz",
     platforms: [.macOS(.v14)],
     dependencies: [
-        // The main package (library products ContextModel and Gateway), named so that the
-        // products below do not depend on the name of the folder the repository is cloned in.
+        // The main package (library products ContextModel, ContextProto, GatewayHTTP2), named so
+        // that the products below do not depend on the name of the folder the repository is
+        // cloned in.
         .package(name: "cs-gateway", path: "../.."),
         // Same requirement as the main package: one resolution, NIOEmbedded for the h2 target.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -43,13 +43,20 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "ContextModel", package: "cs-gateway")],
             path: "Targets/FuzzRESTRoute"
         ),
+        // The Gateway module's protobuf codec, compiled here from its own files (symlinks into
+        // Sources/Gateway): the Gateway module would bring swift-nio-ssl and NIOPosix, minutes
+        // of a cold build that the codec does not use.
+        .target(
+            name: "GatewayCodec",
+            dependencies: [
+                .product(name: "ContextModel", package: "cs-gateway"),
+                .product(name: "ContextProto", package: "cs-gateway"),
+            ],
+            path: "Targets/GatewayCodec"
+        ),
         .executableTarget(
             name: "FuzzProtoRequest",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "ContextModel", package: "cs-gateway"),
-                .product(name: "Gateway", package: "cs-gateway"),
-            ],
+            dependencies: ["FuzzSupport", "GatewayCodec", .product(name: "ContextModel", package: "cs-gateway")],
             path: "Targets/FuzzProtoRequest"
         ),
         .executableTarget(
@@ -57,7 +64,7 @@ let package = Package(
             dependencies: [
                 "FuzzSupport",
                 .product(name: "ContextModel", package: "cs-gateway"),
-                .product(name: "Gateway", package: "cs-gateway"),  // brings GatewayHTTP2 and HTTPServing
+                .product(name: "GatewayHTTP2", package: "cs-gateway"),  // brings HTTPServing
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -68,7 +75,7 @@ let package = Package(
             dependencies: [
                 "FuzzSupport",
                 .product(name: "ContextModel", package: "cs-gateway"),
-                .product(name: "Gateway", package: "cs-gateway"),  // brings GatewayHTTP2 and HTTPServing
+                .product(name: "GatewayHTTP2", package: "cs-gateway"),  // brings HTTPServing
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -4,7 +4,7 @@
 #   gateway/fuzz/run.sh                     build, then fuzz every target for 60 s (the long run)
 #   gateway/fuzz/run.sh 600 strict-json     10 minutes of one target
 #   gateway/fuzz/run.sh --ci                build, replay every file of corpus/ and regressions/,
-#                                           then fuzz every target for 8 s (what test.sh runs)
+#                                           then fuzz every target for 6 s (what test.sh runs)
 #   gateway/fuzz/run.sh --replay [target…]  replay only
 #
 # Targets: strict-json batch-codec rest-route proto-request grpc-web http2-server.
@@ -34,7 +34,7 @@ product() {
 mode=fuzz
 seconds=60
 case "${1:-}" in
-  --ci) mode=ci; seconds="${FUZZ_SECONDS:-8}"; shift ;;
+  --ci) mode=ci; seconds="${FUZZ_SECONDS:-6}"; shift ;;
   --replay) mode=replay; shift ;;
   -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   '' | *[!0-9]*) ;;

@@ -88,7 +88,7 @@ private func checkPieces(_ body: [UInt8], limit: Int, chunking: UInt8) {
         i = end
         step = step % 8 + 1
     }
-    check(events == expected, "the message reader gives other events fed in pieces: \(show(body))")
+    check(events == expected, "the message reader gives other events fed in pieces: \(show(body)): \(events) vs \(expected)")
     check(pieces.hasPartialMessage == whole.hasPartialMessage, "hasPartialMessage differs fed in pieces: \(show(body))")
 }
 

@@ -14,7 +14,7 @@
 // - GET and DELETE calls carry no body.
 import ContextModel
 import FuzzSupport
-@testable import Gateway
+@testable import GatewayCodec
 
 private let methods = RPCMethod.allCases
 private let depths = [64, 1, 2, 3, 5, 8]
