@@ -57,6 +57,14 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Targets/GatewayCodec compiles the Gateway module's codec from symlinks (Package.swift says
+# why): follow files added to or removed from Sources/Gateway/Codec.
+codec="$here/Targets/GatewayCodec"
+find "$codec" -maxdepth 1 -type l ! -exec test -e {} \; -delete
+for f in "$here"/../../Sources/Gateway/Codec/*.swift "$here"/../../Sources/Gateway/Health.swift; do
+  [[ -e "$codec/$(basename "$f")" ]] || ln -s "../../../../Sources/Gateway/${f#"$here"/../../Sources/Gateway/}" "$codec/"
+done
+
 # -sanitize=fuzzer: coverage instrumentation of every Swift module, and libFuzzer linked in
 # (each target's @main calls LLVMFuzzerRunDriver). -enable-testing: the targets reach internal
 # API with @testable import. The same flags on every call, so nothing rebuilds needlessly.
