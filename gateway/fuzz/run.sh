@@ -36,7 +36,7 @@ seconds=60
 case "${1:-}" in
   --ci) mode=ci; seconds="${FUZZ_SECONDS:-6}"; shift ;;
   --replay) mode=replay; shift ;;
-  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   '' | *[!0-9]*) ;;
   *) seconds="$1"; shift ;;
 esac
