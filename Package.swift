@@ -13,6 +13,10 @@ let package = Package(
         // For gateway/bench/micro (a separate package): its benchmarks import these modules.
         .library(name: "ContextModel", targets: ["ContextModel"]),
         .library(name: "Gateway", targets: ["Gateway"]),
+        // For gateway/fuzz (a separate package): its targets link these instead of Gateway, so
+        // that a cold fuzz build compiles neither BoringSSL (swift-nio-ssl) nor NIOPosix.
+        .library(name: "GatewayHTTP2", targets: ["GatewayHTTP2"]),
+        .library(name: "ContextProto", targets: ["ContextProto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

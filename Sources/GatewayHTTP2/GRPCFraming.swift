@@ -32,10 +32,15 @@ struct GRPCMessageReader {
         self.pending = allocator.buffer(capacity: 0)
     }
 
-    /// Bytes received but not yet a whole prefix or message.
+    /// Bytes received but not yet a whole prefix or message. A prefix read whole leaves
+    /// nothing pending yet announces a body, so the state says it too (a body of length 0 is
+    /// read at once and never waits here).
     var hasPartialMessage: Bool {
-        if case .failed = state { return false }
-        return pending.readableBytes > 0
+        switch state {
+        case .failed: false
+        case .body: true
+        case .prefix: pending.readableBytes > 0
+        }
     }
 
     /// Appends `bytes` and returns what is complete. After `.tooLarge`, `.compressed` or

@@ -249,6 +249,26 @@ struct GRPCFramingTests {
         #expect(GRPCFraming.parseTimeout(Array(text.utf8)) == amount)
     }
 
+    @Test("A prefix that ends the input exactly is a partial message (fuzz: gateway/fuzz/regressions/grpc-web)")
+    func prefixOnly() {
+        // A whole message, then the 5-byte prefix of one that never comes: nothing is pending
+        // in the buffer, yet the body is still owed.
+        let stream = H2TestClient.framed([8, 1]) + [0, 0, 0, 0, 3]
+        var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
+        let events = stream.withUnsafeBytes { reader.feed($0) }
+        #expect(events.count == 1)
+        #expect(reader.hasPartialMessage)
+        #expect(GRPCWeb.readMessage(stream, mode: .binary, maxMessageBytes: 1000) == .failure(.endedInsideMessage))
+    }
+
+    @Test("A message flag other than 0 and 1 is refused (fuzz: gateway/fuzz/regressions/grpc-web)", arguments: [UInt8(2), 0x20, 0x80])
+    func badFlagAlone(_ flag: UInt8) {
+        let stream: [UInt8] = [flag, 0, 0, 0, 0]
+        var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
+        #expect(stream.withUnsafeBytes { reader.feed($0) } == [.badFlag(flag)])
+        #expect(GRPCWeb.readMessage(stream, mode: .binary, maxMessageBytes: 1000) == .failure(.badCompressedFlag(flag)))
+    }
+
     @Test("A reader fed any split returns the same messages")
     func splits() {
         let stream = H2TestClient.framed([1, 2, 3]) + H2TestClient.framed([]) + H2TestClient.framed(Array(repeating: 9, count: 300))

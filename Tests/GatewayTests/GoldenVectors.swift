@@ -193,6 +193,10 @@ enum GoldenVectors {
             name: #"QueryTasks with an unknown status"#, method: .queryTasks,
             protobuf: #"08051009"#,
             expected: .status(.invalidArgument, message: #"status must be TASK_STATUS_UNSPECIFIED, TASK_STATUS_ACTIVE or TASK_STATUS_COMPLETED, got 9"#)),
+        RequestVector(
+            name: #"QueryTasks with an empty task type"#, method: .queryTasks,
+            protobuf: #"08051a01611a00"#,
+            expected: .status(.invalidArgument, message: #"task_types must not contain an empty string, got one at index 1"#)),
     ]
 
     static let responses: [ResponseVector] = [

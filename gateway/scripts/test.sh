@@ -18,3 +18,6 @@ swift test --skip-build
 # Allocation counts of the hot path's pieces against the checked-in thresholds (deterministic,
 # unlike time): one more malloc per call than recorded fails the suite (gateway/bench/micro).
 bash gateway/bench/micro.sh --check
+# Fuzzing (gateway/fuzz): every committed corpus and regression input replayed, then each
+# libFuzzer target run a few seconds; a crash or a broken invariant fails the suite.
+bash gateway/fuzz/run.sh --ci

@@ -203,7 +203,13 @@ extension Codec {
             if m.n_task_types > 0, let types = m.task_types {
                 filter.taskTypes.reserveCapacity(m.n_task_types)
                 for k in 0..<m.n_task_types {
-                    filter.taskTypes.append(try protoString(types[k], "task_types", .queryTasks))
+                    let type = try protoString(types[k], "task_types", .queryTasks)
+                    // The query `task_types=` is no filter at all (and REST drops empty items of
+                    // `a,,b`): forwarded, an empty type would widen the query to every task.
+                    guard !type.isEmpty else {
+                        throw .invalid("task_types must not contain an empty string, got one at index \(k)")
+                    }
+                    filter.taskTypes.append(type)
                 }
             }
             // 0: tasks of every state.

@@ -449,6 +449,11 @@ call("QueryTasks of every task", "queryTasks", m.SerializeToString(),
      ".queryTasks(serviceID: 5, filter: taskFilter(.all))", None)
 status("QueryTasks with an unknown status", "queryTasks", bytes([0x08, 0x05, 0x10, 0x09]), "invalidArgument",
        "status must be TASK_STATUS_UNSPECIFIED, TASK_STATUS_ACTIVE or TASK_STATUS_COMPLETED, got 9")
+# Found by gateway/fuzz (proto-request): `task_types=` means no filter at all, so an empty
+# type would widen the query to every task instead of matching none.
+m = pb.QueryTasksRequest(service_id=5, task_types=["a", ""])
+status("QueryTasks with an empty task type", "queryTasks", m.SerializeToString(), "invalidArgument",
+       "task_types must not contain an empty string, got one at index 1")
 
 # ---------------------------------------------------------------------------
 # Responses: the core's answer → the bytes Python serializes for the same message.
