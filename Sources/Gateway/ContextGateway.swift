@@ -53,6 +53,18 @@ public final class ContextGateway: GRPCService {
     struct Upstream {
         var pool: UpstreamPool
         var batcher: UpstreamBatcher
+        var keys: GatewayKeys
+
+        /// The idempotency key a write goes upstream with (README, "Exactly once"): the
+        /// client's (checked: 400 / INVALID_ARGUMENT when malformed), or, when the cores keep
+        /// keys, one made here so that the gateway can resend it after a broken connection.
+        /// Reads carry none.
+        func key(for route: RESTRoute, clientKey: String?) throws(ContextError) -> (text: String, madeHere: Bool)? {
+            guard route.method != "GET" else { return nil }
+            if let key = try RESTChecks.idempotencyKey(clientKey) { return (key, false) }
+            guard pool.storeKeepsKeys else { return nil }
+            return (keys.next(), true)
+        }
     }
 
     /// One upstream per event loop, each touched only on its own loop (`handle` runs there),
@@ -86,6 +98,7 @@ public final class ContextGateway: GRPCService {
         self.upstream = upstream
         self.group = group
         var byLoop: [ObjectIdentifier: Upstream] = [:]
+        let keyPrefix = GatewayKeys.processPrefix()
         var batching = UpstreamBatcher.Configuration()
         batching.maxItems = configuration.batchMaxItems
         batching.maxBytes = configuration.batchMaxBytes
@@ -101,7 +114,7 @@ public final class ContextGateway: GRPCService {
             // deadline checks and shedding apply; only the sending differs.
             let batcher = UpstreamBatcher(eventLoop: loop, pool: pool, basePath: configuration.basePath,
                                           configuration: batching, batchSupported: configuration.batching, logger: logger)
-            byLoop[ObjectIdentifier(loop)] = Upstream(pool: pool, batcher: batcher)
+            byLoop[ObjectIdentifier(loop)] = Upstream(pool: pool, batcher: batcher, keys: GatewayKeys(prefix: keyPrefix, loop: byLoop.count))
         }
         self.pools = Pools(byLoop: byLoop)
         self.configuration = configuration
@@ -134,7 +147,14 @@ public final class ContextGateway: GRPCService {
         } catch {
             return responder.fail(error)
         }
-        let item = BatchItem(call.route, tenant: request.tenant, authorization: request.authorization, body: call.body)
+        let key: (text: String, madeHere: Bool)?
+        do throws(ContextError) {
+            key = try upstream.key(for: call.route, clientKey: request.idempotencyKey)
+        } catch {
+            return responder.fail(GRPCStatus(error))
+        }
+        let item = BatchItem(call.route, tenant: request.tenant, authorization: request.authorization, body: call.body,
+                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false)
         let (ticket, answer) = upstream.batcher.enqueue(item, deadline: request.deadline)
         // Reset by the client or past its deadline: out of the queue at once, never sent
         // (issue 11, item 4: reset Start Tasks were still stored).
@@ -145,7 +165,12 @@ public final class ContextGateway: GRPCService {
             switch result {
             case .success(let response) where (200..<300).contains(response.status):
                 do throws(GRPCStatus) {
-                    responder.succeed(try Codec.encodeResponse(method, location: response.location, body: response.body))
+                    let message = try Codec.encodeResponse(method, location: response.location, body: response.body)
+                    if response.replayed {
+                        responder.succeed(message, trailers: [("idempotent-replayed", "true")])
+                    } else {
+                        responder.succeed(message)
+                    }
                 } catch {
                     responder.fail(error)
                 }

@@ -61,6 +61,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var timeoutHeader: String?
         var badTimeout = false
         var tenant: String?
+        /// The `idempotency-key` metadata or header.
+        var idempotencyKey: String?
         var authorization: String?
         /// `RESTChecks.singleHeaders`: a tenant or credentials given twice.
         var repeatedHeader: String?
@@ -335,6 +337,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         case 15 where name.elementsEqual("contactcenterid".utf8):
             if s.tenant != nil { s.repeatedHeader = "ContactCenterId" }
             s.tenant = String(decoding: value, as: UTF8.self)
+        case 15 where name.elementsEqual("idempotency-key".utf8):
+            if s.idempotencyKey != nil { s.repeatedHeader = "Idempotency-Key" }
+            s.idempotencyKey = String(decoding: value, as: UTF8.self)
         case 2 where name.elementsEqual("te".utf8), 10 where name.elementsEqual("user-agent".utf8),
              20 where name.elementsEqual("grpc-accept-encoding".utf8):
             break  // what every gRPC client sends and nothing here reads: not kept
@@ -521,7 +526,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         s.message = nil
         s.phase = .dispatched
         let request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
-                                  tenant: s.tenant, authorization: s.authorization)
+                                  tenant: s.tenant, authorization: s.authorization, idempotencyKey: s.idempotencyKey)
         service.handle(request, responder: GRPCResponder(sink: self, streamID: streamID, generation: s.generation),
                        eventLoop: context!.eventLoop)
     }
@@ -617,9 +622,10 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         if let type = s.contentType { headers.add(name: "content-type", value: type) }
         if let timeout = s.timeoutHeader { headers.add(name: "grpc-timeout", value: timeout) }
         s.otherHeaders = []
+        if let key = s.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
         let request = RESTRequest(method: s.method, target: s.path ?? "/", contentType: s.contentType, tenant: s.tenant,
                                   authorization: s.authorization, repeatedHeader: s.repeatedHeader,
-                                  body: Array(body.readableBytesView), headers: headers)
+                                  body: Array(body.readableBytesView), headers: headers, idempotencyKey: s.idempotencyKey)
         let generation = s.generation
         rest.respond(to: request, eventLoop: context!.eventLoop).assumeIsolated().whenComplete { result in
             guard let s = self.streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
@@ -650,6 +656,17 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     public func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline? {
         guard let s = streams[streamID], s.generation == generation else { return nil }
         return s.deadline
+    }
+
+    public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>,
+                        trailers: [(String, String)]) {
+        guard !trailers.isEmpty, case .success = result, let s = streams[streamID], s.generation == generation,
+              s.phase == .dispatched else {
+            return respond(streamID, generation, result)
+        }
+        s.trailers.add("grpc-status", "0")
+        for (name, value) in trailers { s.trailers.add(name, value) }
+        respond(streamID, generation, result)
     }
 
     public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {

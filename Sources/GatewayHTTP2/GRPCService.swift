@@ -11,6 +11,18 @@ public struct GRPCRequest {
     public var tenant: String?
     /// The `authorization` metadata, passed on to the core as is.
     public var authorization: String?
+    /// The `idempotency-key` metadata (README, "Exactly once").
+    public var idempotencyKey: String?
+
+    public init(path: String, message: ByteBuffer, deadline: NIODeadline?, tenant: String?, authorization: String?,
+                idempotencyKey: String? = nil) {
+        self.path = path
+        self.message = message
+        self.deadline = deadline
+        self.tenant = tenant
+        self.authorization = authorization
+        self.idempotencyKey = idempotencyKey
+    }
 }
 
 /// What serves the calls. Shared by every connection; `handle` is called on the calling
@@ -28,12 +40,20 @@ public protocol GRPCCallSink: AnyObject {
     func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool
     func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline?
     func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>)
+    /// The same, with more trailing metadata on success (a default drops it).
+    func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)])
     /// Registers what to run if the call is cancelled before it is answered: the client reset
     /// the stream, its deadline passed, or the connection went away. Runs at most once.
     func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void)
 }
 
 extension GRPCCallSink {
+    /// Sinks that cannot send more trailing metadata send the answer without it.
+    public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>,
+                        trailers: [(String, String)]) {
+        respond(streamID, generation, result)
+    }
+
     /// Sinks whose calls cannot be cancelled apart from their exchange ignore it.
     public func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {}
 }
@@ -69,6 +89,12 @@ public struct GRPCResponder {
     /// Sends the response message and an OK status.
     public func succeed(_ message: [UInt8]) {
         connection.respond(streamID, generation, .success(message))
+    }
+
+    /// Sends the response message and an OK status with more trailing metadata (lower-case
+    /// names), e.g. `idempotent-replayed: true`.
+    public func succeed(_ message: [UInt8], trailers: [(String, String)]) {
+        connection.respond(streamID, generation, .success(message), trailers: trailers)
     }
 
     /// Sends a status-only answer (trailers-only response).

@@ -81,7 +81,8 @@ public enum GRPCWeb {
         }
         if let deadline { call.arm(deadline) }
         service.handle(GRPCRequest(path: path, message: message, deadline: deadline, tenant: request.tenant,
-                                   authorization: request.authorization),
+                                   authorization: request.authorization,
+                                   idempotencyKey: request.idempotencyKey ?? request.headers.first(name: "idempotency-key")),
                        responder: responder, eventLoop: eventLoop)
         return call.promise.futureResult
     }
@@ -117,7 +118,7 @@ public enum GRPCWeb {
     }
 
     /// The body of an answer: the message frame (on success), then the trailer frame.
-    static func responseBody(_ result: Result<[UInt8], GRPCStatus>, mode: Mode) -> [UInt8] {
+    static func responseBody(_ result: Result<[UInt8], GRPCStatus>, mode: Mode, extra: [(String, String)] = []) -> [UInt8] {
         var out: [UInt8] = []
         var trailers = ""
         switch result {
@@ -125,6 +126,7 @@ public enum GRPCWeb {
             out.reserveCapacity(message.count + 40)
             appendFrame(flag: 0, message, to: &out)
             trailers = "grpc-status:0\r\n"
+            for (name, value) in extra { trailers += "\(name):\(value)\r\n" }
         case .failure(let status):
             trailers = "grpc-status:\(status.code.rawValue)\r\n"
             if !status.message.isEmpty { trailers += "grpc-message:\(GRPCFraming.percentEncode(status.message))\r\n" }
@@ -180,11 +182,16 @@ public enum GRPCWeb {
         func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline? { deadline }
 
         func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
+            respond(streamID, generation, result, trailers: [])
+        }
+
+        func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>,
+                     trailers: [(String, String)]) {
             guard !done else { return }
             done = true
             cancel = nil
             timer?.cancel()
-            promise.succeed(RESTResponse(status: 200, body: GRPCWeb.responseBody(result, mode: mode),
+            promise.succeed(RESTResponse(status: 200, body: GRPCWeb.responseBody(result, mode: mode, extra: trailers),
                                          contentType: mode.contentType, headers: headers))
         }
     }

@@ -11,7 +11,10 @@ import NIOHTTP1
 /// batch with 404) the batcher is in vendor mode: each batch's calls go singly, pipelined on
 /// the pool's connections, and the queue bound, deadlines and shedding still apply. A 404
 /// batch was not applied, so its calls are sent again singly. A batch lost to a broken
-/// connection is never resent: its calls fail UNAVAILABLE (a start is not idempotent).
+/// connection (or that found no connection) is resent only when every call in it carries an
+/// idempotency key and the cores keep keys (README, "Exactly once"): within each call's
+/// deadline, at most `maxResends` times, with backoff; the core answers a write it already
+/// applied from its key. Otherwise its calls fail UNAVAILABLE (a start is not idempotent).
 /// A queued call was cancelled before it was sent (its client reset the stream, or its
 /// deadline passed): nothing reached the core.
 struct CallCancelled: Error {}
@@ -31,11 +34,21 @@ final class UpstreamBatcher {
         var vendorMaxInFlight = 16
         /// Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).
         var maxQueued = 10_000
+        /// Times a keyed call lost with its connection is sent again (its deadline permitting).
+        /// Eight, with the backoff below, span about 4 s: a core restarted by its supervisor
+        /// is back by then, so a write it committed before dying is answered from its key
+        /// rather than failed.
+        var maxResends = 8
+        /// Backoff before the first resend; doubled for each next one up to 1 s, plus jitter.
+        var resendBackoff: TimeAmount = .milliseconds(20)
     }
 
     private struct Waiting {
         var item: BatchItem
         var promise: EventLoopPromise<UpstreamResponse>
+        var id: UInt64 = 0
+        var deadline: NIODeadline? = nil
+        var resends = 0
     }
 
     let eventLoop: any EventLoop
@@ -52,6 +65,10 @@ final class UpstreamBatcher {
     /// The core's base path without trailing slashes: item targets are relative to it.
     private let base: String
     private let vendorMaxInFlight: Int
+    private let maxResends: Int
+    private let resendBackoff: TimeAmount
+    /// Calls sent again after a broken connection, since start; for logs and tests.
+    private(set) var resent = 0
 
     init(eventLoop: any EventLoop, pool: UpstreamPool, basePath: String, configuration: Configuration,
          batchSupported: Bool = true, logger: Logger) {
@@ -67,6 +84,8 @@ final class UpstreamBatcher {
             maxInFlight: batchSupported ? configuration.maxInFlight : configuration.vendorMaxInFlight,
             maxQueued: configuration.maxQueued))
         self.vendorMaxInFlight = configuration.vendorMaxInFlight
+        self.maxResends = configuration.maxResends
+        self.resendBackoff = configuration.resendBackoff
     }
 
     private static var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
@@ -81,20 +100,57 @@ final class UpstreamBatcher {
         let id = nextID
         nextID &+= 1
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
-        // Item framing: 1 + 2 + 2 + 2 + 4 bytes around target, tenant, authorization, body.
-        let bytes = 11 + item.target.utf8.count + (item.tenant?.utf8.count ?? 0)
-            + (item.authorization?.utf8.count ?? 0) + item.body.count
         let now = Self.now
-        switch machine.enqueue(.init(id: id, bytes: bytes, deadline: deadline?.uptimeNanoseconds), now: now) {
+        switch machine.enqueue(.init(id: id, bytes: Self.bytes(of: item), deadline: deadline?.uptimeNanoseconds), now: now) {
         case .failure(.queueFull):
             promise.fail(UpstreamError.overloaded("too many calls are waiting for the task core; retry shortly"))
         case .failure(.deadlineTooSoon):
             promise.fail(UpstreamError.overloaded("the call's deadline is sooner than the task core is answering now"))
         case .success(let actions):
-            waiting[id] = Waiting(item: item, promise: promise)
+            waiting[id] = Waiting(item: item, promise: promise, id: id, deadline: deadline)
             perform(actions)
         }
         return (id, promise.futureResult)
+    }
+
+    private static func bytes(of item: BatchItem) -> Int {
+        // Item framing: 1 + 2 + 2 + 2 + 2 + 1 + 4 bytes around target, tenant, authorization,
+        // key, body.
+        14 + item.target.utf8.count + (item.tenant?.utf8.count ?? 0) + (item.authorization?.utf8.count ?? 0)
+            + (item.idempotencyKey?.utf8.count ?? 0) + item.body.count
+    }
+
+    /// A batch that never got an answer (the connection broke, or none could be made): its
+    /// keyed calls go back in the queue, under their own ids (a reset still cancels them),
+    /// after a backoff; the others fail with `error`.
+    private func resendOrFail(_ calls: [Waiting], _ error: any Error) {
+        guard case .unavailable = error as? UpstreamError, pool.storeKeepsKeys else {
+            for call in calls { call.promise.fail(error) }
+            return
+        }
+        for var call in calls {
+            let backoff = TimeAmount.nanoseconds(min(resendBackoff.nanoseconds << call.resends, 1_000_000_000))
+            let jittered = backoff + .nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
+            guard call.item.idempotencyKey != nil, call.resends < maxResends,
+                  call.deadline.map({ NIODeadline.now() + jittered < $0 }) ?? true else {
+                call.promise.fail(error)
+                continue
+            }
+            call.resends += 1
+            eventLoop.assumeIsolated().scheduleTask(in: jittered) {
+                switch self.machine.enqueue(.init(id: call.id, bytes: Self.bytes(of: call.item),
+                                                  deadline: call.deadline?.uptimeNanoseconds), now: Self.now) {
+                case .failure:
+                    call.promise.fail(error)
+                case .success(let actions):
+                    self.resent += 1
+                    self.logger.debug("resending a keyed call lost with its connection",
+                                      metadata: ["attempt": "\(call.resends)", "key": "\(call.item.idempotencyKey ?? "")"])
+                    self.waiting[call.id] = call
+                    self.perform(actions)
+                }
+            }
+        }
     }
 
     /// Calls cancelled while still queued (never sent), since start; for logs and tests.
@@ -182,7 +238,7 @@ final class UpstreamBatcher {
                 let error = UpstreamError.rejected(response.contextError)
                 for call in calls { call.promise.fail(error) }
             case .failure(let error):
-                for call in calls { call.promise.fail(error) }
+                self.resendOrFail(calls, error)
             }
             self.perform(self.machine.batchCompleted(roundTrip: now &- started, now: now))
         }
@@ -205,14 +261,16 @@ final class UpstreamBatcher {
         }
         for (call, result) in zip(calls, results) {
             call.promise.succeed(UpstreamResponse(status: result.status, location: result.location, body: result.body,
-                                                  retryAfter: result.retryAfter))
+                                                  retryAfter: result.retryAfter, replayed: result.replayed))
         }
     }
 
     /// Vendor mode: the call on its own, pipelined on the pool's connections.
     private func sendSingly(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
+        // A vendor core keeps no keys: only a client's own key goes along (it may honour it).
         let request = UpstreamRequest(method: HTTPMethod(rawValue: item.method.name), target: base + item.target,
-                                      tenant: item.tenant, authorization: item.authorization, body: item.body)
+                                      tenant: item.tenant, authorization: item.authorization, body: item.body,
+                                      idempotencyKey: item.keyMadeByGateway ? nil : item.idempotencyKey)
         return pool.send(request, deadline: deadline)
     }
 }

@@ -21,8 +21,10 @@ extension ContextGateway {
             return eventLoop.makeSucceededFuture(RESTResponse(error, method: request.method, target: request.target))
         }
         let body: [UInt8]
+        let key: (text: String, madeHere: Bool)?
         do throws(ContextError) {
             try RESTChecks.notRepeated(request.repeatedHeader)
+            key = try upstream.key(for: route, clientKey: request.idempotencyKey)
             try RESTChecks.authorize(request.authorization, tokens: configuration.authTokens)
             _ = try RESTChecks.tenant(request.tenant)
             body = try RESTChecks.event(for: route, body: request.body, contentType: request.contentType,
@@ -30,14 +32,16 @@ extension ContextGateway {
         } catch {
             return eventLoop.makeSucceededFuture(RESTResponse(error))
         }
-        let item = BatchItem(route, tenant: request.tenant, authorization: request.authorization, body: body)
+        let item = BatchItem(route, tenant: request.tenant, authorization: request.authorization, body: body,
+                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false)
         let deadline = NIODeadline.now() + configuration.restTimeout
         let answer = RESTAnswer(eventLoop: eventLoop, timeout: configuration.restTimeout, deadline: deadline)
         upstream.batcher.send(item, deadline: deadline).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let response):
                 answer.complete(RESTResponse(status: response.status, location: response.location,
-                                             retryAfter: response.retryAfter, body: response.body))
+                                             retryAfter: response.retryAfter, body: response.body,
+                                             headers: response.replayed ? [RESTResponse.replayedHeader] : []))
             case .failure(let error):
                 answer.complete(Self.restResponse(for: error))
             }

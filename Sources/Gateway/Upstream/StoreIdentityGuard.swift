@@ -74,6 +74,15 @@ extension UpstreamPool {
         UpstreamRequest(method: .GET, target: String(RESTRoute.trimmedBase(basePath)) + "/store")
     }
 
+    /// Whether a core's answer to `GET {base}/store` says it keeps idempotency keys.
+    static func keepsKeys(_ response: UpstreamResponse) -> Bool {
+        guard response.status == 200, let members = try? StrictJSON.readObject(response.body) else { return false }
+        return members.contains { m in
+            if m.key == "idempotency", case .bool(true) = m.value { return true }
+            return false
+        }
+    }
+
     /// Reads a core's answer to `GET {base}/store`.
     static func storeAnswer(_ response: UpstreamResponse) throws(HandshakeError) -> StoreAnswer {
         switch response.status {
@@ -115,13 +124,20 @@ extension UpstreamPool {
 
     /// Sends `GET {base}/store` on a fresh connection and reads the answer, within `timeout`.
     static func handshake(on channel: any Channel, basePath: String, timeout: TimeAmount) -> EventLoopFuture<StoreAnswer> {
+        handshakeWithKeys(on: channel, basePath: basePath, timeout: timeout).map(\.store)
+    }
+
+    /// The same, and whether the core keeps idempotency keys.
+    static func handshakeWithKeys(
+        on channel: any Channel, basePath: String, timeout: TimeAmount
+    ) -> EventLoopFuture<(store: StoreAnswer, keepsKeys: Bool)> {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         // Closing fails the promise (the connection handler fails what waits on it).
         let timer = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
         channel.writeAndFlush((storeRequest(basePath: basePath), promise), promise: nil)
         return promise.futureResult.flatMapThrowing { response in
             timer.cancel()
-            return try storeAnswer(response)
+            return (try storeAnswer(response), keepsKeys(response))
         }
     }
 }

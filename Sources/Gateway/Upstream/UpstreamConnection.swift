@@ -38,6 +38,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         if !request.body.isEmpty { headers.add(name: "content-type", value: request.contentType ?? "application/json") }
         if let tenant = request.tenant { headers.add(name: "ContactCenterId", value: tenant) }
         if let authorization = request.authorization { headers.add(name: "authorization", value: authorization) }
+        if let key = request.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
         let head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !request.body.isEmpty {
@@ -64,7 +65,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
                 fail(context: context, .unavailable("the task core sent an answer nobody asked for"))
                 return
             }
-            promise.succeed(UpstreamResponse(status: Int(h.status.code), location: h.headers.first(name: "location"), body: bytes))
+            promise.succeed(UpstreamResponse(status: Int(h.status.code), location: h.headers.first(name: "location"), body: bytes,
+                                             retryAfter: h.headers.first(name: "retry-after").flatMap { Int($0) },
+                                             replayed: h.headers.first(name: "idempotent-replayed") == "true"))
             if !h.isKeepAlive {
                 fail(context: context, .unavailable("the task core closed the connection"))
             }

@@ -56,6 +56,9 @@ public final class UpstreamPool {
     private var waiting: [Machine.RequestID: (UpstreamRequest, EventLoopPromise<UpstreamResponse>)] = [:]
     private var timer: Scheduled<Void>?
     private var flushPending: [Machine.ConnectionID: any Channel] = [:]
+    /// The last core that answered the handshake keeps idempotency keys: writes may carry
+    /// keys made here and be resent after a broken connection (README, "Exactly once").
+    private(set) var storeKeepsKeys = false
     /// Cores whose last handshake showed another store: never counted as reachable.
     private var foreign: Set<Int> = []
     /// Connections that have carried no call yet: one that closes like that (a server that
@@ -184,17 +187,19 @@ public final class UpstreamPool {
             guard let identityGuard = self.configuration.identityGuard else {
                 return self.eventLoop.makeSucceededFuture(channel)
             }
-            return Self.handshake(on: channel, basePath: self.configuration.basePath, timeout: self.configuration.connectTimeout)
+            return Self.handshakeWithKeys(on: channel, basePath: self.configuration.basePath,
+                                          timeout: self.configuration.connectTimeout)
                 .flatMapErrorThrowing { error in
                     channel.close(promise: nil)
                     throw error
                 }
-                .flatMapThrowing { answer in
+                .flatMapThrowing { (answer, keepsKeys) in
                     if let other = identityGuard.admit(address: "\(address.host):\(address.port)", answer: answer) {
                         channel.close(promise: nil)
                         throw StoreMismatch(core: "\(address.host):\(address.port)", store: answer,
                                             expectedCore: other.address, expectedStore: other.answer)
                     }
+                    self.storeKeepsKeys = keepsKeys
                     return channel
                 }
         }.assumeIsolated().whenComplete { result in

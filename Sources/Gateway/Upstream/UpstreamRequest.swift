@@ -13,15 +13,18 @@ public struct UpstreamRequest: Sendable {
     public var body: [UInt8]
     /// The body's media type; nil: application/json.
     public var contentType: String?
+    /// `Idempotency-Key`, for a write sent on its own (vendor mode).
+    public var idempotencyKey: String?
 
     public init(method: HTTPMethod, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
-                contentType: String? = nil) {
+                contentType: String? = nil, idempotencyKey: String? = nil) {
         self.method = method
         self.target = target
         self.tenant = tenant
         self.authorization = authorization
         self.body = body
         self.contentType = contentType
+        self.idempotencyKey = idempotencyKey
     }
 
     public init(_ route: RESTRoute, basePath: String, tenant: String?, authorization: String?, body: [UInt8]) {
@@ -37,12 +40,15 @@ public struct UpstreamResponse: Sendable, Equatable {
 
     /// For 429/503: when to come back, as the core said.
     public var retryAfter: Int?
+    /// The answer kept under the call's idempotency key, given again (`Idempotent-Replayed`).
+    public var replayed: Bool
 
-    public init(status: Int, location: String?, body: [UInt8], retryAfter: Int? = nil) {
+    public init(status: Int, location: String?, body: [UInt8], retryAfter: Int? = nil, replayed: Bool = false) {
         self.status = status
         self.location = location
         self.body = body
         self.retryAfter = retryAfter
+        self.replayed = replayed
     }
 
     /// The core's error, in the contract's shape; a body that is not that shape still gives
