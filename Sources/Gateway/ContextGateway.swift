@@ -44,6 +44,10 @@ public final class ContextGateway: GRPCService {
         public var healthPath = "/healthz"
         /// Origins allowed by CORS (browsers: gRPC-Web and REST); `*` allows any. Empty: none.
         public var corsAllowedOrigins: [String] = []
+        /// Give every write without a client key a key of the gateway's, so that a batch lost
+        /// with its connection can be resent (README, "Exactly once"). Off: only the clients'
+        /// keys travel, and a lost batch fails UNAVAILABLE.
+        public var gatewayKeys = true
         /// Largest gRPC-Web request message (native gRPC's limit is the HTTP/2 handler's).
         public var maxMessageBytes = 4 << 20
         public init() {}
@@ -53,7 +57,7 @@ public final class ContextGateway: GRPCService {
     struct Upstream {
         var pool: UpstreamPool
         var batcher: UpstreamBatcher
-        var keys: GatewayKeys
+        var keys: GatewayKeys?
 
         /// The idempotency key a write goes upstream with (README, "Exactly once"): the
         /// client's (checked: 400 / INVALID_ARGUMENT when malformed), or, when the cores keep
@@ -62,7 +66,7 @@ public final class ContextGateway: GRPCService {
         func key(for route: RESTRoute, clientKey: String?) throws(ContextError) -> (text: String, madeHere: Bool)? {
             guard route.method != "GET" else { return nil }
             if let key = try RESTChecks.idempotencyKey(clientKey) { return (key, false) }
-            guard pool.storeKeepsKeys else { return nil }
+            guard let keys, pool.storeKeepsKeys else { return nil }
             return (keys.next(), true)
         }
     }
@@ -114,7 +118,7 @@ public final class ContextGateway: GRPCService {
             // deadline checks and shedding apply; only the sending differs.
             let batcher = UpstreamBatcher(eventLoop: loop, pool: pool, basePath: configuration.basePath,
                                           configuration: batching, batchSupported: configuration.batching, logger: logger)
-            byLoop[ObjectIdentifier(loop)] = Upstream(pool: pool, batcher: batcher, keys: GatewayKeys(prefix: keyPrefix, loop: byLoop.count))
+            byLoop[ObjectIdentifier(loop)] = Upstream(pool: pool, batcher: batcher, keys: configuration.gatewayKeys ? GatewayKeys(prefix: keyPrefix, loop: byLoop.count) : nil)
         }
         self.pools = Pools(byLoop: byLoop)
         self.configuration = configuration
@@ -192,7 +196,7 @@ public final class ContextGateway: GRPCService {
             return GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException")
         case .rejected(let error):
             return GRPCStatus(error)
-        case .unavailable(let message):
+        case .unavailable(let message), .notSent(let message):
             return GRPCStatus(code: .unavailable, message: message, exception: "OverloadedException")
         case nil:
             return GRPCStatus(code: .unavailable, message: "\(error)", exception: "OverloadedException")

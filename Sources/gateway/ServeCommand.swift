@@ -77,6 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).")
     var maxQueued: Int = ContextGateway.Configuration().maxQueued
 
+    @Flag(help: "Make no idempotency keys for writes that come without one: a batch lost with its connection then fails UNAVAILABLE instead of being resent.")
+    var noGatewayKeys = false
+
     @Flag(help: "Serve native gRPC only: no REST, gRPC-Web or HTTP/1.1 on the gateway's port.")
     var grpcOnly = false
 
@@ -147,6 +150,7 @@ struct ServeCommand: AsyncParsableCommand {
         gatewayConfig.healthPath = healthPath
         gatewayConfig.corsAllowedOrigins = corsOrigins
         gatewayConfig.maxMessageBytes = maxMessageBytes
+        gatewayConfig.gatewayKeys = !noGatewayKeys
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
         // Cores of different stores would hand out the same ids: refuse to start over them.
         let stores: [(address: String, answer: StoreAnswer?)]

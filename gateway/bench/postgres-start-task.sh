@@ -5,7 +5,8 @@
 #   pg-1       gateway serve --upstream A, core A on PostgreSQL
 #   pg-2       gateway serve --upstream A,B, cores A and B on the same database
 #
-# each with batching on and off, h2load gRPC StartTask on one service, with the CPU time each
+# each with batching on and off, and, batching on, without idempotency keys
+# (`--no-gateway-keys`: by default the gateway gives every write a key, README "Exactly once"), h2load gRPC StartTask on one service, with the CPU time each
 # process used (gateway, cores, PostgreSQL's backends, h2load) as the profile of where the time
 # goes (h2load, the client, has the other CPU to itself). PostgreSQL is a throw-away cluster with its durable defaults (fsync=on,
 # synchronous_commit=on), read back and printed with the table. After each run the tasks stored
@@ -93,9 +94,11 @@ echo "|---|---|--:|---|--:|--:|--:|--:|--:|---|"
 n=0
 for setup in sqlite pg-1 pg-2; do
   row "$setup" || continue
-  for config in batching no-batching; do
+  for config in batching no-keys no-batching; do
     n=$((n + 1)); cores=()
-    extra=(); [[ $config == no-batching ]] && extra=(--no-batching)
+    extra=()
+    [[ $config == no-batching ]] && extra=(--no-batching)
+    [[ $config == no-keys ]] && extra=(--no-gateway-keys)
     if [[ $setup == sqlite ]]; then
       cport=$(free_port)
       start_gateway --core-listen "127.0.0.1:$cport" --data "$work/sqlite-$n/cs.sqlite" --synchronous full "${extra[@]}"

@@ -374,6 +374,12 @@ if postgres:
         w(f"| {store} | {cores} | {config} | {fmt(med)} | {', '.join(fmt(num(r['requests/s'])) for r in rows)} | "
           f"{ratio(med, off, 1) if off else ''} | {ratio(med, one, 2) if one else ''} | "
           f"{mid.get('CPU s: gateway / cores / PostgreSQL', '')} |")
+    w("")
+    for (store, cores, config) in postgres:
+        if config == "batching" and (store, cores, "no-keys") in postgres:
+            keyed, plain = pg_med((store, cores, "batching")), pg_med((store, cores, "no-keys"))
+            w(f"- Idempotency keys, {store} × {cores}: {fmt(keyed)} /s with a key on every write against "
+              f"{fmt(plain)} /s without ({ratio(keyed, plain)}; target ≥ 0.85).")
 else:
     w("(not run)")
 w("")

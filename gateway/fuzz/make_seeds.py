@@ -65,6 +65,26 @@ def batch_request(items):
     return out
 
 
+def batch_request_v2(items):
+    """Version 2: each item also carries an idempotency key and its flags byte."""
+    out = b"CSB2" + struct.pack(">I", len(items))
+    for method, target, tenant, auth, key, flags, body in items:
+        out += bytes([method])
+        for t in (target, tenant, auth, key):
+            t = t.encode()
+            out += struct.pack(">H", len(t)) + t
+        out += bytes([flags]) + struct.pack(">I", len(body)) + body
+    return out
+
+
+def batch_response_v2(results):
+    out = b"CSR2" + struct.pack(">I", len(results))
+    for status, location, retry, flags, body in results:
+        location = location.encode()
+        out += struct.pack(">HH", status, len(location)) + location + struct.pack(">HBI", retry, flags, len(body)) + body
+    return out
+
+
 def batch_response(results):
     out = b"CSR1" + struct.pack(">I", len(results))
     for status, location, retry, body in results:
@@ -87,6 +107,12 @@ def batch_seeds():
     write("batch-codec", "response-ok", batch_response([(201, "/genesys/1/cs/service/7/tasks/1", 0, b'{"task_id":1}'),
                                                         (429, "", 1, b'{"message":"busy","exception":"OverloadedException"}')]))
     write("batch-codec", "response-one", batch_response([(204, "", 0, b"")]))
+    write("batch-codec", "v2-keyed", batch_request_v2([
+        (2, "/services/7/tasks/start", "cc-1", "", "ivr-7-call-42", 0, start),
+        (2, "/services/7/tasks/start", "", "", "gw-0123456789abcdef-0-1", 1, b"{}"),
+        (1, "/services/7", "", "", "", 0, b"")]))
+    write("batch-codec", "v2-response", batch_response_v2([(201, "/genesys/1/cs/service/7/tasks/1", 0, 1, b'{"task_id":1}'),
+                                                          (422, "", 0, 0, b'{"message":"m","exception":"IdempotencyKeyMismatchException"}')]))
 
 
 # --- rest-route: [method index, base index] + target ------------------------------------

@@ -120,15 +120,31 @@ final class UpstreamBatcher {
             + (item.idempotencyKey?.utf8.count ?? 0) + item.body.count
     }
 
-    /// A batch that never got an answer (the connection broke, or none could be made): its
-    /// keyed calls go back in the queue, under their own ids (a reset still cancels them),
-    /// after a backoff; the others fail with `error`.
+    /// A batch that was sent and never got an answer (its connection broke): its keyed calls
+    /// go back in the queue, under their own ids (a reset still cancels them), after a
+    /// backoff; the others fail with `error`. A batch that found no connection at all
+    /// (`notSent`) fails at once, which is safe and tells the client quickly, unless its
+    /// calls had gone out before.
     private func resendOrFail(_ calls: [Waiting], _ error: any Error) {
-        guard case .unavailable = error as? UpstreamError, pool.storeKeepsKeys else {
+        let lostInFlight: Bool
+        switch error as? UpstreamError {
+        case .unavailable: lostInFlight = true
+        case .notSent: lostInFlight = false
+        default:
+            for call in calls { call.promise.fail(error) }
+            return
+        }
+        guard pool.storeKeepsKeys else {
             for call in calls { call.promise.fail(error) }
             return
         }
         for var call in calls {
+            // Never sent, and never sent before either: nothing was applied, fail fast. Once a
+            // call went out, it is resent until answered (the core may have applied it).
+            guard lostInFlight || call.resends > 0 else {
+                call.promise.fail(error)
+                continue
+            }
             let backoff = TimeAmount.nanoseconds(min(resendBackoff.nanoseconds << call.resends, 1_000_000_000))
             let jittered = backoff + .nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
             guard call.item.idempotencyKey != nil, call.resends < maxResends,

@@ -55,7 +55,7 @@ extension ContextGateway {
         switch error as? UpstreamError {
         case .overloaded(let message):
             return RESTResponse(.overloaded(status: 429, message), retryAfter: 1)
-        case .unavailable(let message):
+        case .unavailable(let message), .notSent(let message):
             return RESTResponse(.overloaded(status: 503, message), retryAfter: 1)
         case .deadlineExceeded:
             return RESTResponse(.gatewayTimeout("the task core did not answer in time; the request may or may not have been applied"))

@@ -276,10 +276,10 @@ public final class UpstreamPool {
 
     private static func error(_ failure: Machine.Failure) -> UpstreamError {
         switch failure {
-        case .unavailable(.allCoresEjected): .unavailable("every task core is failing; retry shortly")
-        case .unavailable(.noConnection): .unavailable("no connection to the task core could be made")
-        case .unavailable(.overloaded): .unavailable("too many calls are waiting for a connection to the task core")
-        case .unavailable(.shutDown): .unavailable("the gateway is shutting down")
+        case .unavailable(.allCoresEjected): .notSent("every task core is failing; retry shortly")
+        case .unavailable(.noConnection): .notSent("no connection to the task core could be made")
+        case .unavailable(.overloaded): .notSent("too many calls are waiting for a connection to the task core")
+        case .unavailable(.shutDown): .notSent("the gateway is shutting down")
         }
     }
 }

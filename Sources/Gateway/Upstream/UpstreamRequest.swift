@@ -75,6 +75,9 @@ public enum UpstreamError: Error, Equatable, Sendable {
     /// No connection could be made, or it broke before the answer: the call may or may not
     /// have been applied, and is never resent (a start is not idempotent).
     case unavailable(String)
+    /// No connection could take the call (every core down, backing off or ejected, or the
+    /// pool shutting down): it was never sent, so nothing of it was applied.
+    case notSent(String)
     /// The call's deadline passed before it could be sent.
     case deadlineExceeded
     /// Refused at once to shed load: the queue toward the core is full, or the call's
