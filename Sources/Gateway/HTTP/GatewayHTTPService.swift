@@ -28,6 +28,7 @@ public struct GatewayHTTPService: RESTResponder {
     /// `/package.Service/Method`: a gRPC path, never a REST one (those start with the base).
     static func isRPCPath(_ target: String) -> Bool {
         target.hasPrefix("/genesys.cs.v1.ContextServices/") || target.hasPrefix("/grpc.health.v1.Health/")
+            || target.hasPrefix("/grpc.reflection.")
     }
 
     public func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
