@@ -126,11 +126,26 @@ public final class ContextGateway: GRPCService {
     }
 
     public func serves(path: String) -> Bool {
-        RPCMethod(path: path) != nil
+        RPCMethod(path: path) != nil || ServerReflection.serves(path: path)
+    }
+
+    public func isMessageStream(path: String) -> Bool {
+        ServerReflection.serves(path: path)
+    }
+
+    public func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
+        ServerReflection.answer(Array(message.readableBytesView))
     }
 
     public func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop) {
         guard let method = RPCMethod(path: request.path), let upstream = pools.byLoop[ObjectIdentifier(eventLoop)] else {
+            if ServerReflection.serves(path: request.path) {
+                // gRPC-Web (no client streaming): one request, one response.
+                switch ServerReflection.answer(Array(request.message.readableBytesView)) {
+                case .success(let message): return responder.succeed(message)
+                case .failure(let status): return responder.fail(status)
+                }
+            }
             responder.fail(GRPCStatus(code: .unimplemented, message: "unknown method \(request.path)", exception: nil))
             return
         }

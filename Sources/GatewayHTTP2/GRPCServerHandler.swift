@@ -68,6 +68,11 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var repeatedHeader: String?
         var reader: GRPCMessageReader
         var message: ByteBuffer?
+        /// A message stream (`GRPCService.isMessageStream`): each request message is answered
+        /// as it arrives; the phase stays `.receiving` until the client half-closes.
+        var streaming = false
+        /// A message stream's response headers are submitted: its status goes in trailers.
+        var streamStarted = false
         var requestEnded = false
         var deadline: NIODeadline?
         var deadlineTask: Scheduled<Void>?
@@ -408,6 +413,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         if s.badTimeout {
             return respondStatus(streamID, s, .malformedTimeout)
         }
+        s.streaming = service.isMessageStream(path: path)
         if let timeout = s.timeout {
             let deadline = NIODeadline.now() + timeout
             s.deadline = deadline
@@ -485,6 +491,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         for event in s.reader.feed(bytes) {
             switch event {
+            case .message(let message) where s.streaming:
+                streamMessage(streamID, s, message)
+                guard s.phase == .receiving else { return }
             case .message(let message):
                 guard s.message == nil else {
                     // A unary method takes exactly one message (grpc-java: "More than one
@@ -518,6 +527,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         if s.reader.hasPartialMessage {
             return respondStatus(streamID, s, .endedInsideMessage)
+        }
+        if s.streaming {
+            return endMessageStream(streamID, s, nil)
         }
         guard let message = s.message else {
             // grpc-java: "Half-closed without a request".
@@ -575,7 +587,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         body.moveReaderIndex(forwardBy: n)
         s.body = body
-        return (n, body.readableBytes == 0)
+        // A message stream still receiving may have more to say: nothing to send is "later"
+        // (nghttp2 defers the body until `resumeBody`), not the end.
+        return (n, body.readableBytes == 0 && !(s.streaming && s.phase == .receiving))
     }
 
     func bodyComplete(_ streamID: Int32) -> Bool {
@@ -729,6 +743,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     /// status that ends the stream.
     private func respondStatus(_ streamID: Int32, _ s: Stream, _ status: GRPCStatus) {
         guard s.phase == .receiving || s.phase == .dispatched else { return }
+        if s.streamStarted {
+            return endMessageStream(streamID, s, status)  // headers are out: the status goes in trailers
+        }
         var block = HeaderBlock()
         block.add(":status", "200")
         block.add("content-type", "application/grpc")
@@ -737,6 +754,56 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         if let exception = status.exception { block.add("cs-exception", exception) }
         for (name, value) in s.trailers.pairs { block.add(name, value) }
         finish(streamID, s, block)
+    }
+
+    // MARK: Message streams (bidirectional, one response per request message)
+
+    /// Answers one request message of a message stream: the first answer submits the response
+    /// headers with a body that nghttp2 pulls through `readBody`; later ones append to that
+    /// body and resume it.
+    private func streamMessage(_ streamID: Int32, _ s: Stream, _ message: ByteBuffer) {
+        switch service.respond(toStreamMessage: message, path: s.path ?? "") {
+        case .success(let reply):
+            let framed = GRPCFraming.frame(reply, allocator: context!.channel.allocator)
+            if s.streamStarted, var body = s.body {
+                s.body = nil  // one reference, so the write below grows the buffer in place
+                body.writeImmutableBuffer(framed)
+                s.body = body
+                session?.resumeBody(streamID: streamID)
+            } else {
+                s.streamStarted = true
+                s.body = framed
+                do {
+                    try session?.submitHeaders(streamID: streamID, Self.okHeaders, hasBody: true)
+                } catch {
+                    logger.error("cannot submit a response", metadata: ["error": "\(error)"])
+                }
+            }
+            scheduleFlush()
+        case .failure(let status):
+            respondStatus(streamID, s, status)
+        }
+    }
+
+    /// Ends a message stream: OK when the client half-closed (`status` nil), else `status`.
+    /// Before any answer it is a trailers-only response; after, the body still queued goes
+    /// first and the trailers follow (`bodyComplete`).
+    private func endMessageStream(_ streamID: Int32, _ s: Stream, _ status: GRPCStatus?) {
+        guard s.streamStarted else {
+            return respondStatus(streamID, s, status ?? GRPCStatus(code: .ok, message: "", exception: nil))
+        }
+        s.deadlineTask?.cancel()
+        s.phase = .responding
+        if let status, status.code != .ok {
+            var trailers = HeaderBlock()
+            trailers.add("grpc-status", String(status.code.rawValue))
+            if !status.message.isEmpty { trailers.add("grpc-message", GRPCFraming.percentEncode(status.message)) }
+            if let exception = status.exception { trailers.add("cs-exception", exception) }
+            s.trailers = trailers
+        }
+        s.resetWhenSent = !s.requestEnded
+        session?.resumeBody(streamID: streamID)
+        scheduleFlush()
     }
 
     /// A plain HTTP answer for requests that are not gRPC at all (405, 415).

@@ -32,6 +32,22 @@ public protocol GRPCService: Sendable {
     /// as soon as their headers arrive, without reading the message.
     func serves(path: String) -> Bool
     func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop)
+    /// Whether `path` (a method `serves` accepts) is a bidirectional stream answered message by
+    /// message: each request message gets `respond(toStreamMessage:path:)`'s one response as
+    /// it arrives, and the call ends OK when the client half-closes. Asked once per call, on
+    /// native gRPC only (gRPC-Web calls are unary: `handle`). Server reflection is the one
+    /// such method.
+    func isMessageStream(path: String) -> Bool
+    /// One request message of a message stream → its response message, or the status that
+    /// ends the call. Synchronous, on the connection's event loop.
+    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus>
+}
+
+extension GRPCService {
+    public func isMessageStream(path: String) -> Bool { false }
+    public func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
+        .failure(GRPCStatus(code: .unimplemented, message: "\(path) is not a streaming method", exception: nil))
+    }
 }
 
 /// Where a call's answer goes: the HTTP/2 connection it came on, or a gRPC-Web exchange.

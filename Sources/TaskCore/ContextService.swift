@@ -54,6 +54,9 @@ public final class ContextService: Sendable {
         if isStorePath(request.target) {
             return storeAnswer(request)
         }
+        if OpenAPIDocument.isPath(request.target, basePath: configuration.basePath) {
+            return OpenAPIDocument.response(method: request.method, target: request.target)
+        }
         switch prepare(request) {
         case .respond(let response):
             return response

@@ -136,4 +136,16 @@ final class FakeService: GRPCService, @unchecked Sendable {
         case .fail(let status): responder.fail(status)
         }
     }
+
+    /// `/test.Echo/Stream` is a message stream: each message echoed, one starting 0xFF fails it.
+    var streamed: [[UInt8]] = []
+
+    func isMessageStream(path: String) -> Bool { path == "/test.Echo/Stream" }
+
+    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
+        let bytes = Array(message.readableBytesView)
+        streamed.append(bytes)
+        if bytes.first == 0xFF { return .failure(GRPCStatus(code: .notFound, message: "no such thing", exception: nil)) }
+        return .success(bytes)
+    }
 }

@@ -41,11 +41,12 @@ if [[ ! -x "$root/.venv/bin/python" ]]; then
   fi
   python3 -m venv "$root/.venv"
 fi
-if ! "$root/.venv/bin/python" -c 'import grpc, grpc_tools.protoc, grpc_health.v1.health_pb2, google.protobuf, pytest, cryptography, h2' 2>/dev/null; then
+if ! "$root/.venv/bin/python" -c 'import grpc, grpc_tools.protoc, grpc_health.v1.health_pb2, grpc_reflection.v1alpha.reflection_pb2, google.protobuf, pytest, cryptography, h2, schemathesis' 2>/dev/null; then
   echo "setup: installing the Python test dependencies into .venv"
   "$root/.venv/bin/pip" install -q --disable-pip-version-check \
     'grpcio>=1.66,<2' 'grpcio-tools>=1.66,<2' 'grpcio-health-checking>=1.66,<2' \
-    'protobuf>=5.28,<8' 'pytest>=8,<10' 'cryptography>=42,<60' 'h2>=4.1,<5'
+    'protobuf>=5.28,<8' 'pytest>=8,<10' 'cryptography>=42,<60' 'h2>=4.1,<5' \
+    'grpcio-reflection>=1.66,<2' 'schemathesis>=4.1,<5'  # the reflection client; the OpenAPI checks (test_openapi.py)
 fi
 
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected /opt/swift)" >&2; exit 1; }

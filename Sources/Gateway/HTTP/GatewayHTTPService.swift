@@ -28,6 +28,7 @@ public struct GatewayHTTPService: RESTResponder {
     /// `/package.Service/Method`: a gRPC path, never a REST one (those start with the base).
     static func isRPCPath(_ target: String) -> Bool {
         target.hasPrefix("/genesys.cs.v1.ContextServices/") || target.hasPrefix("/grpc.health.v1.Health/")
+            || target.hasPrefix("/grpc.reflection.")
     }
 
     public func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
@@ -65,6 +66,11 @@ public struct GatewayHTTPService: RESTResponder {
         }
         if request.method == "GET", request.target == configuration.healthPath {
             return gateway.respondHealth(eventLoop: eventLoop).map(withCORS)
+        }
+        if OpenAPIDocument.isPath(request.target, basePath: configuration.basePath) {
+            // Answered here, not forwarded: the core's document minus the core's own extensions.
+            return eventLoop.makeSucceededFuture(withCORS(OpenAPIDocument.response(
+                method: request.method, target: request.target, body: OpenAPIDocument.gatewayJSON)))
         }
         let answer = gateway.respondREST(request, eventLoop: eventLoop)
         return cors.isEmpty ? answer : answer.map(withCORS)
