@@ -7,7 +7,8 @@
 /// request  = "CSB2" count:u32 item*            (count ≥ 1)
 /// item     = method:u8 (1 GET, 2 POST, 3 DELETE)
 ///            target_len:u16 target  tenant_len:u16 tenant  auth_len:u16 auth
-///            key_len:u16 key  key_flags:u8 (bit 0: the key was made by a gateway)  body_len:u32 body
+///            key_len:u16 key  key_flags:u8 (bit 0: the key was made by a gateway; bit 1: it is
+///            sent for the first time, so the core need not look it up)  body_len:u32 body
 /// response = "CSR2" count:u32 result*          (count = the request's count, same order)
 /// result   = status:u16 location_len:u16 location  retry_after:u16 (0 = none)
 ///            flags:u8 (bit 0: a replay of an idempotency key)  body_len:u32 body
@@ -71,7 +72,7 @@ public enum BatchCodec {
         try appendText16(item.tenant ?? "", field: "tenant", to: &out)
         try appendText16(item.authorization ?? "", field: "auth", to: &out)
         try appendText16(item.idempotencyKey ?? "", field: "key", to: &out)
-        out.append(item.keyMadeByGateway ? 1 : 0)
+        out.append((item.keyMadeByGateway ? 1 : 0) | (item.keyIsFresh ? 2 : 0))
         try appendBytes32(item.body, field: "body", to: &out)
     }
 
@@ -142,7 +143,8 @@ public enum BatchCodec {
             let body = try reader.bytes32("body of item \(index)")
             items.append(BatchItem(method: method, target: target, tenant: tenant.isEmpty ? nil : tenant,
                                    authorization: auth.isEmpty ? nil : auth, body: body,
-                                   idempotencyKey: key.isEmpty ? nil : key, keyMadeByGateway: keyFlags & 1 != 0))
+                                   idempotencyKey: key.isEmpty ? nil : key, keyMadeByGateway: keyFlags & 1 != 0,
+                                   keyIsFresh: keyFlags & 3 == 3))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(offset: reader.offset, count: reader.remaining) }
         return (items, version)
@@ -320,9 +322,12 @@ public struct BatchItem: Sendable, Equatable {
     public var idempotencyKey: String?
     /// The key was made by the gateway (for its own resends), not by the client.
     public var keyMadeByGateway: Bool
+    /// A key made by the gateway, sent for the first time: unique by construction, so the
+    /// core stores it without looking it up first. A resend clears it.
+    public var keyIsFresh: Bool
 
     public init(method: Method, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
-                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false) {
+                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false) {
         self.method = method
         self.target = target
         self.tenant = tenant
@@ -330,14 +335,15 @@ public struct BatchItem: Sendable, Equatable {
         self.body = body
         self.idempotencyKey = idempotencyKey
         self.keyMadeByGateway = keyMadeByGateway
+        self.keyIsFresh = keyMadeByGateway && keyIsFresh
     }
 
     /// The item of a route of the contract: its method and its target relative to the base.
     public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
-                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false) {
+                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false) {
         self.init(method: Method(name: route.method)!, target: route.target(basePath: ""),
                   tenant: tenant, authorization: authorization, body: body,
-                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway)
+                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway, keyIsFresh: keyIsFresh)
     }
 }
 

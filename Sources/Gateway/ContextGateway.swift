@@ -173,7 +173,7 @@ public final class ContextGateway: GRPCService {
             return responder.fail(GRPCStatus(error))
         }
         let item = BatchItem(call.route, tenant: request.tenant, authorization: request.authorization, body: call.body,
-                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false)
+                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false, keyIsFresh: true)
         let (ticket, answer) = upstream.batcher.enqueue(item, deadline: request.deadline)
         // Reset by the client or past its deadline: out of the queue at once, never sent
         // (issue 11, item 4: reset Start Tasks were still stored).

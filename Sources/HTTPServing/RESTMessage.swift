@@ -23,6 +23,8 @@ public struct RESTRequest: Sendable {
     /// The key was made by a gateway for its own resends, not by the client: the core keeps
     /// it minutes, not a day (batch items only).
     public var keyMadeByGateway: Bool
+    /// Such a key, sent for the first time (`BatchItem.keyIsFresh`).
+    public var keyIsFresh = false
 
     public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
                 authorization: String? = nil, repeatedHeader: String? = nil, body: [UInt8] = [],

@@ -97,9 +97,11 @@ extension ContextService {
     /// The single call an item stands for: its target under the base path, its body JSON.
     func request(for item: BatchItem) -> CoreRequest {
         let base = RESTRoute.trimmedBase(configuration.basePath)
-        return CoreRequest(method: item.method.name, target: String(base) + item.target, contentType: "application/json",
-                           tenant: item.tenant, authorization: item.authorization, body: item.body,
-                           idempotencyKey: item.idempotencyKey, keyMadeByGateway: item.keyMadeByGateway)
+        var request = CoreRequest(method: item.method.name, target: String(base) + item.target, contentType: "application/json",
+                                  tenant: item.tenant, authorization: item.authorization, body: item.body,
+                                  idempotencyKey: item.idempotencyKey, keyMadeByGateway: item.keyMadeByGateway)
+        request.keyIsFresh = item.keyIsFresh
+        return request
     }
 
     /// Sends the pending writes as one group and files their answers.

@@ -174,7 +174,8 @@ public final class ContextService: Sendable {
         hash.update(data: request.body)
         return IdempotencyClaim(tenant: tenant, key: key, fingerprint: Array(hash.finalize()),
                                 lifetimeSeconds: request.keyMadeByGateway ? configuration.gatewayKeyLifetimeSeconds
-                                    : configuration.idempotencyKeyLifetimeSeconds)
+                                    : configuration.idempotencyKeyLifetimeSeconds,
+                                fresh: request.keyMadeByGateway && request.keyIsFresh)
     }
 
     /// Runs a prepared read and answers it.

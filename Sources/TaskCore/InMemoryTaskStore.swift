@@ -51,7 +51,7 @@ public final class InMemoryTaskStore: TaskStore {
         return state.withLockedValue { s in
             requests.map { request in
                 let id = request.claim.map { KeyKey(tenant: $0.tenant, key: $0.key) }
-                if let claim = request.claim, let id, let known = s.keys[id], known.expiresAt > now {
+                if let claim = request.claim, !claim.fresh, let id, let known = s.keys[id], known.expiresAt > now {
                     guard known.fingerprint == claim.fingerprint else { return WriteReply(.failure(.idempotencyKeyMismatch())) }
                     return WriteReply(known.outcome.result, replayed: true)
                 }

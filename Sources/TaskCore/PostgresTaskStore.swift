@@ -230,7 +230,9 @@ public final class PostgresTaskStore: TaskStore {
                 expires_at bigint NOT NULL,
                 PRIMARY KEY (tenant, key))
             """,
-            "CREATE INDEX cs_keys_by_expiry ON cs_keys (expires_at)",
+            // BRIN, not a B-tree: keys are written in roughly expiry order, so block ranges
+            // find the expired ones for the purge, at a fraction of a B-tree's cost per write.
+            "CREATE INDEX cs_keys_by_expiry ON cs_keys USING brin (expires_at)",
         ]),
     ]
 
@@ -742,7 +744,10 @@ private struct GroupWrite {
         guard !claims.isEmpty else {
             return try await run(requests.map(\.command)).map { WriteReply($0) }
         }
-        let (claimed, stored) = try await claim(claims)
+        // A gateway's first sends need no claim: their keys are new by construction.
+        let lookedUp = claims.filter { !$0.fresh }
+        var (claimed, stored) = lookedUp.isEmpty ? ([], [:]) : try await claim(lookedUp)
+        for c in claims where c.fresh { claimed.insert(KeyID(c)) }
         var firstOf: [KeyID: Int] = [:]
         var running: [Int] = []
         for (i, request) in requests.enumerated() {
@@ -766,8 +771,22 @@ private struct GroupWrite {
             replies[i] = fingerprint == claim.fingerprint ? WriteReply(result, replayed: true)
                 : WriteReply(.failure(.idempotencyKeyMismatch()))
         }
-        if !firstOf.isEmpty {
-            let kept = firstOf.values.sorted().map { (requests[$0].claim!, StoredOutcome(replies[$0]!.result)) }
+        let all = firstOf.values.sorted().map { (requests[$0].claim!, StoredOutcome(replies[$0]!.result)) }
+        let new = all.filter { $0.0.fresh }
+        if !new.isEmpty {
+            let now = nowMilliseconds()
+            try await conn.execute("""
+                INSERT INTO cs_keys (tenant, key, fingerprint, kind, created_id, status, exception, message, expires_at)
+                SELECT tenant, key, fingerprint, kind, id, status, NULLIF(exception, ''), message, expires_at
+                FROM unnest(\(new.map(\.0.tenant)), \(new.map(\.0.key)), \(new.map { ByteBuffer(bytes: $0.0.fingerprint) }),
+                            \(new.map(\.1.kind)), \(new.map { $0.1.id ?? 0 }), \(new.map { $0.1.status ?? 0 }),
+                            \(new.map { $0.1.exception ?? "" }), \(new.map { $0.1.message ?? "" }),
+                            \(new.map { now + $0.0.lifetimeSeconds * 1000 }))
+                     AS v(tenant, key, fingerprint, kind, id, status, exception, message, expires_at)
+                """, logger)
+        }
+        let kept = all.filter { !$0.0.fresh }
+        if !kept.isEmpty {
             try await conn.execute("""
                 UPDATE cs_keys SET kind = v.kind, created_id = v.id, status = v.status,
                     exception = NULLIF(v.exception, ''), message = v.message

@@ -185,7 +185,7 @@ public final class SQLiteTaskStore: TaskStore {
             let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT cs_item")
             let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT cs_item")
             for request in requests {
-                if let claim = request.claim, let known = try Self.storedKey(claim, now: now, db) {
+                if let claim = request.claim, !claim.fresh, let known = try Self.storedKey(claim, now: now, db) {
                     results.append(known)
                     continue
                 }

@@ -72,12 +72,17 @@ public struct IdempotencyClaim: Sendable, Equatable {
     /// How long the store keeps it, seconds: a day for a client's key, minutes for one the
     /// gateway made for its own resends.
     public var lifetimeSeconds: Int64
+    /// A gateway's key sent for the first time: unique by construction (a random process
+    /// prefix and a counter), so the store writes it without looking it up first. Only the
+    /// gateway's own first sends say so; a resend looks its key up like any other.
+    public var fresh: Bool
 
-    public init(tenant: String, key: String, fingerprint: [UInt8], lifetimeSeconds: Int64) {
+    public init(tenant: String, key: String, fingerprint: [UInt8], lifetimeSeconds: Int64, fresh: Bool = false) {
         self.tenant = tenant
         self.key = key
         self.fingerprint = fingerprint
         self.lifetimeSeconds = lifetimeSeconds
+        self.fresh = fresh
     }
 }
 

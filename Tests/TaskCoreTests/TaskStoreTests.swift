@@ -320,6 +320,23 @@ struct TaskStoreTests {
         }
     }
 
+    @Test("A gateway's fresh key is stored without a look-up; its resend (not fresh) replays it", arguments: Kind.allCases)
+    func freshKeys(kind: Kind) async throws {
+        try await Self.with(kind) { store, _ in
+            _ = try await store.write(.startService(tenant: "", Self.resource("s")))
+            let start = WriteCommand.startTask(tenant: "", serviceID: 1, Self.resource("t"))
+            var fresh = Self.claim("gw-1-0-1")
+            fresh.fresh = true
+            var fresh2 = Self.claim("gw-1-0-2")
+            fresh2.fresh = true
+            #expect(try await store.write([WriteRequest(start, claim: fresh), WriteRequest(start, claim: fresh2), WriteRequest(start)])
+                    == [WriteReply(.success(.created(1))), WriteReply(.success(.created(2))), WriteReply(.success(.created(3)))])
+            #expect(try await store.write([WriteRequest(start, claim: Self.claim("gw-1-0-2")), WriteRequest(start, claim: Self.claim("gw-1-0-1"))])
+                    == [WriteReply(.success(.created(2)), replayed: true), WriteReply(.success(.created(1)), replayed: true)])
+            #expect(try await store.tasks(tenant: "", serviceID: 1, filter: TaskFilter()).count == 3)
+        }
+    }
+
     @Test("An expired key is free again, and the purge removes it", arguments: Kind.allCases)
     func idempotencyExpiry(kind: Kind) async throws {
         try await Self.with(kind) { store, _ in

@@ -153,6 +153,7 @@ final class UpstreamBatcher {
                 continue
             }
             call.resends += 1
+            call.item.keyIsFresh = false  // it may be stored now: the core must look it up
             eventLoop.assumeIsolated().scheduleTask(in: jittered) {
                 switch self.machine.enqueue(.init(id: call.id, bytes: Self.bytes(of: call.item),
                                                   deadline: call.deadline?.uptimeNanoseconds), now: Self.now) {

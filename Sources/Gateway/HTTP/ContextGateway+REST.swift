@@ -33,7 +33,7 @@ extension ContextGateway {
             return eventLoop.makeSucceededFuture(RESTResponse(error))
         }
         let item = BatchItem(route, tenant: request.tenant, authorization: request.authorization, body: body,
-                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false)
+                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false, keyIsFresh: true)
         let deadline = NIODeadline.now() + configuration.restTimeout
         let answer = RESTAnswer(eventLoop: eventLoop, timeout: configuration.restTimeout, deadline: deadline)
         upstream.batcher.send(item, deadline: deadline).assumeIsolated().whenComplete { result in
