@@ -560,33 +560,38 @@ public final class PostgresTaskStore: TaskStore {
             throw ContextError.idSpaceExhausted(.task, serviceID: sid)
 
         case .endState(let tenant, let sid, let stid, let completed):
-            let done = try await conn.int("""
-                UPDATE states SET completed = \(bytes(completed))
-                WHERE service_id = \(sid) AND state_id = \(stid) AND completed IS NULL
-                  AND EXISTS (SELECT 1 FROM services WHERE service_id = \(sid) AND tenant = \(tenant))
-                RETURNING 1::bigint
-                """, logger)
-            if done == nil {
-                try await requireService(conn, tenant, sid, logger)
-                let exists = try await conn.int("SELECT 1::bigint FROM states WHERE service_id = \(sid) AND state_id = \(stid)", logger)
-                throw exists != nil ? ContextError.alreadyCompleted(.state, stid) : ContextError.notFound(.state, stid)
-            }
+            try await end(conn, table: "states", idColumn: "state_id", kind: .state, tenant, sid, stid, completed, logger)
             return .done
 
         case .endTask(let tenant, let sid, let tid, let completed):
-            let done = try await conn.int("""
-                UPDATE tasks SET completed = \(bytes(completed))
-                WHERE service_id = \(sid) AND task_id = \(tid) AND completed IS NULL
-                  AND EXISTS (SELECT 1 FROM services WHERE service_id = \(sid) AND tenant = \(tenant))
-                RETURNING 1::bigint
-                """, logger)
-            if done == nil {
-                try await requireService(conn, tenant, sid, logger)
-                let exists = try await conn.int("SELECT 1::bigint FROM tasks WHERE service_id = \(sid) AND task_id = \(tid)", logger)
-                throw exists != nil ? ContextError.alreadyCompleted(.task, tid) : ContextError.notFound(.task, tid)
-            }
+            try await end(conn, table: "tasks", idColumn: "task_id", kind: .task, tenant, sid, tid, completed, logger)
             return .done
         }
+    }
+
+    /// Completes a state or a task: one statement; when it changes nothing, the reason in the
+    /// order SQLite gives it (the service, then the resource: missing or already completed).
+    private static func end(
+        _ conn: PostgresConnection, table: String, idColumn: String, kind: ResourceKind,
+        _ tenant: String, _ sid: Int64, _ id: Int64, _ completed: [UInt8], _ logger: Logger
+    ) async throws {
+        // Table and column names are this file's constants, never input.
+        var update = PostgresQuery(unsafeSQL: """
+            UPDATE \(table) SET completed = $1
+            WHERE service_id = $2 AND \(idColumn) = $3 AND completed IS NULL
+              AND EXISTS (SELECT 1 FROM services WHERE service_id = $2 AND tenant = $4)
+            RETURNING 1::bigint
+            """)
+        update.binds.append(bytes(completed))
+        update.binds.append(sid)
+        update.binds.append(id)
+        update.binds.append(tenant)
+        guard try await conn.int(update, logger) == nil else { return }
+        try await requireService(conn, tenant, sid, logger)
+        var exists = PostgresQuery(unsafeSQL: "SELECT 1::bigint FROM \(table) WHERE service_id = $1 AND \(idColumn) = $2")
+        exists.binds.append(sid)
+        exists.binds.append(id)
+        throw try await conn.int(exists, logger) != nil ? ContextError.alreadyCompleted(kind, id) : ContextError.notFound(kind, id)
     }
 
     private static func requireService(_ conn: PostgresConnection, _ tenant: String, _ sid: Int64, _ logger: Logger) async throws {

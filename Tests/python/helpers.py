@@ -229,3 +229,76 @@ class Core:
             self.proc.kill()
             self.proc.wait(5)
         self._reader.join(2)
+
+
+# MARK: load with markers
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    """Polls predicate every 50 ms for at most timeout seconds; its last value."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+class MarkedLoad:
+    """StartTask calls on one service from a few threads until `finish()`, each carrying its
+    own marker extension, so what a test stored can be matched call by call: `ok` maps a
+    marker to its task id, `failed` a marker to (status code name, seconds the call took).
+    No client keys: the gateway makes its own."""
+
+    def __init__(self, stub, pb, sid: int, threads: int = 6, timeout: float = CALL_TIMEOUT):
+        self.stub, self.pb, self.sid, self.timeout = stub, pb, sid, timeout
+        self.ok: dict[str, int] = {}
+        self.failed: dict[str, tuple[str, float]] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, n: int):
+        import time
+        i = 0
+        while not self.stop.is_set():
+            marker = f"{n}-{i}"
+            i += 1
+            began = time.monotonic()
+            try:
+                r = self.stub.StartTask(self.pb.StartTaskRequest(service_id=self.sid,
+                                                                 extensions_json=json.dumps({"marker": marker})),
+                                        timeout=self.timeout)
+                with self.lock:
+                    self.ok[marker] = r.task_id
+            except grpc.RpcError as error:
+                with self.lock:
+                    self.failed[marker] = (error.code().name, time.monotonic() - began)
+                time.sleep(0.01)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.ok)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def check_exactly_once(load: MarkedLoad, stored: list[dict]):
+    """Every success stored once, with its own marker and id; nothing stored for a failure;
+    as many stored as succeeded."""
+    by_marker: dict[str, list[int]] = {}
+    for task in stored:
+        by_marker.setdefault(task.get("marker"), []).append(task["task_id"])
+    twice = {m: ids for m, ids in by_marker.items() if len(ids) > 1}
+    assert not twice, f"stored more than once: {list(twice.items())[:5]}"
+    missing = [m for m, tid in load.ok.items() if by_marker.get(m) != [tid]]
+    assert not missing, f"acknowledged but not stored as answered: {missing[:5]}"
+    stored_but_failed = [m for m in load.failed if m in by_marker]
+    assert not stored_but_failed, f"stored, yet answered with an error: {stored_but_failed[:5]}"
+    assert len(stored) == len(load.ok)

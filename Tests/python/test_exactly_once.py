@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from helpers import CALL_TIMEOUT, trailing
+from helpers import CALL_TIMEOUT, MarkedLoad, check_exactly_once, trailing, wait_until
 
 T = CALL_TIMEOUT
 
@@ -166,69 +166,6 @@ def test_the_stored_answer_survives_kill_9_of_the_core(protos, start_core, start
 # MARK: the gateway resends with keys after a broken connection
 
 
-class Load:
-    """StartTask calls without client keys (the gateway makes them), each with its own marker,
-    from a few threads until stopped; every outcome kept."""
-
-    def __init__(self, stub, pb, sid: int, threads: int = 6):
-        self.stub, self.pb, self.sid = stub, pb, sid
-        self.ok: dict[str, int] = {}       # marker -> task id
-        self.failed: dict[str, str] = {}   # marker -> status code
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, n: int):
-        i = 0
-        while not self.stop.is_set():
-            marker = f"{n}-{i}"
-            i += 1
-            try:
-                r = self.stub.StartTask(self.pb.StartTaskRequest(service_id=self.sid,
-                                                                 extensions_json=json.dumps({"marker": marker})),
-                                        timeout=T)
-                with self.lock:
-                    self.ok[marker] = r.task_id
-            except grpc.RpcError as error:
-                with self.lock:
-                    self.failed[marker] = error.code().name
-                time.sleep(0.02)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.ok)
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
-def check_exactly_once(load: Load, stored: list[dict]):
-    """Every success stored once, with its own marker and id; nothing stored for a failure."""
-    by_marker: dict[str, list[int]] = {}
-    for task in stored:
-        by_marker.setdefault(task.get("marker"), []).append(task["task_id"])
-    twice = {m: ids for m, ids in by_marker.items() if len(ids) > 1}
-    assert not twice, f"stored more than once: {list(twice.items())[:5]}"
-    missing = [m for m, tid in load.ok.items() if by_marker.get(m) != [tid]]
-    assert not missing, f"acknowledged but not stored as answered: {missing[:5]}"
-    stored_but_failed = [m for m in load.failed if m in by_marker]
-    assert not stored_but_failed, f"stored, yet answered with an error: {stored_but_failed[:5]}"
-    assert len(stored) == len(load.ok)
-
-
 def test_single_core_killed_and_restarted_mid_load_every_call_exactly_once_or_failed(protos, start_core, start_gateway,
                                                                                     tmp_path):
     pb = protos.pb
@@ -239,7 +176,7 @@ def test_single_core_killed_and_restarted_mid_load_every_call_exactly_once_or_fa
     with gw.channel() as channel:
         stub = protos.rpc.ContextServicesStub(channel)
         sid = stub.StartService(pb.StartServiceRequest(), timeout=T).service_id
-        load = Load(stub, pb, sid)
+        load = MarkedLoad(stub, pb, sid)
         try:
             assert wait_until(lambda: load.count() >= 300, 20)
             core.kill()  # SIGKILL mid-load; batches in flight lose their answers
@@ -250,7 +187,7 @@ def test_single_core_killed_and_restarted_mid_load_every_call_exactly_once_or_fa
             load.finish()
         check_exactly_once(load, tasks_of(restarted.rest, sid))
         print(f"\n[exactly once, kill -9] {len(load.ok)} ok, {len(load.failed)} failed "
-              f"({sorted(set(load.failed.values()))})")
+              f"({sorted({code for code, _ in load.failed.values()})})")
 
 
 def test_one_of_two_postgres_cores_killed_every_call_exactly_once_or_failed(protos, start_core, start_gateway, pg_store):
@@ -260,7 +197,7 @@ def test_one_of_two_postgres_cores_killed_every_call_exactly_once_or_failed(prot
     with gw.channel() as channel:
         stub = protos.rpc.ContextServicesStub(channel)
         sid = stub.StartService(pb.StartServiceRequest(), timeout=T).service_id
-        load = Load(stub, pb, sid)
+        load = MarkedLoad(stub, pb, sid)
         try:
             assert wait_until(lambda: load.count() >= 300, 20)
             a.kill()

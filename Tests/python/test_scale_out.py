@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from helpers import CALL_TIMEOUT, START_TIMEOUT, established_to, free_port, gateway_binary
+from helpers import (CALL_TIMEOUT, START_TIMEOUT, MarkedLoad, check_exactly_once, established_to, free_port,
+                     gateway_binary, wait_until)
 
 T = CALL_TIMEOUT
 
@@ -48,15 +49,6 @@ def rest_start(port: int, sid: int, marker: str) -> tuple[int, int | None]:
 def stored_markers(core, sid: int) -> dict[int, str]:
     tasks = core.rest.get(f"/services/{sid}/tasks").json()
     return {t["task_id"]: t.get("marker") for t in tasks}
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 # MARK: the refusal
@@ -173,47 +165,6 @@ def test_two_cores_thousands_of_concurrent_starts_grpc_and_rest_ids_distinct_and
 # MARK: failures under load
 
 
-class Load:
-    """StartTask calls on one service from a few threads until stopped, through the gateway;
-    each outcome recorded with its latency."""
-
-    def __init__(self, stub, pb, sid: int, threads: int = 6, timeout: float = T):
-        self.stub, self.pb, self.sid, self.timeout = stub, pb, sid, timeout
-        self.acked: dict[int, str] = {}
-        self.failures: list[tuple[str, float]] = []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, n: int):
-        i = 0
-        while not self.stop.is_set():
-            marker = f"{n}-{i}"
-            i += 1
-            began = time.monotonic()
-            try:
-                r = self.stub.StartTask(self.pb.StartTaskRequest(
-                    service_id=self.sid, extensions_json=json.dumps({"marker": marker})), timeout=self.timeout)
-                with self.lock:
-                    assert r.task_id not in self.acked
-                    self.acked[r.task_id] = marker
-            except grpc.RpcError as error:
-                with self.lock:
-                    self.failures.append((error.code().name, time.monotonic() - began))
-                time.sleep(0.01)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.acked)
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-
-
 def test_one_of_two_cores_killed_mid_load_the_other_carries_on_and_the_restarted_one_is_used_again(
         protos, start_core, start_gateway, pg_store):
     pb = protos.pb
@@ -223,7 +174,7 @@ def test_one_of_two_cores_killed_mid_load_the_other_carries_on_and_the_restarted
     with gw.channel() as channel:
         stub = protos.rpc.ContextServicesStub(channel)
         sid = stub.StartService(pb.StartServiceRequest(), timeout=T).service_id
-        load = Load(stub, pb, sid)
+        load = MarkedLoad(stub, pb, sid)
         try:
             assert wait_until(lambda: load.count() >= 300, 20), "no load before the kill"
             a.kill()  # SIGKILL, mid-load
@@ -235,14 +186,13 @@ def test_one_of_two_cores_killed_mid_load_the_other_carries_on_and_the_restarted
             assert wait_until(lambda: load.count() >= at_restart + 300, 20)
         finally:
             load.finish()
-        codes = {code for code, _ in load.failures}
-        assert codes <= {"UNAVAILABLE"}, load.failures[:5]
-        stored = stored_markers(restarted, sid)
-        missing = [t for t, marker in load.acked.items() if stored.get(t) != marker]
-        assert not missing, f"acknowledged but not stored as acknowledged: {missing[:10]}"
-        ids = sorted(stored)
+        codes = {code for code, _ in load.failed.values()}
+        assert codes <= {"UNAVAILABLE"}, list(load.failed.items())[:5]
+        stored = restarted.rest.get(f"/services/{sid}/tasks").json()
+        check_exactly_once(load, stored)
+        ids = sorted(t["task_id"] for t in stored)
         assert ids == list(range(1, len(ids) + 1))
-        print(f"\n[kill -9 one of two] {len(load.acked)} acknowledged, {len(load.failures)} UNAVAILABLE, "
+        print(f"\n[kill -9 one of two] {len(load.ok)} acknowledged, {len(load.failed)} UNAVAILABLE, "
               f"{len(stored)} stored")
 
 
@@ -257,7 +207,7 @@ def test_postgres_restarted_mid_load_calls_fail_fast_cores_reconnect_nothing_ack
     with gw.channel() as channel:
         stub = protos.rpc.ContextServicesStub(channel)
         sid = stub.StartService(pb.StartServiceRequest(), timeout=T).service_id
-        load = Load(stub, pb, sid)
+        load = MarkedLoad(stub, pb, sid)
         try:
             assert wait_until(lambda: load.count() >= 300, 20)
             # Down for 3 s: longer than the core's store timeout, so calls meet the outage.
@@ -268,18 +218,19 @@ def test_postgres_restarted_mid_load_calls_fail_fast_cores_reconnect_nothing_ack
             assert wait_until(lambda: load.count() >= after + 300, 30), "the core did not reconnect by itself"
         finally:
             load.finish()
-        assert load.failures, "the outage went unnoticed: nothing to check"
+        assert load.failed, "the outage went unnoticed: nothing to check"
         # 503 StoreUnavailableException (nothing applied) or, for a commit cut off, 500
         # OutcomeUnknownException: both through the gateway's status table.
-        assert {code for code, _ in load.failures} <= {"UNAVAILABLE", "INTERNAL"}, load.failures[:10]
-        slowest = max(seconds for _, seconds in load.failures)
+        failures = list(load.failed.values())
+        assert {code for code, _ in failures} <= {"UNAVAILABLE", "INTERNAL"}, failures[:10]
+        slowest = max(seconds for _, seconds in failures)
         assert slowest < 4.0, f"a call failed only after {slowest:.1f} s"
         stored = stored_markers(core, sid)
-        missing = [t for t, marker in load.acked.items() if stored.get(t) != marker]
+        missing = [m for m, t in load.ok.items() if stored.get(t) != m]
         assert not missing, f"acknowledged but lost: {missing[:10]}"
         ids = sorted(stored)
         assert ids == list(range(1, len(ids) + 1))
-        print(f"\n[pg restart] {len(load.acked)} acknowledged, failures {len(load.failures)} "
+        print(f"\n[pg restart] {len(load.ok)} acknowledged, failures {len(failures)} "
               f"(slowest {slowest:.2f} s), {len(stored)} stored")
 
 
