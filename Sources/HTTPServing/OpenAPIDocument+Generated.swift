@@ -71,6 +71,9 @@ extension OpenAPIDocument {
                 "schema": {
                   "type": "string"
                 }
+              },
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/IdempotentReplayed"
               }
             },
             "content": {
@@ -108,6 +111,9 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "422": {
+            "$ref": "#/components/responses/UnprocessableEntity"
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
@@ -152,7 +158,12 @@ extension OpenAPIDocument {
         },
         "responses": {
           "204": {
-            "description": "Completed."
+            "description": "Completed.",
+            "headers": {
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/IdempotentReplayed"
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/BadRequest"
@@ -174,6 +185,9 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "422": {
+            "$ref": "#/components/responses/UnprocessableEntity"
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
@@ -270,7 +284,12 @@ extension OpenAPIDocument {
         ],
         "responses": {
           "200": {
-            "description": "Deleted, with its states and tasks; empty body. A service id is never issued again."
+            "description": "Deleted, with its states and tasks; empty body. A service id is never issued again.",
+            "headers": {
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/IdempotentReplayed"
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/BadRequest"
@@ -283,6 +302,19 @@ extension OpenAPIDocument {
           },
           "405": {
             "$ref": "#/components/responses/MethodNotAllowed"
+          },
+          "409": {
+            "description": "IdempotencyKeyInProgressException: a request with the same Idempotency-Key is still being processed; retry shortly.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "422": {
+            "$ref": "#/components/responses/UnprocessableEntity"
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
@@ -335,6 +367,9 @@ extension OpenAPIDocument {
                 "schema": {
                   "type": "string"
                 }
+              },
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/IdempotentReplayed"
               }
             },
             "content": {
@@ -375,6 +410,9 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "422": {
+            "$ref": "#/components/responses/UnprocessableEntity"
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
@@ -422,7 +460,12 @@ extension OpenAPIDocument {
         },
         "responses": {
           "204": {
-            "description": "Completed."
+            "description": "Completed.",
+            "headers": {
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/IdempotentReplayed"
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/BadRequest"
@@ -444,6 +487,9 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "422": {
+            "$ref": "#/components/responses/UnprocessableEntity"
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
@@ -558,6 +604,9 @@ extension OpenAPIDocument {
                 "schema": {
                   "type": "string"
                 }
+              },
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/IdempotentReplayed"
               }
             },
             "content": {
@@ -598,6 +647,9 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "422": {
+            "$ref": "#/components/responses/UnprocessableEntity"
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
@@ -645,7 +697,12 @@ extension OpenAPIDocument {
         },
         "responses": {
           "204": {
-            "description": "Completed."
+            "description": "Completed.",
+            "headers": {
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/IdempotentReplayed"
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/BadRequest"
@@ -667,6 +724,9 @@ extension OpenAPIDocument {
           },
           "415": {
             "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "422": {
+            "$ref": "#/components/responses/UnprocessableEntity"
           },
           "429": {
             "$ref": "#/components/responses/TooManyRequests"
@@ -1007,7 +1067,8 @@ extension OpenAPIDocument {
                   "type": "object",
                   "required": [
                     "store_id",
-                    "engine"
+                    "engine",
+                    "idempotency"
                   ],
                   "additionalProperties": false,
                   "properties": {
@@ -1021,6 +1082,10 @@ extension OpenAPIDocument {
                         "postgres",
                         "memory"
                       ]
+                    },
+                    "idempotency": {
+                      "type": "boolean",
+                      "description": "The core keeps idempotency keys: a gateway may resend a write whose answer it lost."
                     }
                   }
                 }
@@ -1198,6 +1263,18 @@ extension OpenAPIDocument {
           "minimum": 1,
           "maximum": 2147483647
         }
+      },
+      "IdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "description": "The write's idempotency key (README, \"Exactly once\"; IETF httpapi idempotency-key draft): an RFC 8941 string (\"…\") or the bare text, 1 to 255 printable ASCII characters once unquoted (the schema gives the bare form). A retry with the same key and request gets the first answer again (Idempotent-Replayed: true) and writes nothing; another request under the key is 422. Kept 24 hours, per tenant. Every POST and DELETE of the contract takes it. (Not attached to the operations of this document: a schema-driven fuzzer would reuse generated keys across requests, which the server rightly refuses with 422.)",
+        "schema": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 255,
+          "pattern": "^[!#-~]([ !#-~]{0,253}[!#-~])?$"
+        }
       }
     },
     "headers": {
@@ -1207,6 +1284,15 @@ extension OpenAPIDocument {
         "schema": {
           "type": "integer",
           "minimum": 0
+        }
+      },
+      "IdempotentReplayed": {
+        "description": "`true`: the answer stored under the request's Idempotency-Key, given again; nothing was written now.",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "true"
+          ]
         }
       }
     },
@@ -1261,7 +1347,7 @@ extension OpenAPIDocument {
         }
       },
       "Conflict": {
-        "description": "ConflictException (completing what is already completed) or IdSpaceExhaustedException (a service's 32-bit id counter is exhausted).",
+        "description": "ConflictException (completing what is already completed), IdSpaceExhaustedException (a service's 32-bit id counter is exhausted) or IdempotencyKeyInProgressException (a request with the same Idempotency-Key is still being processed).",
         "content": {
           "application/json": {
             "schema": {
@@ -1332,6 +1418,16 @@ extension OpenAPIDocument {
       },
       "GatewayTimeout": {
         "description": "GatewayTimeoutException: the gateway waited --rest-timeout-millis for the core.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "UnprocessableEntity": {
+        "description": "IdempotencyKeyMismatchException: the Idempotency-Key was used for another request (operation, ids or body); use a new key.",
         "content": {
           "application/json": {
             "schema": {
