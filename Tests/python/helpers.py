@@ -302,3 +302,43 @@ def check_exactly_once(load: MarkedLoad, stored: list[dict]):
     stored_but_failed = [m for m in load.failed if m in by_marker]
     assert not stored_but_failed, f"stored, yet answered with an error: {stored_but_failed[:5]}"
     assert len(stored) == len(load.ok)
+
+
+class PoliteClient:
+    """A well-behaved client on a connection of its own (its own subchannel pool), calling
+    StartService until `finish()` while a test attacks the gateway on another connection:
+    `calls` holds (succeeded, seconds) per call."""
+
+    def __init__(self, gw, protos, timeout: float, pause: float = 0.0):
+        self.gw, self.protos, self.timeout, self.pause = gw, protos, timeout, pause
+        self.calls: list[tuple[bool, float]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import time
+        pb = self.protos.pb
+        with self.gw.channel(**{"grpc.use_local_subchannel_pool": 1}) as own:
+            stub = self.protos.rpc.ContextServicesStub(own)
+            while not self.stop.is_set():
+                began = time.monotonic()
+                try:
+                    stub.StartService(pb.StartServiceRequest(customer_id="polite"), timeout=self.timeout)
+                    self.calls.append((True, time.monotonic() - began))
+                except grpc.RpcError:
+                    self.calls.append((False, time.monotonic() - began))
+                if self.pause:
+                    time.sleep(self.pause)
+
+    @property
+    def ok(self) -> int:
+        return sum(1 for good, _ in self.calls if good)
+
+    @property
+    def slowest(self) -> float:
+        return max((t for _, t in self.calls), default=0)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(10)

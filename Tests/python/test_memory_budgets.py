@@ -16,7 +16,7 @@ import grpc
 import pytest
 import h2.exceptions
 
-from helpers import CALL_TIMEOUT
+from helpers import CALL_TIMEOUT, PoliteClient
 from rawclients import SERVICE, H2Client
 
 T = CALL_TIMEOUT
@@ -111,28 +111,15 @@ def test_partial_messages_on_many_streams_stay_within_the_connection_budget(prot
 
     stop = threading.Event()
     peak = [before]
-    polite: list[tuple[bool, float]] = []
 
     def sample():
         while not stop.is_set():
             peak[0] = max(peak[0], rss_kib(pid))
             time.sleep(0.02)
 
-    def behave():
-        with gw.channel(**{"grpc.use_local_subchannel_pool": 1}) as own:
-            s = protos.rpc.ContextServicesStub(own)
-            while not stop.is_set():
-                began = time.monotonic()
-                try:
-                    s.StartService(pb.StartServiceRequest(customer_id="polite"), timeout=3)
-                    polite.append((True, time.monotonic() - began))
-                except grpc.RpcError:
-                    polite.append((False, time.monotonic() - began))
-                time.sleep(0.02)
-
-    threads = [threading.Thread(target=sample), threading.Thread(target=behave)]
-    for t in threads:
-        t.start()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    client = PoliteClient(gw, protos, timeout=3, pause=0.02)
     flood = PartialFlood(gw.port, streams=256, announce=4 * MIB - 64)
     try:
         flood.push(6.0)
@@ -142,12 +129,12 @@ def test_partial_messages_on_many_streams_stay_within_the_connection_budget(prot
         flood.client.close()
         time.sleep(1.0)
         stop.set()
-        for t in threads:
-            t.join(10)
+        sampler.join(10)
+        client.finish()
         ch.close()
     after = rss_kib(pid)
-    ok = sum(1 for good, _ in polite if good)
-    worst = max((t for _, t in polite), default=0)
+    polite = client.calls
+    ok, worst = client.ok, client.slowest
     exhausted = sum(1 for v in answered.values() if v == 8)
     print(f"\n[partial flood] 256 streams × 4 MiB announced: pushed {flood.pushed / MIB:.1f} MiB in 6 s; "
           f"{exhausted} streams RESOURCE_EXHAUSTED, other answers {sorted(set(answered.values()) - {8})}; "

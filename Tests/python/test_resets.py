@@ -6,14 +6,13 @@ GOAWAY ENHANCE_YOUR_CALM (0xb) and is closed, while other clients keep being ser
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import grpc
 import h2.exceptions
 import pytest
 
-from helpers import CALL_TIMEOUT, RestClient
+from helpers import CALL_TIMEOUT, PoliteClient, RestClient
 from rawclients import H2Client
 from slow_upstream import SlowUpstream
 
@@ -115,22 +114,7 @@ def test_rapid_reset_of_complete_requests_gets_goaway_while_others_are_served(pr
     sid = stub.StartService(pb.StartServiceRequest(customer_id="victim"), timeout=T, metadata=tenant).service_id
 
     # A well-behaved client on its own connection, calling throughout.
-    stop = threading.Event()
-    results: list[tuple[bool, float]] = []
-
-    def behave():
-        with gw.channel(**{"grpc.use_local_subchannel_pool": 1}) as own:
-            s = protos.rpc.ContextServicesStub(own)
-            while not stop.is_set():
-                began = time.monotonic()
-                try:
-                    s.StartService(pb.StartServiceRequest(customer_id="polite"), timeout=2)
-                    results.append((True, time.monotonic() - began))
-                except grpc.RpcError:
-                    results.append((False, time.monotonic() - began))
-
-    polite = threading.Thread(target=behave)
-    polite.start()
+    polite = PoliteClient(gw, protos, timeout=2)
     time.sleep(0.2)
 
     attacker = H2Client(gw.port)
@@ -153,13 +137,12 @@ def test_rapid_reset_of_complete_requests_gets_goaway_while_others_are_served(pr
     finally:
         attacker.close()
         time.sleep(0.5)
-        stop.set()
-        polite.join(10)
+        polite.finish()
         ch.close()
     stored = rest.get(f"/services/{sid}/tasks", tenant="rapid-reset")
     assert stored.status == 200, stored
-    ok = sum(1 for good, _ in results if good)
-    worst = max((t for _, t in results), default=0)
+    results = polite.calls
+    ok, worst = polite.ok, polite.slowest
     print(f"\n[rapid reset] {sent} complete requests reset in {took:.2f} s before GOAWAY {attacker.goaway}; "
           f"{len(stored.json())} tasks stored; polite client {ok}/{len(results)} OK, slowest {worst * 1000:.0f} ms")
     assert attacker.goaway == 0xB, f"expected GOAWAY ENHANCE_YOUR_CALM, got {attacker.goaway}"
