@@ -129,6 +129,11 @@ public final class ContextGateway: GRPCService {
         RPCMethod(path: path) != nil || ServerReflection.serves(path: path)
     }
 
+    /// Health and reflection (`/grpc.…`) are answered here: no admission slot.
+    public func needsAdmission(path: String) -> Bool {
+        !path.utf8.starts(with: "/grpc.".utf8)
+    }
+
     public func isMessageStream(path: String) -> Bool {
         ServerReflection.serves(path: path)
     }

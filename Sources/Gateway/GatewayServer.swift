@@ -72,7 +72,8 @@ public final class GatewayServer: Sendable {
                     }
                     try sync.addHandler(ProtocolDetector(
                         http2: { GRPCServerHandler(service: service, rest: rest, configuration: configuration, logger: logger) },
-                        http1: { PipelinedHTTPHandler(responder: rest, limits: limits) },
+                        http1: { PipelinedHTTPHandler(responder: rest, limits: limits, answers: configuration.processAnswerBudget,
+                                                      admissions: configuration.admissions) },
                         limits: limits))
                 }
             }

@@ -13,8 +13,14 @@ import NIOHTTP1
 /// start with `application/grpc`, or is `application/grpc-web…`) is a plain HTTP exchange
 /// instead: its body is collected up to the responder's limit and it gets one HTTP answer
 /// (REST, gRPC-Web, health) that ends the stream without trailers.
-public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDelegate, GRPCCallSink {
+///
+/// Calls that go to the core take a slot of the event loop's `LoopAdmission`; a complete call
+/// that finds none waits, unread beyond its request, and the connection is not read until its
+/// waiting calls started (issue 11, item 5). Answers wait in memory only within `AnswerBudget`,
+/// and nothing is taken from nghttp2 while the socket is not writable (item 2).
+public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelegate, GRPCCallSink, AdmissionWaiter {
     public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = Never
     public typealias OutboundOut = ByteBuffer
 
     /// Sent through the pipeline to start a graceful drain (SIGTERM): GOAWAY, let the
@@ -41,13 +47,25 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         /// held to `this − maxMessageBytes` so that one whole message always fits.
         public var maxBufferedRequestBytesPerConnection = 32 << 20
         /// The same for the whole process, shared by every connection of this configuration.
-        public var processRequestBudget = ProcessRequestBudget(maxBytes: 256 << 20)
+        public var processRequestBudget = ProcessByteBudget(maxBytes: 256 << 20)
+        /// Answer bytes one connection may hold for its client (`AnswerBudget`): bodies its
+        /// flow-control window does not let out yet.
+        public var maxBufferedAnswerBytesPerConnection = ConnectionLimits.defaults.maxBufferedAnswerBytesPerConnection
+        /// The same for the whole process.
+        public var processAnswerBudget = ProcessByteBudget(maxBytes: 256 << 20)
+        /// Answers waiting and none of them taken by the client (window or socket) for this
+        /// long: GOAWAY ENHANCE_YOUR_CALM and close. nil: no limit.
+        public var answerStallTimeout: TimeAmount? = ConnectionLimits.defaults.answerStallTimeout
+        /// Admission control per event loop (`LoopAdmission`); nil: every call starts at once.
+        public var admissions: LoopAdmissions?
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
 
     private final class Stream {
-        enum Phase { case receiving, dispatched, responding, done }
+        /// `waiting`: the request is complete and waits for an admission slot (its bytes
+        /// still count in the request budget).
+        enum Phase { case receiving, waiting, dispatched, responding, done }
         var phase = Phase.receiving
         let generation: UInt64
         /// A plain HTTP exchange (see the type's comment), not a gRPC call.
@@ -78,6 +96,12 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var deadlineTask: Scheduled<Void>?
         /// The service's hook to drop queued work for the call (`GRPCResponder.onCancel`).
         var cancel: (() -> Void)?
+        /// Holds a slot of the loop's admission until it is answered or ends.
+        var admitted = false
+        /// Answer bytes counted in the connection's `AnswerBudget` and not yet sent, and
+        /// whether they count in the process's budget too.
+        var answerHeld = 0
+        var answerInProcess = false
         /// Request bytes buffered for this stream: window given back (`held`) or not yet
         /// (`unconsumed`). Both go when the request is complete or the stream ends.
         var held = 0
@@ -127,6 +151,20 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var requestBudget: ConnectionRequestBudget
     /// Set once the connection cancelled too many calls: GOAWAY ENHANCE_YOUR_CALM is queued.
     private var terminatedForCancels = false
+    private var admission: LoopAdmission?
+    /// Complete calls waiting for a slot, oldest first (entries of streams gone since are
+    /// skipped); `waitingCount` counts the live ones.
+    private var waitingCalls = CircularBuffer<(id: Int32, generation: UInt64)>()
+    private var waitingCount = 0
+    private var inAdmissionRing = false
+    private var answers: AnswerBudget
+    /// The socket took no more (not writable): nothing more is taken from nghttp2 until it does.
+    private var outputBlocked = false
+    /// A `read` held back: calls wait for admission, or the socket is not writable.
+    private var readHeld = false
+    private var stallTimer: Scheduled<Void>?
+    /// Last time the client took answer bytes (or answers began waiting), uptime nanoseconds.
+    private var lastAnswerProgress: UInt64 = 0
 
     public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
@@ -147,6 +185,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         self.logger = logger
         self.cancelBudget = CancelRateLimit(burst: configuration.cancelledCallsBurst,
                                             perSecond: configuration.cancelledCallsPerSecond)
+        self.answers = AnswerBudget(maxBytes: configuration.maxBufferedAnswerBytesPerConnection,
+                                    process: configuration.processAnswerBudget)
     }
 
     // MARK: Channel events
@@ -163,6 +203,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     private func start(context: ChannelHandlerContext) {
         guard session == nil else { return }
+        admission = configuration.admissions?.admission(for: context.eventLoop)
         do {
             session = try NGHTTP2Session(role: .server, delegate: self, settings: configuration.http2)
             flush()  // our SETTINGS
@@ -208,15 +249,20 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         idleTimer?.cancel()
         let gone = streams.values
         streams.removeAll()
+        stallTimer?.cancel()
+        closing = true
+        waitingCalls.removeAll()
+        waitingCount = 0
         for stream in gone {
             configuration.processRequestBudget.release(stream.held + stream.unconsumed)
             stream.held = 0
             stream.unconsumed = 0
+            dropAnswer(stream)
             stream.deadlineTask?.cancel()
             stream.phase = .done
             stream.runCancel()
+            releaseSlot(stream)
         }
-        closing = true
         context.fireChannelInactive()
     }
 
@@ -258,24 +304,131 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     // MARK: Output
 
-    /// Writes everything nghttp2 has ready and flushes once.
+    /// Writes what nghttp2 has ready and flushes, while the socket takes it: once it is not
+    /// writable (the client does not read), the rest stays in nghttp2 and in the streams'
+    /// bodies, counted by the answer budget, until `channelWritabilityChanged`.
     private func flush() {
         guard let context, let session else { return }
-        var out = context.channel.allocator.buffer(capacity: 0)
-        do {
-            try session.drainOutput(into: &out)
-        } catch {
-            logger.debug("HTTP/2 send error", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
+        guard context.channel.isWritable || closing else {
+            blockOutput()
             return
         }
-        if out.readableBytes > 0 {
+        repeat {
+            var out = context.channel.allocator.buffer(capacity: 0)
+            do {
+                try session.drainOutput(into: &out, limit: Self.writeChunk)
+            } catch {
+                logger.debug("HTTP/2 send error", metadata: ["error": "\(error)"])
+                context.close(promise: nil)
+                return
+            }
+            guard out.readableBytes > 0 else { break }
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        }
+        } while context.channel.isWritable && self.context != nil
+        if !context.channel.isWritable && session.wantsWrite { blockOutput() }
         if session.isFinished && !closing {
             closing = true
             context.close(promise: nil)
         }
+    }
+
+    /// Output taken from nghttp2 per write: NIO's high-water mark is 64 KiB, so a few of these
+    /// at most sit in NIO's buffer for a client that does not read.
+    private static let writeChunk = 64 << 10
+
+    private func blockOutput() {
+        guard !outputBlocked else { return }
+        outputBlocked = true
+        noteAnswersWaiting()
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && outputBlocked {
+            outputBlocked = false
+            lastAnswerProgress = context.eventLoop.now.uptimeNanoseconds
+            flush()
+            resumeReadsIfAllowed()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Reading
+
+    /// Reads stop while calls of this connection wait for admission (they would only add to
+    /// the wait, and TCP holds them at no cost to us) or its socket is not writable (the
+    /// client is not reading our answers). A flow-control stall does not stop reads: the
+    /// client's WINDOW_UPDATE frames must still arrive.
+    private var holdsReads: Bool { waitingCount > 0 || outputBlocked }
+
+    public func read(context: ChannelHandlerContext) {
+        guard !holdsReads else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    private func resumeReadsIfAllowed() {
+        guard readHeld, !holdsReads, let context else { return }
+        readHeld = false
+        context.read()
+    }
+
+    // MARK: Answers waiting for the client
+
+    /// Answers wait (held bytes, or output blocked): the stall clock starts if it was not
+    /// running, and a timer checks it.
+    private func noteAnswersWaiting() {
+        guard stallTimer == nil, let timeout = configuration.answerStallTimeout, let context, !closing else { return }
+        lastAnswerProgress = context.eventLoop.now.uptimeNanoseconds
+        stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            self?.checkStall()
+        }
+    }
+
+    private func checkStall() {
+        stallTimer = nil
+        guard !closing, let timeout = configuration.answerStallTimeout, let context,
+              answers.held > 0 || outputBlocked else { return }
+        let now = context.eventLoop.now.uptimeNanoseconds
+        let stalledSince = lastAnswerProgress
+        if now &- stalledSince >= UInt64(timeout.nanoseconds) {
+            logger.notice("closing a connection whose client took none of its answers in time (GOAWAY ENHANCE_YOUR_CALM)", metadata: [
+                "remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "answer_bytes": "\(answers.held)",
+                "socket_blocked": "\(outputBlocked)", "timeout": "\(timeout)",
+            ])
+            session?.terminate(errorCode: 0xB)
+            closing = true
+            flush()
+            context.close(promise: nil)
+            return
+        }
+        stallTimer = context.eventLoop.assumeIsolated().scheduleTask(
+            deadline: .uptimeNanoseconds(stalledSince &+ UInt64(timeout.nanoseconds))) { [weak self] in
+            self?.checkStall()
+        }
+    }
+
+    /// Counts a response body about to be held for the client; false when it may not be.
+    private func holdAnswer(_ s: Stream, _ bytes: Int) -> Bool {
+        guard let inProcess = answers.admit(bytes) else { return false }
+        // A message stream's answers share one body: if any of them counts in the process's
+        // budget, all do, so that what `readBody` sends is released the one way.
+        if inProcess && !s.answerInProcess {
+            configuration.processAnswerBudget.forceReserve(s.answerHeld)
+            s.answerInProcess = true
+        } else if !inProcess && s.answerInProcess {
+            configuration.processAnswerBudget.forceReserve(bytes)
+        }
+        s.answerHeld += bytes
+        noteAnswersWaiting()
+        return true
+    }
+
+    /// The stream's answer bytes not yet sent leave the budget (the stream ended).
+    private func dropAnswer(_ s: Stream) {
+        answers.sent(s.answerHeld, countedInProcess: s.answerInProcess)
+        s.answerHeld = 0
     }
 
     /// Answers produced between reads share one flush at the end of this event-loop tick.
@@ -520,21 +673,47 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private func requestEnded(_ streamID: Int32, _ s: Stream) {
         s.requestEnded = true
         guard s.phase == .receiving else { return }
-        // Whatever happens next, the request is whole: its bytes go to the service or away.
+        if !s.isHTTP {
+            let problem: GRPCStatus? = s.reader.hasPartialMessage ? .endedInsideMessage
+                : !s.streaming && s.message == nil ? .endedWithoutMessage  // grpc-java: "Half-closed without a request"
+                : nil
+            if problem != nil || s.streaming {
+                releaseRequestBytes(streamID, s)
+                if let problem { return respondStatus(streamID, s, problem) }
+                return endMessageStream(streamID, s, nil)
+            }
+        }
+        // A complete call. One for the core takes an admission slot, or waits for one with
+        // its bytes still counted, and the connection is not read meanwhile.
+        if let admission, needsAdmission(s) {
+            guard admission.tryAcquire() else {
+                s.phase = .waiting
+                waitingCalls.append((streamID, s.generation))
+                waitingCount += 1
+                if !inAdmissionRing {
+                    inAdmissionRing = true
+                    admission.wait(self)
+                }
+                return
+            }
+            s.admitted = true
+        }
+        start(streamID, s)
+    }
+
+    private func needsAdmission(_ s: Stream) -> Bool {
+        if s.isHTTP { return rest?.needsAdmission(method: s.method, target: s.path ?? "/") ?? true }
+        return service.needsAdmission(path: s.path ?? "")
+    }
+
+    /// Hands a complete call to the service (`GRPCService` or the `RESTResponder`); its
+    /// request bytes leave the budget.
+    private func start(_ streamID: Int32, _ s: Stream) {
         defer { releaseRequestBytes(streamID, s) }
         if s.isHTTP {
             return dispatchHTTP(streamID, s)
         }
-        if s.reader.hasPartialMessage {
-            return respondStatus(streamID, s, .endedInsideMessage)
-        }
-        if s.streaming {
-            return endMessageStream(streamID, s, nil)
-        }
-        guard let message = s.message else {
-            // grpc-java: "Half-closed without a request".
-            return respondStatus(streamID, s, .endedWithoutMessage)
-        }
+        guard let message = s.message else { return }
         s.message = nil
         s.phase = .dispatched
         let request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
@@ -543,9 +722,55 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
                        eventLoop: context!.eventLoop)
     }
 
+    // MARK: AdmissionWaiter
+
+    /// A slot for this connection's oldest waiting call.
+    public func admitOne() -> (started: Bool, more: Bool) {
+        inAdmissionRing = false
+        var started = false
+        while let (id, generation) = waitingCalls.popFirst() {
+            guard let s = streams[id], s.generation == generation, s.phase == .waiting else { continue }
+            waitingCount -= 1
+            s.phase = .receiving
+            s.admitted = true
+            start(id, s)
+            started = true
+            break
+        }
+        let more = waitingCount > 0
+        inAdmissionRing = more
+        if !more { waitingCalls.removeAll() }
+        if started { scheduleFlush() }
+        resumeReadsIfAllowed()
+        return (started, more)
+    }
+
+    /// The call's slot (if it holds one) is free: the next waiting call, here or on another
+    /// connection of the loop, may start. Last in what calls it, as it may start calls.
+    private func releaseSlot(_ s: Stream) {
+        guard s.admitted else { return }
+        s.admitted = false
+        admission?.release()
+    }
+
+    /// A waiting call ends without starting (deadline, reset, error).
+    private func leaveWaiting(_ streamID: Int32, _ s: Stream) {
+        guard s.phase == .waiting else { return }
+        s.phase = .receiving
+        waitingCount -= 1
+        releaseRequestBytes(streamID, s)
+        if waitingCount == 0 { waitingCalls.removeAll() }
+        resumeReadsIfAllowed()
+    }
+
     func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         guard let s = streams[streamID] else { return }
+        if s.phase == .waiting {
+            leaveWaiting(streamID, s)
+            s.phase = .done  // a waiting call costs nothing: not counted as a cancel
+        }
         releaseRequestBytes(streamID, s)
+        dropAnswer(s)
         streams[streamID] = nil
         s.deadlineTask?.cancel()
         let wasDispatched = s.phase == .dispatched
@@ -571,6 +796,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         finishDrainIfIdle()
         if streams.isEmpty { armIdleTimer() }
+        releaseSlot(s)
     }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {
@@ -587,6 +813,11 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         body.moveReaderIndex(forwardBy: n)
         s.body = body
+        if n > 0 {
+            answers.sent(n, countedInProcess: s.answerInProcess)
+            s.answerHeld -= n
+            lastAnswerProgress = context?.eventLoop.now.uptimeNanoseconds ?? 0
+        }
         // A message stream still receiving may have more to say: nothing to send is "later"
         // (nghttp2 defers the body until `resumeBody`), not the end.
         return (n, body.readableBytes == 0 && !(s.streaming && s.phase == .receiving))
@@ -649,7 +880,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     /// One whole HTTP answer: headers, then the body, whose last DATA frame ends the stream.
     private func respondHTTP(_ streamID: Int32, _ s: Stream, _ response: RESTResponse) {
-        guard s.phase == .receiving || s.phase == .dispatched else { return }
+        guard s.phase == .receiving || s.phase == .dispatched || s.phase == .waiting else { return }
+        leaveWaiting(streamID, s)
+        defer { releaseSlot(s) }
+        if !response.body.isEmpty && !holdAnswer(s, response.body.count) {
+            // Over the answer budget (never the small answer below, so this ends here).
+            return respondHTTP(streamID, s, RESTResponse(.overloaded(status: 503, answers.refusal(answerBytes: response.body.count))))
+        }
         var block = HeaderBlock()
         block.add(":status", String(response.status))
         response.forEachHeader { block.add($0, $1) }
@@ -686,8 +923,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
         guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
         s.cancel = nil
+        defer { releaseSlot(s) }
         switch result {
         case .success(let message):
+            guard holdAnswer(s, message.count + 5) else {
+                return respondStatus(streamID, s, GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: message.count + 5),
+                                                             exception: "OverloadedException"))
+            }
             s.phase = .responding
             s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
             do {
@@ -704,7 +946,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     private func deadlineExpired(_ streamID: Int32, _ generation: UInt64) {
         guard let s = streams[streamID], s.generation == generation,
-              s.phase == .receiving || s.phase == .dispatched else { return }
+              s.phase == .receiving || s.phase == .dispatched || s.phase == .waiting else { return }
         respondStatus(streamID, s, GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil))
         s.runCancel()  // a call still queued toward the core is dropped, not sent late
     }
@@ -742,7 +984,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     /// A trailers-only response (PROTOCOL-HTTP2.md "Responses"): one HEADERS frame with the
     /// status that ends the stream.
     private func respondStatus(_ streamID: Int32, _ s: Stream, _ status: GRPCStatus) {
-        guard s.phase == .receiving || s.phase == .dispatched else { return }
+        guard s.phase == .receiving || s.phase == .dispatched || s.phase == .waiting else { return }
+        leaveWaiting(streamID, s)
         if s.streamStarted {
             return endMessageStream(streamID, s, status)  // headers are out: the status goes in trailers
         }
@@ -764,6 +1007,10 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private func streamMessage(_ streamID: Int32, _ s: Stream, _ message: ByteBuffer) {
         switch service.respond(toStreamMessage: message, path: s.path ?? "") {
         case .success(let reply):
+            guard holdAnswer(s, reply.count + 5) else {
+                return respondStatus(streamID, s, GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: reply.count + 5),
+                                                             exception: "OverloadedException"))
+            }
             let framed = GRPCFraming.frame(reply, allocator: context!.channel.allocator)
             if s.streamStarted, var body = s.body {
                 s.body = nil  // one reference, so the write below grows the buffer in place
@@ -804,6 +1051,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         s.resetWhenSent = !s.requestEnded
         session?.resumeBody(streamID: streamID)
         scheduleFlush()
+        releaseSlot(s)
     }
 
     /// A plain HTTP answer for requests that are not gRPC at all (405, 415).
@@ -824,5 +1072,6 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         // client to stop sending with RST_STREAM NO_ERROR; see `frameSent`.
         s.resetWhenSent = stillSending
         scheduleFlush()
+        releaseSlot(s)
     }
 }

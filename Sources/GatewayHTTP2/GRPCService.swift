@@ -41,10 +41,15 @@ public protocol GRPCService: Sendable {
     /// One request message of a message stream → its response message, or the status that
     /// ends the call. Synchronous, on the connection's event loop.
     func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus>
+    /// Whether a call of `path` takes a slot of the event loop's admission control
+    /// (`LoopAdmission`): calls answered here at once (health, reflection) do not, so they are
+    /// answered even while calls for the core wait.
+    func needsAdmission(path: String) -> Bool
 }
 
 extension GRPCService {
     public func isMessageStream(path: String) -> Bool { false }
+    public func needsAdmission(path: String) -> Bool { true }
     public func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
         .failure(GRPCStatus(code: .unimplemented, message: "\(path) is not a streaming method", exception: nil))
     }

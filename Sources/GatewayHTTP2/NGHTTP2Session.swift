@@ -133,8 +133,12 @@ final class NGHTTP2Session {
     }
 
     /// Appends every frame nghttp2 has ready to `buffer`.
-    func drainOutput(into buffer: inout ByteBuffer) throws {
-        while true {
+    /// Appends what nghttp2 has ready to send, stopping once `buffer` holds `limit` bytes or
+    /// more (the rest stays queued in nghttp2, and response bodies unread in their providers,
+    /// until the next call): a socket the peer does not drain never makes nghttp2 empty every
+    /// body it may send into memory at once.
+    func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws {
+        while buffer.readableBytes < limit {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &data)
             if n < 0 { throw Failure(code: Int32(n)) }
@@ -142,6 +146,9 @@ final class NGHTTP2Session {
             buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
         }
     }
+
+    /// nghttp2 has something to send now (frames queued, or a body with window to send in).
+    var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
 
     /// Both sides are done (GOAWAY exchanged, no streams): the connection can close.
     var isFinished: Bool {

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Request bytes the gateway holds for messages not yet complete (issue 11, item 1), per
 /// connection and per process, so that buffered request bytes have a bound by construction
 /// rather than by luck:
@@ -11,7 +9,7 @@ import Synchronization
 ///   complete) stay within `perConnection − W`; a complete message handed to the service frees
 ///   its bytes. So held + unconsumed ≤ `perConnection`. A stream that would need more gets
 ///   RESOURCE_EXHAUSTED (no deadlock: stalling it could starve the other streams).
-/// - Per process: every byte buffered is counted in one shared `ProcessRequestBudget` before
+/// - Per process: every byte buffered is counted in one shared `ProcessByteBudget` before
 ///   it is buffered; a chunk that would pass `maxBytes` resets its stream instead.
 ///
 /// Pure bookkeeping for one connection, used on its event loop; no I/O.
@@ -47,32 +45,5 @@ struct ConnectionRequestBudget {
     mutating func release(held h: Int, unconsumed u: Int) {
         held -= h
         unconsumed -= u
-    }
-}
-
-/// Request bytes buffered by the whole process, shared by every connection's event loop.
-public final class ProcessRequestBudget: Sendable {
-    public let maxBytes: Int
-    private let used = Atomic<Int>(0)
-
-    public init(maxBytes: Int) {
-        self.maxBytes = maxBytes
-    }
-
-    public var buffered: Int { used.load(ordering: .relaxed) }
-
-    /// Counts `n` more bytes unless that would pass the budget.
-    func reserve(_ n: Int) -> Bool {
-        var current = used.load(ordering: .relaxed)
-        while true {
-            guard current + n <= maxBytes else { return false }
-            let (exchanged, original) = used.compareExchange(expected: current, desired: current + n, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-    }
-
-    func release(_ n: Int) {
-        used.subtract(n, ordering: .relaxed)
     }
 }

@@ -24,6 +24,13 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// A connection with nothing in flight (HTTP/2: no open stream; HTTP/1.1: no bytes either
     /// way) for this long is closed (HTTP/2: GOAWAY first).
     public var idleTimeout = TimeAmount.minutes(5)
+    /// Answer bytes one connection may hold for a client that does not take them
+    /// (`AnswerBudget`): HTTP/2 bodies waiting for its window, HTTP/1.1 answers queued behind
+    /// its socket. A larger answer that does not fit gets RESOURCE_EXHAUSTED (REST: 503).
+    public var maxBufferedAnswerBytesPerConnection = 16 << 20
+    /// Answers waiting and none taken by the client for this long: the connection is closed
+    /// (HTTP/2: GOAWAY ENHANCE_YOUR_CALM first).
+    public var answerStallTimeout = TimeAmount.seconds(30)
 
     public init() {}
     public static var defaults: ConnectionLimits { ConnectionLimits() }

@@ -14,8 +14,13 @@ import NIOHTTP1
 /// one flush. NIO's `HTTPServerPipelineHandler` serialises every request instead.
 ///
 /// At most `maxPipelined` requests are queued or running per connection: beyond that,
-/// reading from the socket pauses until answers go out (backpressure, bounded memory).
-public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// reading from the socket pauses until answers go out (backpressure, bounded memory). Reads
+/// also pause while the socket is not writable (the client does not read its answers); an
+/// answer over `limits.maxBufferedAnswerBytesPerConnection` of bytes queued behind such a
+/// socket gets 503 instead (`AnswerBudget`), and a socket that takes nothing for
+/// `limits.answerStallTimeout` is closed. With admissions, each request for the core takes a
+/// slot of its event loop's `LoopAdmission` and waits its turn for one.
+public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler, AdmissionWaiter {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundIn = Never
     public typealias OutboundOut = HTTPServerResponsePart
@@ -55,12 +60,31 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     private var queued = CircularBuffer<(sequence: UInt64, request: RESTRequest, keepAlive: Bool)>()
     private var running = 0
     private var runningUnsafe = false
+    private let processAnswers: ProcessByteBudget?
+    private let admissions: LoopAdmissions?
+    private var admission: LoopAdmission?
+    private var inAdmissionRing = false
+    private var context: ChannelHandlerContext?
+    private var stallTimer: Scheduled<Void>?
 
     /// `limits`: those the HTTP/1.1 decoder in front of this handler enforces (named in its
-    /// 431 answer).
-    public init(responder: any RESTResponder, limits: ConnectionLimits = .defaults) {
+    /// 431 answer), and the answer budget. `answers`: the process's answer budget (nil: none).
+    public init(responder: any RESTResponder, limits: ConnectionLimits = .defaults, answers: ProcessByteBudget? = nil,
+                admissions: LoopAdmissions? = nil) {
         self.responder = responder
         self.limits = limits
+        self.processAnswers = answers
+        self.admissions = admissions
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        admission = admissions?.admission(for: context.eventLoop)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        stallTimer?.cancel()
+        self.context = nil
     }
 
     private var pending: Int { Int(nextRequest - nextAnswer) }
@@ -114,22 +138,48 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
         pump(context: context)
     }
 
-    /// Starts every queued request the ordering rules allow now.
+    /// Starts every queued request the ordering rules and admission allow now.
     private func pump(context: ChannelHandlerContext) {
-        while let next = queued.first, !runningUnsafe, next.request.isSafe || running == 0 {
-            queued.removeFirst()
-            running += 1
-            let safe = next.request.isSafe
-            runningUnsafe = !safe
-            let (sequence, request, keepAlive) = next
-            responder.respond(to: request, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
-                self.running -= 1
-                if !safe { self.runningUnsafe = false }
-                let response = (try? result.get()) ?? RESTResponse(.internalError("the request failed"))
-                self.complete(sequence, response, keepAlive: keepAlive, context: context)
-                if self.active { self.pump(context: context) }
+        while !inAdmissionRing, let next = queued.first, !runningUnsafe, next.request.isSafe || running == 0 {
+            var admitted = false
+            if let admission, responder.needsAdmission(method: next.request.method, target: next.request.target) {
+                guard admission.tryAcquire() else {
+                    inAdmissionRing = true
+                    admission.wait(self)
+                    return
+                }
+                admitted = true
             }
+            startNext(context: context, admitted: admitted)
         }
+    }
+
+    private func startNext(context: ChannelHandlerContext, admitted: Bool) {
+        let next = queued.removeFirst()
+        running += 1
+        let safe = next.request.isSafe
+        runningUnsafe = !safe
+        let (sequence, request, keepAlive) = next
+        responder.respond(to: request, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.running -= 1
+            if !safe { self.runningUnsafe = false }
+            let response = (try? result.get()) ?? RESTResponse(.internalError("the request failed"))
+            self.complete(sequence, response, keepAlive: keepAlive, context: context)
+            if admitted { self.admission?.release() }
+            if self.active { self.pump(context: context) }
+        }
+    }
+
+    /// This connection's turn for a slot: its next request starts, if the ordering rules let
+    /// it start now (else the slot goes back, and the request waits for the one before it).
+    public func admitOne() -> (started: Bool, more: Bool) {
+        inAdmissionRing = false
+        guard active, let context, let next = queued.first, !runningUnsafe, next.request.isSafe || running == 0 else {
+            return (false, false)
+        }
+        startNext(context: context, admitted: true)
+        pump(context: context)
+        return (true, false)
     }
 
     /// Queues an answer that needs no service: it still waits for the answers before it.
@@ -168,15 +218,35 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
             closing.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        if readPaused && pending < Self.maxPipelined {
+        resumeReadsIfAllowed(context: context)
+    }
+
+    private func resumeReadsIfAllowed(context: ChannelHandlerContext) {
+        if readPaused && pending < Self.maxPipelined && context.channel.isWritable {
             readPaused = false
             context.read()
         }
     }
 
-    /// Writes one whole answer (head, body, end) without flushing.
+    /// Writes one whole answer (head, body, end) without flushing. A large answer must fit
+    /// the answer budget with what the socket has not taken yet, or it is replaced by a 503.
     private func write(_ response: RESTResponse, keepAlive: Bool, context: ChannelHandlerContext,
                        promise: EventLoopPromise<Void>? = nil) {
+        var response = response
+        var countedInProcess = 0
+        if response.body.count > AnswerBudget.smallAnswer {
+            let queued = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            let size = response.body.count
+            if queued > 0 && queued + size > limits.maxBufferedAnswerBytesPerConnection {
+                response = RESTResponse(.overloaded(status: 503, "the answer (\(size) bytes) was not sent: \(queued) bytes of earlier answers are waiting for this client to read them (budget \(limits.maxBufferedAnswerBytesPerConnection) bytes per connection)"))
+            } else if let processAnswers {
+                if processAnswers.reserve(size) {
+                    countedInProcess = size
+                } else {
+                    response = RESTResponse(.overloaded(status: 503, "the answer (\(size) bytes) was not sent: the gateway's answers waiting for their clients are at their budget (\(processAnswers.maxBytes) bytes)"))
+                }
+            }
+        }
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + response.headers.count)
         response.forEachHeader { headers.add(name: $0, value: $1) }
@@ -186,18 +256,41 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
                                     headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !response.body.isEmpty {
+            var written: EventLoopPromise<Void>?
+            if countedInProcess > 0, let processAnswers {
+                written = context.eventLoop.makePromise()
+                written!.futureResult.whenComplete { _ in processAnswers.release(countedInProcess) }
+            }
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
-                          promise: nil)
+                          promise: written)
         }
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
     }
 
     public func read(context: ChannelHandlerContext) {
-        if pending >= Self.maxPipelined {
+        if pending >= Self.maxPipelined || !context.channel.isWritable {
             readPaused = true
             return
         }
         context.read()
+    }
+
+    /// Not writable: the client is not reading its answers. Reads stop (above) and, if the
+    /// socket takes nothing for `answerStallTimeout`, the connection closes.
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            stallTimer?.cancel()
+            stallTimer = nil
+            resumeReadsIfAllowed(context: context)
+        } else if stallTimer == nil {
+            let timeout = limits.answerStallTimeout
+            stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+                guard let self, let context = self.context, !context.channel.isWritable else { return }
+                self.active = false
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -240,6 +333,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        stallTimer?.cancel()
         active = false
         ready.removeAll()
         queued.removeAll()

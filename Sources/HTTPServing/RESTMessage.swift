@@ -133,4 +133,12 @@ public protocol RESTResponder: Sendable {
     func bodyLimit(method: String, target: String) -> (limit: Int, tooLarge: RESTResponse)
     /// The answer to a complete request.
     func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse>
+    /// Whether a request takes a slot of the event loop's admission control
+    /// (`LoopAdmission`): those answered at once (health, the API document, CORS preflight)
+    /// do not, so they are answered even while calls for the core wait.
+    func needsAdmission(method: String, target: String) -> Bool
+}
+
+extension RESTResponder {
+    public func needsAdmission(method: String, target: String) -> Bool { true }
 }

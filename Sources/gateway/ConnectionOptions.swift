@@ -22,7 +22,16 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "A connection with nothing in flight this long is closed (HTTP/2: GOAWAY first), seconds.")
     var idleTimeoutSeconds: Int64 = ConnectionLimits.defaults.idleTimeout.nanoseconds / 1_000_000_000
 
+    @Option(help: "Answer bytes one connection may hold for a client that does not take them (HTTP/2 window, or socket); a larger answer that does not fit gets RESOURCE_EXHAUSTED / 503.")
+    var maxBufferedAnswerBytesPerConnection: Int = ConnectionLimits.defaults.maxBufferedAnswerBytesPerConnection
+
+    @Option(help: "Answers waiting and none taken by the client this long: close the connection (HTTP/2: GOAWAY ENHANCE_YOUR_CALM first), milliseconds.")
+    var answerStallTimeoutMillis: Int64 = ConnectionLimits.defaults.answerStallTimeout.nanoseconds / 1_000_000
+
     func validate() throws {
+        guard maxBufferedAnswerBytesPerConnection >= 64 << 10, answerStallTimeoutMillis > 0 else {
+            throw ValidationError("--max-buffered-answer-bytes-per-connection must be at least 65536 and --answer-stall-timeout-millis positive")
+        }
         guard handshakeTimeoutMillis > 0, requestHeadTimeoutMillis > 0, requestBodyTimeoutMillis > 0, idleTimeoutSeconds > 0 else {
             throw ValidationError("the connection timeouts must be positive")
         }
@@ -39,6 +48,8 @@ struct ConnectionOptions: ParsableArguments {
         limits.requestHeadTimeout = .milliseconds(requestHeadTimeoutMillis)
         limits.requestBodyTimeout = .milliseconds(requestBodyTimeoutMillis)
         limits.idleTimeout = .seconds(idleTimeoutSeconds)
+        limits.maxBufferedAnswerBytesPerConnection = maxBufferedAnswerBytesPerConnection
+        limits.answerStallTimeout = .milliseconds(answerStallTimeoutMillis)
         return limits
     }
 }

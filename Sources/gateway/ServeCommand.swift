@@ -56,6 +56,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Request bytes the whole process may buffer for requests not yet complete; a chunk past it resets its stream (RESOURCE_EXHAUSTED).")
     var maxBufferedRequestBytes: Int = 256 << 20
 
+    @Option(help: "Answer bytes the whole process may hold for clients that do not take them; a larger answer past it gets RESOURCE_EXHAUSTED / 503.")
+    var maxBufferedAnswerBytes: Int = 256 << 20
+
+    @Option(help: "Admission control: the queueing delay (gateway and core) the number of calls in flight per event loop is kept at, milliseconds; calls beyond it wait unread, connections served in turn.")
+    var admissionTargetMillis: Int64 = AdmissionLimiter.Configuration().targetDelay.nanoseconds / 1_000_000
+
+    @Option(help: "Admission control: calls in flight per event loop at most (the adaptive limit's ceiling).")
+    var admissionMaxCalls: Int = AdmissionLimiter.Configuration().maxLimit
+
+    @Flag(help: "No admission control: every complete call goes to the batcher at once (its queue bound still refuses the surplus).")
+    var noAdmission = false
+
     @OptionGroup(title: "Connections (the gateway's port and the embedded core's)")
     var connections: ConnectionOptions
 
@@ -102,6 +114,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxMessageBytes > 0, restTimeoutMillis > 0, upstreamConnections > 0, batchMaxItems > 0, (batchMaxInFlight ?? 1) > 0, maxQueued > 0,
               batchMaxDelayMicros >= 0, cancelledCallsBurst > 0, cancelledCallsPerSecond >= 0 else {
             throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
+        }
+        guard maxBufferedAnswerBytes >= 64 << 10, admissionTargetMillis > 0, admissionMaxCalls >= AdmissionLimiter.Configuration().minLimit else {
+            throw ValidationError("--max-buffered-answer-bytes must be at least 65536, --admission-target-millis positive, --admission-max-calls at least \(AdmissionLimiter.Configuration().minLimit)")
         }
         guard maxBufferedRequestBytesPerConnection >= maxMessageBytes + 5 + 65_535, maxBufferedRequestBytes > 0 else {
             throw ValidationError("--max-buffered-request-bytes-per-connection must hold one whole message and 64 KiB more (at least \(maxMessageBytes + 5 + 65_535)); --max-buffered-request-bytes must be positive")
@@ -182,7 +197,17 @@ struct ServeCommand: AsyncParsableCommand {
         handlerConfig.cancelledCallsBurst = cancelledCallsBurst
         handlerConfig.cancelledCallsPerSecond = cancelledCallsPerSecond
         handlerConfig.maxBufferedRequestBytesPerConnection = maxBufferedRequestBytesPerConnection
-        handlerConfig.processRequestBudget = ProcessRequestBudget(maxBytes: maxBufferedRequestBytes)
+        handlerConfig.processRequestBudget = ProcessByteBudget(maxBytes: maxBufferedRequestBytes)
+        handlerConfig.maxBufferedAnswerBytesPerConnection = connections.limits.maxBufferedAnswerBytesPerConnection
+        handlerConfig.answerStallTimeout = connections.limits.answerStallTimeout
+        handlerConfig.processAnswerBudget = ProcessByteBudget(maxBytes: maxBufferedAnswerBytes)
+        if !noAdmission {
+            var admission = AdmissionLimiter.Configuration()
+            admission.targetDelay = .milliseconds(admissionTargetMillis)
+            admission.maxLimit = admissionMaxCalls
+            admission.initialLimit = min(admission.initialLimit, admissionMaxCalls)
+            handlerConfig.admissions = LoopAdmissions(group: group, configuration: admission)
+        }
         let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
         let address = HostPort(listen)!
         let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)

@@ -27,9 +27,11 @@ final class H2TestClient: NGHTTP2SessionDelegate {
     var streams: [Int32: StreamRecord] = [:]
     var byteByByte = false
 
-    init(channel: EmbeddedChannel) throws {
+    /// `settings`: the client's own (e.g. a zero window with manual updates: a client that
+    /// never takes the answers' bytes).
+    init(channel: EmbeddedChannel, settings: HTTP2Settings = .defaults) throws {
         self.channel = channel
-        session = try NGHTTP2Session(role: .client, delegate: self, settings: .defaults)
+        session = try NGHTTP2Session(role: .client, delegate: self, settings: settings)
     }
 
     /// Starts a gRPC request; the body is sent in DATA frames of `chunk` bytes.
@@ -126,9 +128,15 @@ final class FakeService: GRPCService, @unchecked Sendable {
     var requests: [GRPCRequest] = []
     var held: [GRPCResponder] = []
 
-    func serves(path: String) -> Bool { path.hasPrefix("/test.Echo/") }
+    func serves(path: String) -> Bool { path.hasPrefix("/test.Echo/") || path == Self.healthPath }
+
+    /// Answered at once, whatever the behaviour, and without an admission slot (as the
+    /// gateway's health check).
+    static let healthPath = "/grpc.health.v1.Health/Check"
+    func needsAdmission(path: String) -> Bool { path != Self.healthPath }
 
     func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop) {
+        if request.path == Self.healthPath { return responder.succeed([8, 1]) }
         requests.append(request)
         switch behaviour {
         case .echo: responder.succeed(Array(request.message.readableBytesView))

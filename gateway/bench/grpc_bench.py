@@ -9,6 +9,10 @@
   grpc_bench.py idle HOST:PORT N PID [HOLD]   open N idle h2c connections (preface + SETTINGS,
                                               ACK of the server's SETTINGS), print PID's RSS
                                               before and after, hold them HOLD s, close them
+  grpc_bench.py polite HOST:PORT SECONDS TIMEOUT
+                                              a well-behaved client on a connection of its own:
+                                              StartTask one at a time with a deadline for SECONDS;
+                                              prints one JSON line (calls, ok, p50/p99/max ms)
 
 Every gRPC call exits 1 unless grpc-status is OK. Set BENCH_STUBS to the stubs directory.
 """
@@ -160,6 +164,31 @@ async def idle(target, count, pid, hold):
         sys.exit(f"only {alive} of {count} connections stayed open")
 
 
+def polite(target, seconds, timeout):
+    """Sequential StartTask calls with a deadline, as an IVR would make them, while a load
+    generator floods the gateway on other connections (overload.sh)."""
+    import json
+    import grpc
+    pb, pbg = load()
+    request = start_task_request(pb)
+    times, ok, codes = [], 0, {}
+    with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+        stub = pbg.ContextServicesStub(channel)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            began = time.monotonic()
+            try:
+                stub.StartTask(request, timeout=timeout)
+                ok += 1
+            except grpc.RpcError as error:
+                codes[error.code().name] = codes.get(error.code().name, 0) + 1
+            times.append(time.monotonic() - began)
+    times.sort()
+    pick = lambda q: round(times[min(len(times) - 1, int(q * len(times)))] * 1000, 1) if times else None
+    print(json.dumps({"calls": len(times), "ok": ok, "failed": codes, "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+                      "max_ms": round(times[-1] * 1000, 1) if times else None}))
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -172,6 +201,8 @@ def main(argv):
         start_service(args[0])
     elif cmd == "start-task":
         start_task(args[0], int(args[1]))
+    elif cmd == "polite":
+        polite(args[0], float(args[1]), float(args[2]))
     elif cmd == "idle":
         asyncio.run(idle(args[0], int(args[1]), int(args[2]), float(args[3]) if len(args) > 3 else 1.0))
     else:

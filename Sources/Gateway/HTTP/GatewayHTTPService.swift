@@ -76,6 +76,14 @@ public struct GatewayHTTPService: RESTResponder {
         return cors.isEmpty ? answer : answer.map(withCORS)
     }
 
+    /// Answered here at once, without the core: no admission slot (health must answer while
+    /// calls for the core wait).
+    public func needsAdmission(method: String, target: String) -> Bool {
+        if method == "OPTIONS" || target.utf8.starts(with: "/grpc.".utf8) { return false }
+        if method == "GET", target == configuration.healthPath { return false }
+        return !OpenAPIDocument.isPath(target, basePath: configuration.basePath)
+    }
+
     static func isNativeGRPC(_ contentType: String?) -> Bool {
         guard let base = RESTChecks.mediaType(contentType) else { return false }
         return base == "application/grpc" || base.hasPrefix("application/grpc+")
