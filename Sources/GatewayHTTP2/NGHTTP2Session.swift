@@ -33,8 +33,11 @@ protocol NGHTTP2SessionDelegate: AnyObject {
 
 /// HTTP/2 settings we announce, with their documented defaults.
 public struct HTTP2Settings: Sendable, Equatable {
-    /// Streams a client may have open at once on one connection (RFC 9113 §6.5.2).
-    public var maxConcurrentStreams: UInt32 = 1024
+    /// Streams a client may have open at once on one connection (RFC 9113 §6.5.2). Each may
+    /// be a call in flight whose answer (up to megabytes for a query) is being built, so this
+    /// bounds what one connection can have the gateway and core work on at once; clients
+    /// queue further calls themselves. 256: about Go's 250, twice nginx's 128.
+    public var maxConcurrentStreams: UInt32 = 256
     /// Per-stream receive window: 1 MiB, so a 4 MiB message needs four round trips of
     /// WINDOW_UPDATE rather than 64 at the protocol's 64 KiB default.
     public var initialWindowSize: UInt32 = 1 << 20

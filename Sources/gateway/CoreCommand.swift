@@ -168,6 +168,8 @@ struct CoreCommand: AsyncParsableCommand {
     func run() async throws {
         let termination = TerminationSignal.install()
         MallocTuning.apply()
+        let memoryRelease = MallocTuning.releaseAfterSpikes()
+        defer { memoryRelease.cancel() }
         bootstrapLogging(options.logLevel)
         let logger = Logger(label: "cs.core")
         let address = HostPort(listen)!

@@ -127,6 +127,8 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let termination = TerminationSignal.install()
         MallocTuning.apply()
+        let memoryRelease = MallocTuning.releaseAfterSpikes()
+        defer { memoryRelease.cancel() }
         bootstrapLogging(core.logLevel)
         let logger = Logger(label: "cs.gateway")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: core.threads)
