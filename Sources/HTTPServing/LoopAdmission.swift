@@ -29,7 +29,7 @@ public struct AdmissionLimiter: Sendable, Equatable {
         public var minLimit = 16
         public var maxLimit = 16_384
         /// The queueing delay the limit aims at (gateway queue plus core), by Little's law.
-        public var targetDelay: TimeAmount = .milliseconds(50)
+        public var targetDelay: TimeAmount = .milliseconds(25)
         /// How often the limit is reconsidered.
         public var window: TimeAmount = .milliseconds(100)
 
