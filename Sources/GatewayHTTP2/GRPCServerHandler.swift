@@ -98,6 +98,8 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         var cancel: (() -> Void)?
         /// Holds a slot of the loop's admission until it is answered or ends.
         var admitted = false
+        /// When it began waiting for a slot (`.waiting`), on the loop's clock.
+        var waitingSince: UInt64 = 0
         /// Answer bytes counted in the connection's `AnswerBudget` and not yet sent, and
         /// whether they count in the process's budget too.
         var answerHeld = 0
@@ -688,6 +690,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         if let admission, needsAdmission(s) {
             guard admission.tryAcquire() else {
                 s.phase = .waiting
+                s.waitingSince = admission.now
                 waitingCalls.append((streamID, s.generation))
                 waitingCount += 1
                 if !inAdmissionRing {
@@ -730,6 +733,15 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         var started = false
         while let (id, generation) = waitingCalls.popFirst() {
             guard let s = streams[id], s.generation == generation, s.phase == .waiting else { continue }
+            if let admission, let message = admission.waitedTooLong(since: s.waitingSince) {
+                // Refused now rather than started late; the slot goes to the next call.
+                if s.isHTTP {
+                    respondHTTP(id, s, RESTResponse(.overloaded(status: 429, message), retryAfter: 1))
+                } else {
+                    respondStatus(id, s, GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException"))
+                }
+                continue
+            }
             waitingCount -= 1
             s.phase = .receiving
             s.admitted = true

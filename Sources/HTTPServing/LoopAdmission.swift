@@ -20,7 +20,8 @@ import NIOCore
 /// `limit / targetDelay`, which raises it (at most doubling per window); too high, as queueing
 /// that the completion rate cannot drain in `targetDelay`, which lowers it.
 ///
-/// Calls answered locally (health, reflection, the API document) do not take a slot.
+/// Calls answered locally (health, reflection, the API document) do not take a slot. A call
+/// that waited `maxWait` is refused when its turn comes (`LoopAdmission.waitedTooLong`).
 public struct AdmissionLimiter: Sendable, Equatable {
     public struct Configuration: Sendable, Equatable {
         /// Calls in flight per event loop before any rate was measured.
@@ -32,6 +33,11 @@ public struct AdmissionLimiter: Sendable, Equatable {
         public var targetDelay: TimeAmount = .milliseconds(25)
         /// How often the limit is reconsidered.
         public var window: TimeAmount = .milliseconds(100)
+        /// A call that waited this long for a slot is refused when its turn comes
+        /// (RESOURCE_EXHAUSTED; REST 429 with `Retry-After`) instead of started late: waiting
+        /// is bounded even for calls without a deadline (REST), and a client that retries
+        /// at once then costs one refusal per second of overload, not one per call.
+        public var maxWait: TimeAmount = .seconds(1)
 
         public init() {}
     }
@@ -139,6 +145,17 @@ public final class LoopAdmission {
     }
 
     public var waiting: Int { ring.count }
+
+    /// The loop's clock, for waiters to note when their calls began waiting.
+    public var now: UInt64 { eventLoop.now.uptimeNanoseconds }
+
+    /// Whether a call that began waiting at `since` waited too long to be started now; the
+    /// refusal's message if so.
+    public func waitedTooLong(since: UInt64) -> String? {
+        let waited = now &- since
+        guard waited >= UInt64(limiter.configuration.maxWait.nanoseconds) else { return nil }
+        return "the call waited \(waited / 1_000_000) ms for the task core's capacity (at most \(limiter.configuration.maxWait.nanoseconds / 1_000_000) ms); retry shortly"
+    }
 
     /// Free slots go to the waiting connections in turn, one call each.
     private func grant() {

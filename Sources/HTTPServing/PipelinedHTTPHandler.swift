@@ -58,6 +58,8 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     /// Complete requests waiting for an unsafe request before them (or, if unsafe, for
     /// everything before them) to finish.
     private var queued = CircularBuffer<(sequence: UInt64, request: RESTRequest, keepAlive: Bool)>()
+    /// When the first queued request began waiting for an admission slot.
+    private var waitingSince: UInt64 = 0
     private var running = 0
     private var runningUnsafe = false
     private let processAnswers: ProcessByteBudget?
@@ -145,6 +147,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
             if let admission, responder.needsAdmission(method: next.request.method, target: next.request.target) {
                 guard admission.tryAcquire() else {
                     inAdmissionRing = true
+                    waitingSince = admission.now
                     admission.wait(self)
                     return
                 }
@@ -175,6 +178,15 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     public func admitOne() -> (started: Bool, more: Bool) {
         inAdmissionRing = false
         guard active, let context, let next = queued.first, !runningUnsafe, next.request.isSafe || running == 0 else {
+            return (false, false)
+        }
+        if let admission, let message = admission.waitedTooLong(since: waitingSince) {
+            // Refused now rather than started late (in order, like every answer here).
+            let refused = queued.removeFirst()
+            complete(refused.sequence, RESTResponse(.overloaded(status: 429, message), retryAfter: 1),
+                     keepAlive: refused.keepAlive, context: context)
+            waitingSince = admission.now
+            pump(context: context)
             return (false, false)
         }
         startNext(context: context, admitted: true)

@@ -65,6 +65,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Admission control: calls in flight per event loop at most (the adaptive limit's ceiling).")
     var admissionMaxCalls: Int = AdmissionLimiter.Configuration().maxLimit
 
+    @Option(help: "Admission control: a call that waited this long for a slot is refused when its turn comes (RESOURCE_EXHAUSTED; REST 429 with Retry-After), milliseconds.")
+    var admissionMaxWaitMillis: Int64 = AdmissionLimiter.Configuration().maxWait.nanoseconds / 1_000_000
+
     @Flag(help: "No admission control: every complete call goes to the batcher at once (its queue bound still refuses the surplus).")
     var noAdmission = false
 
@@ -115,8 +118,8 @@ struct ServeCommand: AsyncParsableCommand {
               batchMaxDelayMicros >= 0, cancelledCallsBurst > 0, cancelledCallsPerSecond >= 0 else {
             throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
         }
-        guard maxBufferedAnswerBytes >= 64 << 10, admissionTargetMillis > 0, admissionMaxCalls >= AdmissionLimiter.Configuration().minLimit else {
-            throw ValidationError("--max-buffered-answer-bytes must be at least 65536, --admission-target-millis positive, --admission-max-calls at least \(AdmissionLimiter.Configuration().minLimit)")
+        guard maxBufferedAnswerBytes >= 64 << 10, admissionTargetMillis > 0, admissionMaxWaitMillis > 0, admissionMaxCalls > 0 else {
+            throw ValidationError("--max-buffered-answer-bytes must be at least 65536, --admission-target-millis, --admission-max-wait-millis and --admission-max-calls positive")
         }
         guard maxBufferedRequestBytesPerConnection >= maxMessageBytes + 5 + 65_535, maxBufferedRequestBytes > 0 else {
             throw ValidationError("--max-buffered-request-bytes-per-connection must hold one whole message and 64 KiB more (at least \(maxMessageBytes + 5 + 65_535)); --max-buffered-request-bytes must be positive")
@@ -206,8 +209,12 @@ struct ServeCommand: AsyncParsableCommand {
         if !noAdmission {
             var admission = AdmissionLimiter.Configuration()
             admission.targetDelay = .milliseconds(admissionTargetMillis)
-            admission.maxLimit = admissionMaxCalls
-            admission.initialLimit = min(admission.initialLimit, admissionMaxCalls)
+            // Never more in flight than the batcher may queue: with admission on, the surplus
+            // waits here instead of being refused there.
+            admission.maxLimit = min(admissionMaxCalls, maxQueued)
+            admission.minLimit = min(admission.minLimit, admission.maxLimit)
+            admission.initialLimit = min(admission.initialLimit, admission.maxLimit)
+            admission.maxWait = .milliseconds(admissionMaxWaitMillis)
             handlerConfig.admissions = LoopAdmissions(group: group, configuration: admission)
         }
         let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }

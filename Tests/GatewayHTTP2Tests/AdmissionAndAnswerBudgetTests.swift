@@ -194,6 +194,27 @@ struct AdmissionAndAnswerBudgetTests {
         _ = channel
     }
 
+    @Test("A call that waited longer than maxWait is refused RESOURCE_EXHAUSTED when its turn comes; the slot goes to the next")
+    func maxWait() throws {
+        let loop = Loop(limit: 1)
+        let service = FakeService()
+        service.behaviour = .hold
+        let (_, client) = try loop.connect(service)
+        _ = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed([1]))
+        let stale = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed([2]))
+        try client.exchange()
+        loop.loop.advanceTime(by: .seconds(2))  // the admission's clock (maxWait 1 s)
+        let fresh = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed([3]))
+        try client.exchange()
+        service.held.removeFirst().succeed([1])
+        loop.loop.run()
+        try client.exchange()
+        #expect(client.streams[stale]?.grpcStatus == Int(GRPCStatusCode.resourceExhausted.rawValue))
+        #expect(client.streams[stale]?.header("grpc-message")?.contains("waited") == true)
+        #expect(service.requests.map { Array($0.message.readableBytesView) } == [[1], [3]], "the fresh call got the slot")
+        _ = fresh
+    }
+
     @Test("A call the service answers at once (health) takes no slot and is answered while calls wait")
     func localCallsBypass() throws {
         let loop = Loop(limit: 1)

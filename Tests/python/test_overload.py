@@ -17,7 +17,8 @@ import urllib.request
 from helpers import PoliteClient, gateway_binary
 
 FLOOD = ["--connections", "8", "--streams", "256", "--duration", "4s"]
-QUEUE = ["--max-queued", "1024"]
+# One event loop: one batcher queue of 1,024 against 2,048 calls in flight.
+QUEUE = ["--max-queued", "1024", "--threads", "1"]
 
 
 def flood(gw) -> dict:
@@ -52,7 +53,9 @@ def run_overload(gw, protos) -> tuple[dict, PoliteClient, list[float]]:
 
 
 def test_a_flood_over_the_queue_is_served_in_turn_and_a_polite_client_keeps_succeeding(protos, start_gateway):
-    gw = start_gateway(*QUEUE, "--admission-max-calls", "512", memory=True)
+    # A long --admission-max-wait-millis: this is about waiting in turn; refusing calls that
+    # waited too long is test_rest_shedding.py's and the unit tests'.
+    gw = start_gateway(*QUEUE, "--admission-max-calls", "512", "--admission-max-wait-millis", "20000", memory=True)
     report, polite, probes = run_overload(gw, protos)
     print(f"\n[overload, admission on] flood: {report['ok']} ok, {report['failed']} failed {report['errors']}, "
           f"{report['rate']:.0f}/s, p99 {report['latency_us']['p99'] / 1000:.0f} ms; "

@@ -35,7 +35,9 @@ def slow():
 
 
 def test_a_full_queue_sheds_rest_calls_with_429_and_retry_after(start_gateway, slow):
-    gw = start_gateway("--max-queued", "8", "--threads", "1", upstream=slow.address)
+    # The batcher's own shedding: admission control (on by default) would hold the surplus
+    # unread instead (test_overload.py).
+    gw = start_gateway("--max-queued", "8", "--threads", "1", "--no-admission", upstream=slow.address)
     assert post(gw.port, START, {"fast": True, "marker": 1000})[0] == 201  # warm: a connection to the core is up
     n = 60
     results: dict[int, tuple] = {}
@@ -102,3 +104,39 @@ def test_sigterm_lets_a_rest_call_in_flight_finish(start_gateway, slow):
     t.join(CALL_TIMEOUT)
     status, headers, body = outcome["answer"]
     assert status == 201 and json.loads(body) == {"task_id": 7}
+
+
+def test_with_admission_rest_calls_over_the_queue_wait_their_turn_then_429_after_the_max_wait(start_gateway, slow):
+    """Admission control on HTTP/1.1: at most --max-queued calls are in flight, the rest wait
+    unread on their connections; one that waited --admission-max-wait-millis is refused 429
+    with Retry-After when its turn comes, never sent to the core."""
+    gw = start_gateway("--max-queued", "4", "--threads", "1", "--admission-max-wait-millis", "1500", upstream=slow.address)
+    assert post(gw.port, START, {"fast": True, "marker": 1000})[0] == 201
+    n = 24
+    results: dict[int, tuple] = {}
+
+    def one(k: int):
+        begun = time.monotonic()
+        status, headers, body = post(gw.port, START, {"marker": k})
+        results[k] = (status, headers, body, time.monotonic() - begun)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(1, n + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(CALL_TIMEOUT + 5)
+    ok = {k: r for k, r in results.items() if r[0] == 201}
+    refused = {k: r for k, r in results.items() if r[0] == 429}
+    print(f"\n[REST admission] {len(ok)} created, {len(refused)} refused after waiting; "
+          f"slowest refusal {max((r[3] for r in refused.values()), default=0):.2f} s")
+    assert len(results) == n and set(results) == set(ok) | set(refused), {k: r[:3] for k, r in results.items()}
+    # A 1 s core, 4 at a time: the first waves are served (4 in the first second, 4 more before
+    # the 1.5 s wait is up); the rest waited 1.5 s and were refused at their turn.
+    assert 4 <= len(ok) < n and refused, (len(ok), len(refused))
+    for k, (status, headers, body, took) in refused.items():
+        assert headers.get("retry-after") == "1"
+        error = json.loads(body)
+        assert error["exception"] == "OverloadedException" and "waited" in error["message"], error
+        assert 1.4 <= took < 4.0, f"call {k} refused after {took:.2f} s"
+    seen = {json.loads(b).get("marker") for m, _, b in list(slow.received) if m == "POST"} - {1000}
+    assert seen == set(ok), "a refused call reached the core"
