@@ -67,6 +67,9 @@ public struct GatewayHTTPService: RESTResponder {
         if request.method == "GET", request.target == configuration.healthPath {
             return gateway.respondHealth(eventLoop: eventLoop).map(withCORS)
         }
+        if request.method == "GET", request.target == configuration.readyPath {
+            return gateway.respondReady(eventLoop: eventLoop).map(withCORS)
+        }
         if OpenAPIDocument.isPath(request.target, basePath: configuration.basePath) {
             // Answered here, not forwarded: the core's document minus the core's own extensions.
             return eventLoop.makeSucceededFuture(withCORS(OpenAPIDocument.response(
