@@ -31,6 +31,8 @@ let package = Package(
         // The settings file, environment and flags of `serve` and `core` (gateway/configuration.md).
         // Default traits only: JSON needs no dependency beyond Foundation (YAML would bring Yams).
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        // Ordered start and reverse, time-bounded stop on SIGTERM/SIGINT (README, "Lifecycle").
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "ContextModel"),
@@ -125,6 +127,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "GatewaySettings",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The settings of `serve` and `core`: one table of keys (type, default, unit, check,
