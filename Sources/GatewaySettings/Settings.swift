@@ -129,8 +129,9 @@ public struct Settings: Sendable {
             }
             guard let found else { continue }
             if let problem = setting.check.problem(found.value) {
-                let shown = setting.isSecret ? "(secret)" : found.value.description
-                problems.append("\(setting.key) (\(found.source)): \(shown) is not allowed (\(problem)); allowed: \(setting.check.allowed)")
+                let shown = setting.isSecret ? "(secret)" : Settings.redactingPasswords(found.value.description)
+                problems.append(Settings.redactingPasswords(
+                    "\(setting.key) (\(found.source)): \(shown) is not allowed (\(problem)); allowed: \(setting.check.allowed)"))
                 return
             }
             values[setting.key] = found.value
@@ -141,6 +142,24 @@ public struct Settings: Sendable {
             values[setting.key] = value
             sources[setting.key] = .defaultValue
         }
+    }
+
+    /// `postgres://user:***@host/db` for `postgres://user:pw@host/db`: a value echoed in a
+    /// message never carries a URL's password (a store URL must not hold one, so the refusal
+    /// of one must not print it).
+    static func redactingPasswords(_ text: String) -> String {
+        var out = ""
+        var rest = Substring(text)
+        while let scheme = rest.range(of: "://") {
+            out += rest[..<scheme.upperBound]
+            rest = rest[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" || $0 == "'" || $0 == "\"" } ?? rest.endIndex
+            if let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
+                out += rest[...colon] + "***"
+                rest = rest[at...]
+            }
+        }
+        return out + rest
     }
 
     /// Settings that are fine alone but not together.
@@ -177,7 +196,7 @@ struct LayerError: Error {
     var raw: String?
 
     func message(for setting: Setting) -> String {
-        let shown = setting.isSecret ? "" : raw.map { " \($0)" } ?? ""
+        let shown = setting.isSecret ? "" : raw.map { " " + Settings.redactingPasswords($0) } ?? ""
         var expected = "a \(setting.kindText)"
         switch setting.kind {
         case .int: expected = "an integer" + (setting.unit.isEmpty ? "" : " (\(setting.unit))")

@@ -53,7 +53,7 @@ extension Setting {
                 help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection."),
         Setting("gateway.initial-window-size", .int, default: .int(Int(HTTP2Settings.defaults.initialWindowSize)),
                 unit: "bytes", flag: "--initial-window-size", for: [.serve],
-                check: .range(65_535...Int(Int32.max)),  // RFC 9113 §6.9.2: at most 2^31-1
+                check: .range(1...Int(Int32.max)),  // RFC 9113 §6.5.2: at most 2^31-1
                 help: "HTTP/2 stream receive window (SETTINGS_INITIAL_WINDOW_SIZE)."),
         Setting("gateway.max-buffered-request-bytes-per-connection", .int,
                 default: .int(GRPCServerHandler.Configuration.defaults.maxBufferedRequestBytesPerConnection), unit: "bytes",

@@ -238,6 +238,11 @@ struct SettingsTableTests {
 
     @Test("Secrets are never echoed")
     func secrets() throws {
+        let url = try Self.file(#"{"store": {"url": "postgres://u:pa55word@db:5432/x"}}"#)
+        let refusal = Self.problems { () throws(SettingsError) in try Settings.check(file: url) }
+        #expect(refusal.count == 1 && refusal[0].contains("postgres://u:***@db:5432/x"), "\(refusal)")
+        #expect(!refusal.joined().contains("pa55word"), "\(refusal)")
+
         let path = try Self.file(#"{"core": {"auth-tokens": "s3cret-token"}}"#)
         let problems = Self.problems { () throws(SettingsError) in try Settings.check(file: path) }
         #expect(problems.count == 1 && problems[0].hasPrefix("core.auth-tokens"), "\(problems)")
