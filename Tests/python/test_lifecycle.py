@@ -92,6 +92,44 @@ def test_sigterm_under_load_fails_no_accepted_call_and_exits_within_the_drain(pr
           f"exit {exited:.2f} s after the signal")
 
 
+def test_sigterm_under_the_load_tool_answers_every_stream_in_flight(start_gateway, start_core, tmp_path):
+    """`gateway load` with 4 connections × 32 streams in flight (StartTask, closed loop):
+    SIGTERM mid-run. Every call the tool counts as answered is stored and nothing else is
+    (calls it could not start after the GOAWAY count as UNAVAILABLE), and the gateway exits
+    0 within the drain."""
+    import json
+    import subprocess
+
+    from helpers import gateway_binary
+
+    data = tmp_path / "cs.sqlite"
+    drain_seconds = 4
+    gw = start_gateway("--drain-timeout-millis", str(drain_seconds * 1000), data=data)
+    load = subprocess.Popen([str(gateway_binary()), "load", "--json", "--quiet", "--target", gw.target,
+                             "--connections", "4", "--streams", "32", "--duration", "5s", "--tenant", "drain"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        signalled = time.monotonic()
+        code = gw.terminate(timeout=drain_seconds + 5)
+        exited = time.monotonic() - signalled
+        out, err = load.communicate(timeout=30)
+    finally:
+        if load.poll() is None:
+            load.kill()
+    assert code == 0, gw.log
+    assert exited < drain_seconds + 1, f"exited {exited:.2f} s after SIGTERM"
+    report = json.loads(out)
+    assert report["ok"] > 500, report
+    assert set(report["errors"]) <= {"UNAVAILABLE"}, report
+    core = start_core(data=data)
+    stored = core.rest.get(f"/services/{report['service_id']}/tasks", tenant="drain")
+    assert stored.status == 200, stored
+    assert len(stored.json()) == report["ok"], (len(stored.json()), report)
+    print(f"\n[SIGTERM under gateway load] {report['ok']} ok, {report['errors']} not started, "
+          f"exit {exited:.2f} s after the signal")
+
+
 def test_a_drain_that_cannot_finish_ends_at_its_timeout(protos, start_gateway):
     """A client that never finishes its request keeps a stream open; the process still exits
     when the drain time is up."""
@@ -114,3 +152,15 @@ def test_a_drain_that_cannot_finish_ends_at_its_timeout(protos, start_gateway):
         exited = time.monotonic() - signalled
         assert code == 0, gw.log
         assert 1.0 < exited < 3.5, f"exited {exited:.2f} s after SIGTERM"
+
+
+def test_the_core_alone_stops_on_sigterm_within_its_drain(start_core):
+    import signal
+    core = start_core("--drain-timeout-millis", "2000")
+    assert core.rest.post("/services/start", {"customer_id": "c"}).status == 201
+    signalled = time.monotonic()
+    core.proc.send_signal(signal.SIGTERM)
+    assert core.proc.wait(10) == 0, core.log
+    assert time.monotonic() - signalled < 3
+    core._reader.join(2)
+    assert "shutting down" in core.log
