@@ -54,12 +54,19 @@ public enum SettingsDocument {
             let form: String
             if case .sets(let value) = s.flagForm { form = " (sets \(value))" } else { form = "" }
             let cells = [
-                "`\(s.key)`", s.kindText.replacingOccurrences(of: "|", with: " \\| "), "`\(s.defaultText)`", s.unit,
+                "`\(s.key)`", s.kindText.replacingOccurrences(of: "|", with: " | "), "`\(s.defaultText)`", s.unit,
                 flags + form, "`\(s.environmentVariable)`", s.check.allowed, s.help + (s.isSecret ? " Secret: never printed." : ""),
             ]
-            out += "| " + cells.map { $0.replacingOccurrences(of: "\n", with: " ") }.joined(separator: " | ") + " |\n"
+            out += "| " + cells.map(Self.cell).joined(separator: " | ") + " |\n"
         }
         return out
+    }
+
+    /// A table cell: GitHub's tables end a cell at any `|`, code spans included, and take
+    /// `<word>` for HTML.
+    static func cell(_ text: String) -> String {
+        text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "|", with: "\\|")
+            .replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 
     /// The settings part of `gateway serve --help` / `gateway core --help`.
