@@ -28,6 +28,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // SHA-256 of idempotent requests; postgres-nio depends on it already.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        // The settings file, environment and flags of `serve` and `core` (gateway/configuration.md).
+        // Default traits only: JSON needs no dependency beyond Foundation (YAML would bring Yams).
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        // Ordered start and reverse, time-bounded stop on SIGTERM/SIGINT (README, "Lifecycle").
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "ContextModel"),
@@ -122,8 +127,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "GatewaySettings",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The settings of `serve` and `core`: one table of keys (type, default, unit, check,
+        // flag; the environment variable derived), resolved from flags, environment and a JSON
+        // file (README, "Configuration").
+        .target(
+            name: "GatewaySettings",
+            dependencies: [
+                "ContextModel",
+                "Gateway",
+                "GatewayHTTP2",
+                "HTTPServing",
+                "TaskCore",
+                .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
+        .testTarget(name: "GatewaySettingsTests", dependencies: ["GatewaySettings"]),
         .testTarget(name: "ContextModelTests", dependencies: ["ContextModel"]),
         // The load tool's pure parts: open-loop schedule, journey plan, encoders, report.
         .testTarget(name: "LoadToolTests", dependencies: ["LoadTool", "ContextModel", "ContextProto"]),

@@ -42,6 +42,9 @@ public final class ContextGateway: GRPCService {
         public var restTimeout: TimeAmount = .seconds(30)
         /// `GET` here answers 200 `{"status":"SERVING"}` or 503 (load balancers' health check).
         public var healthPath = "/healthz"
+        /// `GET` here answers 200 `{"status":"READY"}` once started and while a core can be
+        /// reached, else 503 (`Readiness`): not before start, not while draining.
+        public var readyPath = "/readyz"
         /// Origins allowed by CORS (browsers: gRPC-Web and REST); `*` allows any. Empty: none.
         public var corsAllowedOrigins: [String] = []
         /// Give every write without a client key a key of the gateway's, so that a batch lost
@@ -82,6 +85,8 @@ public final class ContextGateway: GRPCService {
     private let logger: Logger
     /// Keeps every upstream connection on cores of one store (README, "Scale-out").
     public let stores: StoreIdentityGuard
+    /// Set by whoever runs the gateway: ready once everything started, draining on stop.
+    public let readiness = Readiness()
     private let upstream: UpstreamPool.Configuration
     private let group: any EventLoopGroup
 
@@ -223,9 +228,10 @@ public final class ContextGateway: GRPCService {
         }
     }
 
-    /// grpc.health.v1.Health/Check: SERVING when the task core can be reached. The empty
-    /// service name and this package's service are known; any other is NOT_FOUND (health
-    /// checking protocol).
+    /// grpc.health.v1.Health/Check, per service: the empty name (the server) and
+    /// `genesys.cs.v1.ContextServices` are SERVING when ready (`Readiness`: started, not
+    /// draining) and a task core can be reached; server reflection, which needs no core, when
+    /// ready. Any other name is NOT_FOUND (health checking protocol).
     private func healthCheck(_ request: GRPCRequest, responder: GRPCResponder, pool: UpstreamPool) {
         let service: String
         do {
@@ -235,13 +241,17 @@ public final class ContextGateway: GRPCService {
         } catch {
             return responder.fail(error)
         }
+        // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }: field 1, varint.
+        let ready = readiness.isReady
+        if ServerReflection.serves(path: "/\(service)/ServerReflectionInfo") {
+            return responder.succeed([0x08, ready ? 1 : 2])
+        }
         guard service.isEmpty || service == "genesys.cs.v1.ContextServices" else {
             return responder.fail(GRPCStatus(code: .notFound, message: "unknown service \(service)", exception: nil))
         }
         pool.isReachable().assumeIsolated().whenSuccess { reachable in
             guard responder.isActive else { return }
-            // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }: field 1, varint.
-            responder.succeed([0x08, reachable ? 1 : 2])
+            responder.succeed([0x08, reachable && ready ? 1 : 2])
         }
     }
 

@@ -1,153 +1,87 @@
 import ArgumentParser
 import ContextModel
+import Foundation
 import Gateway
 import GatewayHTTP2
+import GatewaySettings
 import HTTPServing
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import TaskCore
 
 /// `gateway serve` (the default): the gRPC front end, with an embedded task core on a SQLite
-/// file unless `--upstream` points at an external core. Even embedded, the gateway reaches
+/// file unless `gateway.upstream` names external cores. Even embedded, the gateway reaches
 /// the core over its HTTP/1.1 socket, through the same upstream code as in production.
+///
+/// Its settings are `Setting.all` (flags, environment, `--config FILE`; README,
+/// "Configuration"), read by `Settings.resolve`, not declared here: ArgumentParser collects
+/// the arguments and the table parses them, so that a setting is declared once.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the gateway (gRPC, gRPC-Web and REST on one port), with an embedded task core unless --upstream is given."
+        abstract: "Run the gateway (gRPC, gRPC-Web and REST on one port), with an embedded task core unless gateway.upstream is set.",
+        discussion: SettingsDocument.help(for: .serve)
     )
 
-    @Option(help: "Address for every client (gRPC over HTTP/2; REST, gRPC-Web and health over HTTP/1.1 or HTTP/2), host:port.")
-    var listen: String = "127.0.0.1:50051"
-
-    @Option(help: "External task cores, host:port[,host:port…]: calls spread over them (least outstanding); a failing one is ejected and probed back. Without it, a core runs in this process.")
-    var upstream: String?
-
-    @Option(help: "Where the embedded core listens (REST clients can use it too).")
-    var coreListen: String = "127.0.0.1:8090"
-
-    @OptionGroup(title: "Embedded core")
-    var core: CoreOptions
-
-    @Option(help: "TLS certificate chain (PEM). With --tls-key: serve TLS (ALPN h2 and http/1.1) instead of cleartext.")
-    var tlsCert: String?
-
-    @Option(help: "TLS private key (PEM).")
-    var tlsKey: String?
-
-    @Option(help: "Largest request message, bytes.")
-    var maxMessageBytes: Int = GRPCServerHandler.Configuration.defaults.maxMessageBytes
-
-    @Option(help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS announced to clients.")
-    var maxConcurrentStreams: UInt32 = HTTP2Settings.defaults.maxConcurrentStreams
-
-    @Option(help: "HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE, bytes.")
-    var initialWindowSize: UInt32 = HTTP2Settings.defaults.initialWindowSize
-
-    @Option(help: "Calls one HTTP/2 connection may cancel (RST_STREAM after a complete request) at once; past it and --cancelled-calls-per-second: GOAWAY ENHANCE_YOUR_CALM.")
-    var cancelledCallsBurst: Int = GRPCServerHandler.Configuration.defaults.cancelledCallsBurst
-
-    @Option(help: "Cancelled calls per second per HTTP/2 connection after the burst.")
-    var cancelledCallsPerSecond: Int = GRPCServerHandler.Configuration.defaults.cancelledCallsPerSecond
-
-    @Option(help: "Request bytes one HTTP/2 connection may buffer for requests not yet complete, its connection window included; a stream needing more gets RESOURCE_EXHAUSTED.")
-    var maxBufferedRequestBytesPerConnection: Int = GRPCServerHandler.Configuration.defaults.maxBufferedRequestBytesPerConnection
-
-    @Option(help: "Request bytes the whole process may buffer for requests not yet complete; a chunk past it resets its stream (RESOURCE_EXHAUSTED).")
-    var maxBufferedRequestBytes: Int = 256 << 20
-
-    @Option(help: "Answer bytes the whole process may hold for clients that do not take them; a larger answer past it gets RESOURCE_EXHAUSTED / 503.")
-    var maxBufferedAnswerBytes: Int = 256 << 20
-
-    @Option(help: "Admission control: the queueing delay (gateway and core) the number of calls in flight per event loop is kept at, milliseconds; calls beyond it wait unread, connections served in turn.")
-    var admissionTargetMillis: Int64 = AdmissionLimiter.Configuration().targetDelay.nanoseconds / 1_000_000
-
-    @Option(help: "Admission control: calls in flight per event loop at most (the adaptive limit's ceiling).")
-    var admissionMaxCalls: Int = AdmissionLimiter.Configuration().maxLimit
-
-    @Option(help: "Admission control: a call that waited this long for a slot is refused when its turn comes (RESOURCE_EXHAUSTED; REST 429 with Retry-After), milliseconds.")
-    var admissionMaxWaitMillis: Int64 = AdmissionLimiter.Configuration().maxWait.nanoseconds / 1_000_000
-
-    @Flag(help: "No admission control: every complete call goes to the batcher at once (its queue bound still refuses the surplus).")
-    var noAdmission = false
-
-    @OptionGroup(title: "Connections (the gateway's port and the embedded core's)")
-    var connections: ConnectionOptions
-
-    @Option(help: "Upstream connections per event loop.")
-    var upstreamConnections: Int = 16
-
-    @Flag(help: "Send every call on its own (vendor mode) instead of batching toward the core.")
-    var noBatching = false
-
-    @Option(help: "Calls per batch at most.")
-    var batchMaxItems: Int = ContextGateway.Configuration().batchMaxItems
-
-    @Option(help: "How long a call may wait for companions while batches are in flight, microseconds.")
-    var batchMaxDelayMicros: Int64 = 500
-
-    @Option(help: "Batches in flight per event loop (default: one per core address).")
-    var batchMaxInFlight: Int?
-
-    @Option(help: "Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).")
-    var maxQueued: Int = ContextGateway.Configuration().maxQueued
-
-    @Flag(help: "Make no idempotency keys for writes that come without one: a batch lost with its connection then fails UNAVAILABLE instead of being resent.")
-    var noGatewayKeys = false
-
-    @Flag(help: "Serve native gRPC only: no REST, gRPC-Web or HTTP/1.1 on the gateway's port.")
-    var grpcOnly = false
-
-    @Option(help: "GET here answers 200 {\"status\":\"SERVING\"} or 503 (for load balancers).")
-    var healthPath: String = ContextGateway.Configuration().healthPath
-
-    @Option(name: .customLong("cors-origin"), help: "An origin browsers may call from (gRPC-Web, REST); repeat it, or '*' for any. None: CORS is off.")
-    var corsOrigins: [String] = []
-
-    @Option(help: "REST calls: how long to wait for the core before answering 504, milliseconds.")
-    var restTimeoutMillis: Int64 = 30_000
-
-    func validate() throws {
-        let upstreams = upstream.map { $0.split(separator: ",").map { ("--upstream", String($0)) } } ?? []
-        for (name, value) in [("--listen", listen), ("--core-listen", coreListen)] + upstreams {
-            guard HostPort(value) != nil else { throw ValidationError("\(name) must be host:port, got '\(value)'") }
-        }
-        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
-        guard healthPath.hasPrefix("/") else { throw ValidationError("--health-path must start with /") }
-        guard maxMessageBytes > 0, restTimeoutMillis > 0, upstreamConnections > 0, batchMaxItems > 0, (batchMaxInFlight ?? 1) > 0, maxQueued > 0,
-              batchMaxDelayMicros >= 0, cancelledCallsBurst > 0, cancelledCallsPerSecond >= 0 else {
-            throw ValidationError("--max-message-bytes, --upstream-connections and the batch options must be positive")
-        }
-        guard maxBufferedAnswerBytes >= 64 << 10, admissionTargetMillis > 0, admissionMaxWaitMillis > 0, admissionMaxCalls > 0 else {
-            throw ValidationError("--max-buffered-answer-bytes must be at least 65536, --admission-target-millis, --admission-max-wait-millis and --admission-max-calls positive")
-        }
-        guard maxBufferedRequestBytesPerConnection >= maxMessageBytes + 5 + 65_535, maxBufferedRequestBytes > 0 else {
-            throw ValidationError("--max-buffered-request-bytes-per-connection must hold one whole message and 64 KiB more (at least \(maxMessageBytes + 5 + 65_535)); --max-buffered-request-bytes must be positive")
-        }
-        try core.validate()
-    }
+    @Argument(parsing: .allUnrecognized, help: "Settings as flags (below), and --config FILE.")
+    var arguments: [String] = []
 
     func run() async throws {
         let termination = TerminationSignal.install()
+        let settings = try Settings.resolve(command: .serve, arguments: arguments)
+        let core = CoreSetup(settings: settings)
         MallocTuning.apply()
         let memoryRelease = MallocTuning.releaseAfterSpikes()
         defer { memoryRelease.cancel() }
         bootstrapLogging(core.logLevel)
         let logger = Logger(label: "cs.gateway")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: core.threads)
+        let lifecycle = Lifecycle(drainTimeout: core.drainTimeout, logger: logger)
+        lifecycle.started("event loops") { try? await group.shutdownGracefully() }
+        do {
+            try await start(settings: settings, core: core, group: group, lifecycle: lifecycle, logger: logger)
+        } catch {
+            await lifecycle.unwind()
+            throw error
+        }
+        try await lifecycle.run(until: termination)
+    }
 
-        // The core: embedded, or the one named.
-        var embedded: (server: CoreServer, store: any TaskStore, purger: KeyPurger)?
+    /// Store, core, pool, listener: each once the one before it runs.
+    private func start(settings: Settings, core: CoreSetup, group: MultiThreadedEventLoopGroup, lifecycle: Lifecycle,
+                       logger: Logger) async throws {
+        let drain = lifecycle.drain
+        let limits = core.connectionLimits
+
+        // The TLS files before anything else: a bad one should not leave a store half-opened.
+        let grpcOnly = settings.bool("gateway.grpc-only")
+        let tls = try settings.optionalString("gateway.tls-cert").map { cert in
+            try Self.tlsContext(certificate: cert, key: settings.optionalString("gateway.tls-key")!, http1: !grpcOnly, settings: settings)
+        }
+
+        // The core: embedded (store, then its listener), or the ones named.
         let upstreamAddresses: [HostPort]
-        if let upstream {
-            upstreamAddresses = upstream.split(separator: ",").map { HostPort(String($0))! }
+        let configured = settings.strings("gateway.upstream").map { HostPort($0)! }
+        if !configured.isEmpty {
+            upstreamAddresses = configured
         } else {
             let store = try await core.makeStore(group: group, logger: logger)
-            let address = HostPort(coreListen)!
+            let purger = KeyPurger(store: store)
+            lifecycle.started("store") {
+                await purger.stop()
+                do { try await store.close() } catch { logger.error("closing the store failed", metadata: ["error": "\(error)"]) }
+            }
+            let address = core.listen
             let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
-            let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
-                                                    limits: connections.limits)
-            embedded = (server, store, KeyPurger(store: store))
+            let server: CoreServer
+            do {
+                server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group, limits: limits)
+            } catch {
+                throw PlainError.bindFailure(error, address: address, setting: "core.listen", settings: settings)
+            }
+            lifecycle.started("task core") { await server.shutdown(grace: max(drain.remaining, .seconds(1))) }
             upstreamAddresses = [HostPort(host: address.host, port: server.port)]
             logger.info("task core listening", metadata: [
                 "address": "http://\(address.host):\(server.port)\(core.basePath)", "store": "\(core.storeDescription)",
@@ -155,35 +89,32 @@ struct ServeCommand: AsyncParsableCommand {
             ])
         }
 
+        // The pool and its batchers.
         var upstreamConfig = UpstreamPool.Configuration(addresses: upstreamAddresses.map { ($0.host, $0.port) })
-        upstreamConfig.maxConnections = upstreamConnections
+        upstreamConfig.maxConnections = settings.int("pool.connections")
         var gatewayConfig = ContextGateway.Configuration()
         gatewayConfig.basePath = core.basePath
         gatewayConfig.limits = core.coreConfiguration.limits
-        gatewayConfig.batching = !noBatching
-        gatewayConfig.batchMaxItems = batchMaxItems
-        gatewayConfig.batchMaxDelay = .microseconds(batchMaxDelayMicros)
-        gatewayConfig.batchMaxInFlight = batchMaxInFlight
-        gatewayConfig.maxQueued = maxQueued
+        gatewayConfig.batching = settings.bool("batcher.enabled")
+        gatewayConfig.batchMaxItems = settings.int("batcher.max-items")
+        gatewayConfig.batchMaxDelay = .microseconds(Int64(settings.int("batcher.max-delay-micros")))
+        gatewayConfig.batchMaxInFlight = settings.optionalInt("batcher.max-in-flight")
+        gatewayConfig.maxQueued = settings.int("batcher.max-queued")
         gatewayConfig.authTokens = core.coreConfiguration.authTokens  // refuse at the gateway as the core would
-        gatewayConfig.restTimeout = .milliseconds(restTimeoutMillis)
-        gatewayConfig.healthPath = healthPath
-        gatewayConfig.corsAllowedOrigins = corsOrigins
-        gatewayConfig.maxMessageBytes = maxMessageBytes
-        gatewayConfig.gatewayKeys = !noGatewayKeys
+        gatewayConfig.restTimeout = .milliseconds(Int64(settings.int("gateway.rest-timeout-millis")))
+        gatewayConfig.healthPath = settings.string("gateway.health-path")
+        gatewayConfig.readyPath = settings.string("gateway.ready-path")
+        gatewayConfig.corsAllowedOrigins = settings.strings("gateway.cors-origins")
+        gatewayConfig.maxMessageBytes = settings.int("gateway.max-message-bytes")
+        gatewayConfig.gatewayKeys = settings.bool("pool.gateway-keys")
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
+        lifecycle.started("upstream pool") { await gateway.close(group: group) }
         // Cores of different stores would hand out the same ids: refuse to start over them.
         let stores: [(address: String, answer: StoreAnswer?)]
         do {
             stores = try await gateway.verifyStores()
         } catch {
-            if let embedded {
-                await embedded.server.shutdown()
-                await embedded.purger.stop()
-                try? await embedded.store.close()
-            }
-            try? await group.shutdownGracefully()
-            throw StartupError("\(error)")
+            throw StartupError("\(error). Every core in \(settings.name("gateway.upstream")) must serve one store.")
         }
         if upstreamAddresses.count > 1, stores.contains(where: { $0.answer == .anonymous }) {
             logger.warning("several task cores that do not report their store: make sure they share one", metadata: [
@@ -191,54 +122,84 @@ struct ServeCommand: AsyncParsableCommand {
             ])
         }
 
+        // The listener, last: clients come only once everything behind it runs.
         var handlerConfig = GRPCServerHandler.Configuration()
-        handlerConfig.maxMessageBytes = maxMessageBytes
-        handlerConfig.http2.maxConcurrentStreams = maxConcurrentStreams
-        handlerConfig.http2.initialWindowSize = initialWindowSize
-        handlerConfig.http2.maxHeaderListSize = UInt32(connections.limits.maxHeaderListSize)
-        handlerConfig.http2.maxHeaderFields = connections.limits.maxHeaderFields
-        handlerConfig.prefaceTimeout = connections.limits.handshakeTimeout
-        handlerConfig.idleTimeout = connections.limits.idleTimeout
-        handlerConfig.cancelledCallsBurst = cancelledCallsBurst
-        handlerConfig.cancelledCallsPerSecond = cancelledCallsPerSecond
-        handlerConfig.maxBufferedRequestBytesPerConnection = maxBufferedRequestBytesPerConnection
-        handlerConfig.processRequestBudget = ProcessByteBudget(maxBytes: maxBufferedRequestBytes)
-        handlerConfig.maxBufferedAnswerBytesPerConnection = connections.limits.maxBufferedAnswerBytesPerConnection
-        handlerConfig.answerStallTimeout = connections.limits.answerStallTimeout
-        handlerConfig.processAnswerBudget = ProcessByteBudget(maxBytes: maxBufferedAnswerBytes)
-        if !noAdmission {
+        handlerConfig.maxMessageBytes = settings.int("gateway.max-message-bytes")
+        handlerConfig.http2.maxConcurrentStreams = UInt32(settings.int("gateway.max-concurrent-streams"))
+        handlerConfig.http2.initialWindowSize = UInt32(settings.int("gateway.initial-window-size"))
+        handlerConfig.http2.maxHeaderListSize = UInt32(limits.maxHeaderListSize)
+        handlerConfig.http2.maxHeaderFields = limits.maxHeaderFields
+        handlerConfig.prefaceTimeout = limits.handshakeTimeout
+        handlerConfig.idleTimeout = limits.idleTimeout
+        handlerConfig.cancelledCallsBurst = settings.int("gateway.cancelled-calls-burst")
+        handlerConfig.cancelledCallsPerSecond = settings.int("gateway.cancelled-calls-per-second")
+        handlerConfig.maxBufferedRequestBytesPerConnection = settings.int("gateway.max-buffered-request-bytes-per-connection")
+        handlerConfig.processRequestBudget = ProcessByteBudget(maxBytes: settings.int("gateway.max-buffered-request-bytes"))
+        handlerConfig.maxBufferedAnswerBytesPerConnection = limits.maxBufferedAnswerBytesPerConnection
+        handlerConfig.answerStallTimeout = limits.answerStallTimeout
+        handlerConfig.processAnswerBudget = ProcessByteBudget(maxBytes: settings.int("gateway.max-buffered-answer-bytes"))
+        if settings.bool("admission.enabled") {
             var admission = AdmissionLimiter.Configuration()
-            admission.targetDelay = .milliseconds(admissionTargetMillis)
+            admission.targetDelay = .milliseconds(Int64(settings.int("admission.target-millis")))
+            admission.maxWait = .milliseconds(Int64(settings.int("admission.max-wait-millis")))
             // Never more in flight than the batcher may queue: with admission on, the surplus
             // waits here instead of being refused there.
-            admission.maxLimit = min(admissionMaxCalls, maxQueued)
+            admission.maxLimit = min(settings.int("admission.max-calls"), gatewayConfig.maxQueued)
             admission.minLimit = min(admission.minLimit, admission.maxLimit)
             admission.initialLimit = min(admission.initialLimit, admission.maxLimit)
-            admission.maxWait = .milliseconds(admissionMaxWaitMillis)
             handlerConfig.admissions = LoopAdmissions(group: group, configuration: admission)
         }
-        let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
-        let address = HostPort(listen)!
+        let address = HostPort(settings.string("gateway.listen"))!
         let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)
-        let server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, rest: rest,
-                                                   group: group, configuration: handlerConfig, limits: connections.limits,
+        let server: GatewayServer
+        do {
+            server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, rest: rest,
+                                                   group: group, configuration: handlerConfig, limits: limits,
                                                    tls: tls, logger: logger)
+        } catch {
+            throw PlainError.bindFailure(error, address: address, setting: "gateway.listen", settings: settings)
+        }
+        lifecycle.started("listener") {
+            // Not ready from here on (`/readyz` 503, health NOT_SERVING), then stop accepting,
+            // GOAWAY, and let calls and batches in flight finish within the drain.
+            gateway.readiness.set(.draining)
+            await server.shutdown(grace: drain.remaining)
+        }
+        gateway.readiness.set(.ready)
         logger.info("gateway listening", metadata: [
             "address": "\(tls == nil ? "http" : "https")://\(address.host):\(server.port)",
-            "serves": "\(grpcOnly ? "gRPC" : "gRPC, gRPC-Web, REST \(core.basePath), health \(healthPath)")",
+            "serves": "\(grpcOnly ? "gRPC" : "gRPC, gRPC-Web, REST \(core.basePath), health \(gatewayConfig.healthPath), readiness \(gatewayConfig.readyPath)")",
             "upstream": "\(upstreamAddresses.map { "http://\($0.host):\($0.port)\(core.basePath)" }.joined(separator: ", "))",
             "store_id": "\(gateway.stores.store.map { "\($0)" } ?? "(not yet known)")",
         ])
+    }
 
-        await termination.wait()
-        logger.info("shutting down: draining connections")
-        await server.shutdown()
-        await gateway.close(group: group)
-        if let embedded {
-            await embedded.server.shutdown()
-            await embedded.purger.stop()
-            try await embedded.store.close()
+    /// The TLS context of `gateway.tls-cert` and `gateway.tls-key`, or a start-up error that
+    /// says which file is wrong and how.
+    static func tlsContext(certificate: String, key: String, http1: Bool, settings: Settings) throws -> NIOSSLContext {
+        for (file, setting) in [(certificate, "gateway.tls-cert"), (key, "gateway.tls-key")] {
+            guard FileManager.default.isReadableFile(atPath: file) else {
+                let why = FileManager.default.fileExists(atPath: file) ? "this user may not read it" : "no such file"
+                throw StartupError("cannot read the TLS file \(file) (\(settings.name(setting))): \(why).")
+            }
         }
-        try await group.shutdownGracefully()
+        do {
+            _ = try NIOSSLCertificate.fromPEMFile(certificate)
+        } catch {
+            throw StartupError("the TLS certificate \(certificate) (\(settings.name("gateway.tls-cert"))) is not a PEM certificate chain "
+                + "(-----BEGIN CERTIFICATE-----): \(error).")
+        }
+        do {
+            _ = try NIOSSLPrivateKey(file: key, format: .pem)
+        } catch {
+            throw StartupError("the TLS key \(key) (\(settings.name("gateway.tls-key"))) is not a PEM private key "
+                + "(-----BEGIN PRIVATE KEY-----), or it is encrypted: \(error).")
+        }
+        do {
+            return try GatewayServer.tlsContext(certificatePath: certificate, keyPath: key, http1: http1)
+        } catch {
+            throw StartupError("the TLS key \(key) does not fit the certificate \(certificate) (\(settings.name("gateway.tls-cert")), "
+                + "\(settings.name("gateway.tls-key"))): \(error).")
+        }
     }
 }

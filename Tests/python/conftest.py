@@ -66,7 +66,8 @@ def _launcher(tmp_path_factory, started: list[Gateway]):
     if not binary.exists():
         pytest.fail(f"{binary} does not exist: build it (swift build --product gateway) or set GATEWAY_BIN")
 
-    def start(*extra: str, memory: bool = False, upstream: str | None = None, data=None) -> Gateway:
+    def start(*extra: str, memory: bool = False, upstream: str | None = None, data=None,
+              env: dict[str, str] | None = None) -> Gateway:
         args = ["--listen", "127.0.0.1:0", "--core-listen", "127.0.0.1:0", "--threads", "2"]
         if upstream is not None:
             args += ["--upstream", upstream]
@@ -74,7 +75,7 @@ def _launcher(tmp_path_factory, started: list[Gateway]):
             args += ["--memory"]
         else:
             args += ["--data", str(data or tmp_path_factory.mktemp("data") / "cs.sqlite")]
-        gw = Gateway(args + list(extra))
+        gw = Gateway(args + list(extra), env=env)
         started.append(gw)
         return gw
 
@@ -83,9 +84,9 @@ def _launcher(tmp_path_factory, started: list[Gateway]):
 
 @pytest.fixture
 def start_gateway(tmp_path_factory):
-    """start_gateway(*extra_args, memory=False, upstream=None, data=None) → a Gateway of its own
-    for this test (a fresh SQLite file unless data, memory or upstream), always killed when the
-    test ends."""
+    """start_gateway(*extra_args, memory=False, upstream=None, data=None, env=None) → a Gateway of
+    its own for this test (a fresh SQLite file unless data, memory or upstream; env: variables
+    added to the environment), always killed when the test ends."""
     started: list[Gateway] = []
     yield _launcher(tmp_path_factory, started)
     for gw in started:

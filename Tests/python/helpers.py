@@ -42,7 +42,7 @@ CORE_RE = re.compile(r"address=http://127\.0\.0\.1:(\d+)(\S*) .*task core listen
 class Gateway:
     """One `gateway serve` process; its output is collected by a thread."""
 
-    def __init__(self, args: list[str]):
+    def __init__(self, args: list[str], env: dict[str, str] | None = None):
         self.args = args
         self.lines: list[str] = []
         self.port: int | None = None
@@ -53,7 +53,7 @@ class Gateway:
         self.proc = subprocess.Popen(
             [str(gateway_binary()), "serve", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            text=True, errors="replace",
+            text=True, errors="replace", env={**os.environ, **env} if env else None,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

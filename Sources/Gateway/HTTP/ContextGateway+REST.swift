@@ -66,7 +66,21 @@ extension ContextGateway {
         }
     }
 
-    /// `GET {healthPath}` for load balancers: the same state as grpc.health.v1 Check.
+    /// `GET {readyPath}`: ready (`Readiness`) and a core reachable; else 503 with what is missing.
+    func respondReady(eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+        let state = readiness.state
+        guard state == .ready else {
+            let status = state == .starting ? "STARTING" : "DRAINING"
+            return eventLoop.makeSucceededFuture(RESTResponse(status: 503, retryAfter: 1, body: Array(#"{"status":"\#(status)"}"#.utf8)))
+        }
+        return respondHealth(eventLoop: eventLoop).map { health in
+            health.status == 200
+                ? RESTResponse(status: 200, body: Array(#"{"status":"READY"}"#.utf8))
+                : RESTResponse(status: 503, retryAfter: 1, body: Array(#"{"status":"NO_CORE"}"#.utf8))
+        }
+    }
+
+    /// `GET {healthPath}` (liveness) for load balancers: 200 while a task core can be reached.
     func respondHealth(eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
         guard let upstream = pools.byLoop[ObjectIdentifier(eventLoop)] else {
             return eventLoop.makeSucceededFuture(RESTResponse(.internalError("no upstream for this event loop")))

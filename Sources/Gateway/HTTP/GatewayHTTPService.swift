@@ -67,6 +67,9 @@ public struct GatewayHTTPService: RESTResponder {
         if request.method == "GET", request.target == configuration.healthPath {
             return gateway.respondHealth(eventLoop: eventLoop).map(withCORS)
         }
+        if request.method == "GET", request.target == configuration.readyPath {
+            return gateway.respondReady(eventLoop: eventLoop).map(withCORS)
+        }
         if OpenAPIDocument.isPath(request.target, basePath: configuration.basePath) {
             // Answered here, not forwarded: the core's document minus the core's own extensions.
             return eventLoop.makeSucceededFuture(withCORS(OpenAPIDocument.response(
@@ -80,7 +83,7 @@ public struct GatewayHTTPService: RESTResponder {
     /// calls for the core wait).
     public func needsAdmission(method: String, target: String) -> Bool {
         if method == "OPTIONS" || target.utf8.starts(with: "/grpc.".utf8) { return false }
-        if method == "GET", target == configuration.healthPath { return false }
+        if method == "GET", target == configuration.healthPath || target == configuration.readyPath { return false }
         return !OpenAPIDocument.isPath(target, basePath: configuration.basePath)
     }
 
