@@ -433,7 +433,9 @@ def warm_up(pb, stub, slow):
 
 def test_full_queue_sheds_at_once_and_sends_nothing_refused(protos, start_gateway, slow):
     pb = protos.pb
-    gw = start_gateway("--max-queued", "8", "--threads", "1", upstream=slow.address)
+    # The batcher's own shedding (admission control would hold the surplus unread instead:
+    # test_overload.py).
+    gw = start_gateway("--no-admission", "--max-queued", "8", "--threads", "1", upstream=slow.address)
     with gw.channel() as channel:
         grpc.channel_ready_future(channel).result(timeout=T)
         stub = protos.rpc.ContextServicesStub(channel)
@@ -470,7 +472,9 @@ def test_full_queue_sheds_at_once_and_sends_nothing_refused(protos, start_gatewa
 
 def test_short_deadlines_with_the_queue_busy(protos, start_gateway, slow):
     pb = protos.pb
-    gw = start_gateway("--max-queued", "8", "--threads", "1", "--batch-max-in-flight", "4", upstream=slow.address)
+    # The batcher's own shedding (admission control would hold the surplus unread instead:
+    # test_overload.py).
+    gw = start_gateway("--no-admission", "--max-queued", "8", "--threads", "1", "--batch-max-in-flight", "4", upstream=slow.address)
     with gw.channel() as channel:
         grpc.channel_ready_future(channel).result(timeout=T)
         stub = protos.rpc.ContextServicesStub(channel)
@@ -527,7 +531,9 @@ def test_short_deadlines_with_the_queue_busy(protos, start_gateway, slow):
 
 def test_memory_stays_bounded_under_overload(protos, start_gateway, slow):
     pb = protos.pb
-    gw = start_gateway("--max-queued", "100", upstream=slow.address)
+    # The batcher's own shedding (admission control would hold the surplus unread instead:
+    # test_overload.py).
+    gw = start_gateway("--no-admission", "--max-queued", "100", upstream=slow.address)
     with gw.channel() as channel:
         grpc.channel_ready_future(channel).result(timeout=T)
         stub = protos.rpc.ContextServicesStub(channel)
