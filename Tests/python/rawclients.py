@@ -235,12 +235,15 @@ class RawH2:
         self.buf = b""
         self.frames: list[tuple[int, int, int, bytes]] = []
         self.closed = False
+        self.write_failed = False
 
     def send(self, data: bytes):
+        """Sends what it can: a server that closes mid-send stops the sending, not the reading
+        (its GOAWAY is still waiting on the socket)."""
         try:
             self.sock.sendall(data)
         except OSError:
-            self.closed = True
+            self.write_failed = True
 
     def pump(self, timeout: float = 0.2):
         if self.closed:

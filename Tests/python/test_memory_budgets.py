@@ -45,6 +45,8 @@ class PartialFlood:
         self.client.conn.update_settings({})  # nothing special: the gateway's windows rule
         self.sids = []
         self.pushed = 0
+        self.announce = announce
+        self.sent: dict[int, int] = {}  # per stream: never the message's last byte
         chunk = b"\0" * 16_384
         self.chunk = chunk
         for _ in range(streams):
@@ -63,11 +65,13 @@ class PartialFlood:
                 if s.done or s.headers:
                     continue  # answered (RESOURCE_EXHAUSTED) or reset
                 try:
-                    room = min(c.conn.local_flow_control_window(sid), len(self.chunk))
+                    room = min(c.conn.local_flow_control_window(sid), len(self.chunk),
+                               self.announce - 1 - self.sent.get(sid, 0))
                 except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
                     continue
                 if room <= 0:
                     continue
+                self.sent[sid] = self.sent.get(sid, 0) + room
                 try:
                     c.conn.send_data(sid, self.chunk[:room])
                 except h2.exceptions.H2Error:
@@ -75,6 +79,9 @@ class PartialFlood:
                 sent += room
             self.pushed += sent
             try:
+                # Blocking: pump() left a 5 ms timeout on the socket, under which sendall gave up
+                # as soon as the gateway stopped reading, ending the flood after ~4 MiB.
+                c.sock.settimeout(T)
                 c.flush()
             except OSError:
                 break
