@@ -42,6 +42,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         public var maxBufferedRequestBytesPerConnection = 32 << 20
         /// The same for the whole process, shared by every connection of this configuration.
         public var processRequestBudget = ProcessRequestBudget(maxBytes: 256 << 20)
+        /// Metrics and the failed-call log line (README, "Metrics", "Tracing"); nil: none.
+        public var observers: (any GRPCCallObserving)?
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
@@ -78,6 +80,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         var deadlineTask: Scheduled<Void>?
         /// The service's hook to drop queued work for the call (`GRPCResponder.onCancel`).
         var cancel: (() -> Void)?
+        /// For the observer: the `traceparent` received, the call's trace, when it opened, and
+        /// the status sent (-1: none yet; `failure` for an error status).
+        var traceParent: TraceParent?
+        var trace: TraceContext?
+        var startedNanos: UInt64 = 0
+        var outcome = -1
+        var failure: GRPCStatus?
         /// Request bytes buffered for this stream: window given back (`held`) or not yet
         /// (`unconsumed`). Both go when the request is complete or the stream ends.
         var held = 0
@@ -127,6 +136,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
     private var requestBudget: ConnectionRequestBudget
     /// Set once the connection cancelled too many calls: GOAWAY ENHANCE_YOUR_CALM is queued.
     private var terminatedForCancels = false
+    /// This loop's observer (`Configuration.observers`), found when the connection starts.
+    private var observer: (any GRPCCallObserver)?
 
     public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
@@ -165,6 +176,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         guard session == nil else { return }
         do {
             session = try NGHTTP2Session(role: .server, delegate: self, settings: configuration.http2)
+            observer = configuration.observers?.observer(for: context.eventLoop)
+            observer?.connectionOpened()
             flush()  // our SETTINGS
             if let timeout = configuration.prefaceTimeout {
                 prefaceTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
@@ -215,8 +228,11 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
             stream.deadlineTask?.cancel()
             stream.phase = .done
             stream.runCancel()
+            reportEnd(stream)
         }
         closing = true
+        observer?.connectionClosed()
+        observer = nil
         context.fireChannelInactive()
     }
 
@@ -317,8 +333,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         idleTimer = nil
         let generation = nextGeneration
         nextGeneration &+= 1
-        streams[streamID] = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
-                                   allocator: context!.channel.allocator)
+        let stream = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
+                            allocator: context!.channel.allocator)
+        streams[streamID] = stream
+        if let observer {
+            stream.startedNanos = NIODeadline.now().uptimeNanoseconds
+            observer.streamOpened()
+        }
     }
 
     func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
@@ -348,6 +369,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         case 2 where name.elementsEqual("te".utf8), 10 where name.elementsEqual("user-agent".utf8),
              20 where name.elementsEqual("grpc-accept-encoding".utf8):
             break  // what every gRPC client sends and nothing here reads: not kept
+        case 11 where name.elementsEqual("traceparent".utf8):
+            s.traceParent = TraceParent(value)
+            fallthrough  // and kept for an HTTP exchange, like any other header
         default:
             guard rest != nil, name.first != UInt8(ascii: ":") else { break }
             if s.otherHeaders.isEmpty { s.otherHeaders.reserveCapacity(128) }
@@ -362,6 +386,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         if let s = streams[streamID] {
             // What was kept of the block goes now; the reset closes the stream.
             s.phase = .done
+            s.outcome = Int(GRPCStatusCode.resourceExhausted.rawValue)  // ENHANCE_YOUR_CALM, as clients report it
             s.otherHeaders = []
         }
         if connectionEnding {
@@ -537,8 +562,10 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         s.message = nil
         s.phase = .dispatched
-        let request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
+        s.trace = observer?.traceContext(continuing: s.traceParent)
+        var request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
                                   tenant: s.tenant, authorization: s.authorization, idempotencyKey: s.idempotencyKey)
+        request.trace = s.trace
         service.handle(request, responder: GRPCResponder(sink: self, streamID: streamID, generation: s.generation),
                        eventLoop: context!.eventLoop)
     }
@@ -556,6 +583,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         s.phase = .done
         s.runCancel()
+        reportEnd(s)
         if wasDispatched && !closing && !terminatedForCancels && !isNearDeadline(s)
             && !cancelBudget.admit(now: NIODeadline.now().uptimeNanoseconds) {
             // Rapid reset with complete requests: each costs a decoded, queued call. Closing
@@ -571,6 +599,13 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         finishDrainIfIdle()
         if streams.isEmpty { armIdleTimer() }
+    }
+
+    /// Tells the observer a gRPC call ended: with the status sent, else CANCELLED.
+    private func reportEnd(_ s: Stream) {
+        guard let observer, !s.isHTTP else { return }
+        observer.callEnded(GRPCCallRecord(path: s.path, code: s.outcome >= 0 ? s.outcome : 1, status: s.failure,
+                                          startedNanos: s.startedNanos, tenant: s.tenant, trace: s.trace))
     }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {
@@ -689,6 +724,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         switch result {
         case .success(let message):
             s.phase = .responding
+            s.outcome = 0
             s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
             do {
                 try session?.submitHeaders(streamID: streamID, Self.okHeaders, hasBody: true)
@@ -746,6 +782,8 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         if s.streamStarted {
             return endMessageStream(streamID, s, status)  // headers are out: the status goes in trailers
         }
+        s.outcome = Int(status.code.rawValue)
+        if status.code != .ok { s.failure = status }
         var block = HeaderBlock()
         block.add(":status", "200")
         block.add("content-type", "application/grpc")
@@ -794,7 +832,9 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
         }
         s.deadlineTask?.cancel()
         s.phase = .responding
+        s.outcome = Int(status?.code.rawValue ?? 0)
         if let status, status.code != .ok {
+            s.failure = status
             var trailers = HeaderBlock()
             trailers.add("grpc-status", String(status.code.rawValue))
             if !status.message.isEmpty { trailers.add("grpc-message", GRPCFraming.percentEncode(status.message)) }
@@ -808,6 +848,7 @@ public final class GRPCServerHandler: ChannelInboundHandler, NGHTTP2SessionDeleg
 
     /// A plain HTTP answer for requests that are not gRPC at all (405, 415).
     private func respondHTTP(_ streamID: Int32, _ s: Stream, status: String) {
+        s.outcome = Int(GRPCStatusCode.unknown.rawValue)
         finish(streamID, s, HeaderBlock([(":status", status)]))
     }
 
