@@ -39,6 +39,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         if let tenant = request.tenant { headers.add(name: "ContactCenterId", value: tenant) }
         if let authorization = request.authorization { headers.add(name: "authorization", value: authorization) }
         if let key = request.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
+        if let traceparent = request.traceparent { headers.add(name: "traceparent", value: traceparent) }
         let head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !request.body.isEmpty {
