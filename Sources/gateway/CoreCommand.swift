@@ -6,6 +6,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Observability
 import TaskCore
 
 /// The options of a task core, shared by `gateway core` and the embedded core of `gateway serve`.
@@ -161,8 +162,12 @@ struct CoreCommand: AsyncParsableCommand {
     @OptionGroup(title: "Connections")
     var connections: ConnectionOptions
 
+    @OptionGroup(title: "Metrics")
+    var observability: ObservabilityOptions
+
     func validate() throws {
         guard HostPort(listen) != nil else { throw ValidationError("--listen must be host:port, got '\(listen)'") }
+        try observability.validate()
     }
 
     func run() async throws {
@@ -173,10 +178,13 @@ struct CoreCommand: AsyncParsableCommand {
         let address = HostPort(listen)!
         let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
         let store = try await options.makeStore(group: group, logger: logger)
-        let service = ContextService(store: store, configuration: options.coreConfiguration, logger: logger)
+        let metrics = observability.makeMetrics()
+        let service = ContextService(store: store, configuration: options.coreConfiguration, logger: logger,
+                                     metrics: metrics.map { CoreMetrics(registry: $0.registry) })
         let purger = KeyPurger(store: store)
         let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
                                                 limits: connections.limits)
+        let metricsEndpoint = try await observability.startEndpoint(metrics, group: group, logger: logger)
         logger.info("task core listening", metadata: [
             "address": "http://\(address.host):\(server.port)\(options.basePath)",
             "store": "\(options.storeDescription)", "store_id": "\(store.identity.id)",
@@ -185,6 +193,7 @@ struct CoreCommand: AsyncParsableCommand {
         await termination.wait()
         logger.info("shutting down")
         await server.shutdown()
+        await metricsEndpoint?.shutdown()
         await purger.stop()
         try await store.close()
         try await group.shutdownGracefully()

@@ -6,6 +6,7 @@ import HTTPServing
 import Logging
 import NIOCore
 import NIOPosix
+import Observability
 import TaskCore
 
 /// `gateway serve` (the default): the gRPC front end, with an embedded task core on a SQLite
@@ -59,6 +60,9 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Connections (the gateway's port and the embedded core's)")
     var connections: ConnectionOptions
 
+    @OptionGroup(title: "Metrics (the gateway's and the embedded core's)")
+    var observability: ObservabilityOptions
+
     @Option(help: "Upstream connections per event loop.")
     var upstreamConnections: Int = 16
 
@@ -107,6 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-buffered-request-bytes-per-connection must hold one whole message and 64 KiB more (at least \(maxMessageBytes + 5 + 65_535)); --max-buffered-request-bytes must be positive")
         }
         try core.validate()
+        try observability.validate()
     }
 
     func run() async throws {
@@ -115,6 +120,7 @@ struct ServeCommand: AsyncParsableCommand {
         bootstrapLogging(core.logLevel)
         let logger = Logger(label: "cs.gateway")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: core.threads)
+        let metrics = observability.makeMetrics()
 
         // The core: embedded, or the one named.
         var embedded: (server: CoreServer, store: any TaskStore, purger: KeyPurger)?
@@ -124,7 +130,8 @@ struct ServeCommand: AsyncParsableCommand {
         } else {
             let store = try await core.makeStore(group: group, logger: logger)
             let address = HostPort(coreListen)!
-            let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
+            let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger,
+                                         metrics: metrics.map { CoreMetrics(registry: $0.registry) })
             let server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
                                                     limits: connections.limits)
             embedded = (server, store, KeyPurger(store: store))
@@ -151,6 +158,7 @@ struct ServeCommand: AsyncParsableCommand {
         gatewayConfig.corsAllowedOrigins = corsOrigins
         gatewayConfig.maxMessageBytes = maxMessageBytes
         gatewayConfig.gatewayKeys = !noGatewayKeys
+        gatewayConfig.metrics = metrics != nil
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
         // Cores of different stores would hand out the same ids: refuse to start over them.
         let stores: [(address: String, answer: StoreAnswer?)]
@@ -183,6 +191,9 @@ struct ServeCommand: AsyncParsableCommand {
         handlerConfig.cancelledCallsPerSecond = cancelledCallsPerSecond
         handlerConfig.maxBufferedRequestBytesPerConnection = maxBufferedRequestBytesPerConnection
         handlerConfig.processRequestBudget = ProcessRequestBudget(maxBytes: maxBufferedRequestBytes)
+        handlerConfig.observers = gateway.observers
+        metrics?.addCollector { await gateway.renderMetrics() }
+        let metricsEndpoint = try await observability.startEndpoint(metrics, group: group, logger: logger)
         let tls = try tlsCert.map { try GatewayServer.tlsContext(certificatePath: $0, keyPath: tlsKey!, http1: !grpcOnly) }
         let address = HostPort(listen)!
         let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)
@@ -199,6 +210,7 @@ struct ServeCommand: AsyncParsableCommand {
         await termination.wait()
         logger.info("shutting down: draining connections")
         await server.shutdown()
+        await metricsEndpoint?.shutdown()
         await gateway.close(group: group)
         if let embedded {
             await embedded.server.shutdown()
