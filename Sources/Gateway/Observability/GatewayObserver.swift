@@ -59,9 +59,11 @@ final class GatewayObserver: GRPCCallObserver {
                       path: CallLog.path(target: request.target))
     }
 
+    private static let methods = RPCMethod.allCases
+
     static func methodIndex(path: String?) -> Int {
         guard let path else { return GatewayLoopMetrics.grpcMethods.count - 1 }
-        if let method = RPCMethod(path: path), let i = RPCMethod.allCases.firstIndex(of: method) { return i }
+        if let method = RPCMethod(path: path), let i = Self.methods.firstIndex(of: method) { return i }
         if ServerReflection.serves(path: path) { return GatewayLoopMetrics.grpcMethods.count - 2 }
         return GatewayLoopMetrics.grpcMethods.count - 1
     }

@@ -32,7 +32,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         }
         pending.append(responsePromise)
         var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
+        headers.reserveCapacity(6)
         headers.add(name: "host", value: hostHeader)
         headers.add(name: "content-length", value: String(request.body.count))
         if !request.body.isEmpty { headers.add(name: "content-type", value: request.contentType ?? "application/json") }
