@@ -184,7 +184,7 @@ public final class ContextGateway: GRPCService {
         } catch {
             return responder.fail(GRPCStatus(error))
         }
-        // gRPC-Web calls come without one (their HTTP exchange was not traced): a new trace.
+        // Always set by the HTTP/2 handler and the gateway's HTTP side; a new trace otherwise.
         let trace = request.trace ?? upstream.observer.traceContext(continuing: nil)
         let item = BatchItem(call.route, tenant: request.tenant, authorization: request.authorization, body: call.body,
                              idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false, keyIsFresh: true,

@@ -283,3 +283,24 @@ def test_a_malformed_traceparent_is_replaced_not_an_error(protos, pb, gateway, b
     status, _, _ = http("POST", f"http://127.0.0.1:{gateway.port}/genesys/1/cs/services/{sid}/tasks/start",
                         {"task_type": "t"}, headers={"traceparent": bad})
     assert status == 201
+
+
+def test_traceparent_of_a_grpc_web_call_goes_on_like_rest(pb, start_gateway, start_core):
+    core = start_core(memory=True)
+    # debug: a gRPC-Web call's line carries its HTTP status (200; the gRPC status is in the
+    # body's trailer frame), so it is never a failed call's notice line (README, "Tracing").
+    gw = start_gateway("--log-level", "debug", upstream=core.address)
+    message = pb.StartTaskRequest(service_id=626262, task_type=pb.BusinessAttribute(name="t")).SerializeToString()
+    body = b"\x00" + len(message).to_bytes(4, "big") + message
+    request = urllib.request.Request(f"http://127.0.0.1:{gw.port}/genesys.cs.v1.ContextServices/StartTask", data=body,
+                                     method="POST", headers={"content-type": "application/grpc-web+proto",
+                                                             "x-grpc-web": "1", "traceparent": TRACEPARENT})
+    with urllib.request.urlopen(request, timeout=T) as response:
+        assert response.status == 200
+        assert b"grpc-status:5" in response.read()  # NOT_FOUND, in the trailer frame
+    assert wait_until(lambda: call_lines(gw, trace_id=CLIENT_TRACE) and call_lines(core, trace_id=CLIENT_TRACE), T)
+    [at_gateway] = call_lines(gw, trace_id=CLIENT_TRACE)
+    assert at_gateway["method"] == "grpc_web" and at_gateway["status"] == "200"
+    assert at_gateway["parent_span_id"] == CLIENT_SPAN
+    [at_core] = call_lines(core, trace_id=CLIENT_TRACE)
+    assert at_core["method"] == "StartTask" and at_core["parent_span_id"] == at_gateway["request_id"]

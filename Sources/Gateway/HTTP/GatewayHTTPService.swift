@@ -85,7 +85,7 @@ public struct GatewayHTTPService: RESTResponder {
         switch GRPCWeb.classify(contentType: request.contentType) {
         case .call(let mode):
             return (GRPCWeb.serve(request, mode: mode, service: gateway, eventLoop: eventLoop,
-                                  maxMessageBytes: configuration.maxMessageBytes, headers: cors), Self.named("grpc_web"))
+                                  maxMessageBytes: configuration.maxMessageBytes, headers: cors, trace: trace), Self.named("grpc_web"))
         case .unsupported(let response):
             return (eventLoop.makeSucceededFuture(withCORS(response)), Self.named("grpc_web"))
         case nil:
