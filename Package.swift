@@ -33,6 +33,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         // Ordered start and reverse, time-bounded stop on SIGTERM/SIGINT (README, "Lifecycle").
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Metrics (README "Metrics"): the swift-metrics API, exposed in Prometheus's text format.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(name: "ContextModel"),
@@ -44,6 +47,23 @@ let package = Package(
                 "ContextModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // Metrics and trace context shared by the gateway and the core: per-event-loop counters
+        // (no lock or atomic on the hot path), the Prometheus registry, the /metrics listener.
+        .target(
+            name: "Observability",
+            dependencies: [
+                "ContextModel",
+                "HTTPServing",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .systemLibrary(
@@ -60,6 +80,7 @@ let package = Package(
                 "CProtobufC",
                 "GatewayHTTP2",
                 "HTTPServing",
+                "Observability",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -73,6 +94,7 @@ let package = Package(
             dependencies: [
                 "ContextModel",
                 "HTTPServing",
+                "Observability",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -123,6 +145,7 @@ let package = Package(
                 "GatewayHTTP2",
                 "HTTPServing",
                 "ContextModel",
+                "Observability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -8,7 +8,9 @@
 /// item     = method:u8 (1 GET, 2 POST, 3 DELETE)
 ///            target_len:u16 target  tenant_len:u16 tenant  auth_len:u16 auth
 ///            key_len:u16 key  key_flags:u8 (bit 0: the key was made by a gateway; bit 1: it is
-///            sent for the first time, so the core need not look it up)  body_len:u32 body
+///            sent for the first time, so the core need not look it up; bit 2: a trace follows)
+///            [trace_id:16 parent_id:8 trace_flags:u8]   (only with bit 2)
+///            body_len:u32 body
 /// response = "CSR2" count:u32 result*          (count = the request's count, same order)
 /// result   = status:u16 location_len:u16 location  retry_after:u16 (0 = none)
 ///            flags:u8 (bit 0: a replay of an idempotency key)  body_len:u32 body
@@ -17,6 +19,14 @@
 /// Version 1 (`CSB1`/`CSR1`: no key, no flags) is still read, and answered in version 1, so
 /// a gateway of the version before keeps working against a newer core. `key` is the item's
 /// `Idempotency-Key` (empty: none).
+///
+/// The trace (bit 2 of `key_flags`, README "Tracing") is the W3C `traceparent` of the item's
+/// single call, in binary: the 16-byte trace id, the 8-byte id of the gateway's span for the
+/// call (the core's parent) and the trace flags. It was added within version 2: items without
+/// bit 2 are exactly the version 2 of before, so a core reads batches of older gateways as it
+/// did. A core of before reads bit 2 as nothing and the 25 bytes as the body's length, so
+/// upgrade cores before gateways (as for version 2); a trace id or parent id of zero is
+/// invalid (W3C §3.2.2.3) and read as no trace.
 ///
 /// `target` is the path and query relative to the base path (`/services/7/tasks/start`); an
 /// empty `tenant` or `auth` means no `ContactCenterId` or `Authorization` header. A body is
@@ -42,6 +52,8 @@ public enum BatchCodec {
     /// and the flags byte.
     static let minimumResultBytes = minimumResultBytesV1 + 1
     static let headerBytes = 8
+    /// trace id, parent id, trace flags (bit 2 of an item's key flags).
+    static let traceBytes = 16 + 8 + 1
 
     // MARK: Requests
 
@@ -52,7 +64,7 @@ public enum BatchCodec {
         var size = headerBytes
         for item in items {
             size += minimumItemBytes + item.target.utf8.count + (item.tenant?.utf8.count ?? 0)
-                + (item.authorization?.utf8.count ?? 0) + item.body.count
+                + (item.authorization?.utf8.count ?? 0) + item.body.count + (item.trace == nil ? 0 : traceBytes)
         }
         var out: [UInt8] = []
         out.reserveCapacity(size)
@@ -72,7 +84,13 @@ public enum BatchCodec {
         try appendText16(item.tenant ?? "", field: "tenant", to: &out)
         try appendText16(item.authorization ?? "", field: "auth", to: &out)
         try appendText16(item.idempotencyKey ?? "", field: "key", to: &out)
-        out.append((item.keyMadeByGateway ? 1 : 0) | (item.keyIsFresh ? 2 : 0))
+        out.append((item.keyMadeByGateway ? 1 : 0) | (item.keyIsFresh ? 2 : 0) | (item.trace == nil ? 0 : 4))
+        if let trace = item.trace {
+            appendU64(trace.traceIDHigh, to: &out)
+            appendU64(trace.traceIDLow, to: &out)
+            appendU64(trace.parentID, to: &out)
+            out.append(trace.flags)
+        }
         try appendBytes32(item.body, field: "body", to: &out)
     }
 
@@ -136,15 +154,23 @@ public enum BatchCodec {
             let auth = try reader.text16("auth of item \(index)")
             var key = ""
             var keyFlags: UInt8 = 0
+            var trace: TraceParent?
             if version == 2 {
                 key = try reader.text16("key of item \(index)")
                 keyFlags = try reader.u8("key flags of item \(index)")
+                if keyFlags & 4 != 0 {
+                    let high = try reader.u64("trace id of item \(index)")
+                    let low = try reader.u64("trace id of item \(index)")
+                    let parent = try reader.u64("trace parent id of item \(index)")
+                    let flags = try reader.u8("trace flags of item \(index)")
+                    trace = TraceParent(traceIDHigh: high, traceIDLow: low, parentID: parent, flags: flags)
+                }
             }
             let body = try reader.bytes32("body of item \(index)")
             items.append(BatchItem(method: method, target: target, tenant: tenant.isEmpty ? nil : tenant,
                                    authorization: auth.isEmpty ? nil : auth, body: body,
                                    idempotencyKey: key.isEmpty ? nil : key, keyMadeByGateway: keyFlags & 1 != 0,
-                                   keyIsFresh: keyFlags & 3 == 3))
+                                   keyIsFresh: keyFlags & 3 == 3, trace: trace))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(offset: reader.offset, count: reader.remaining) }
         return (items, version)
@@ -219,6 +245,11 @@ public enum BatchCodec {
         out.append(UInt8(truncatingIfNeeded: v))
     }
 
+    static func appendU64(_ v: UInt64, to out: inout [UInt8]) {
+        appendU32(UInt32(truncatingIfNeeded: v >> 32), to: &out)
+        appendU32(UInt32(truncatingIfNeeded: v), to: &out)
+    }
+
     static func appendText16(_ s: String, field: String, to out: inout [UInt8]) throws(BatchCodecError) {
         let n = s.utf8.count
         guard n <= Int(UInt16.max) else { throw .fieldTooLong(field: field, length: n) }
@@ -273,6 +304,13 @@ public enum BatchCodec {
             return UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
         }
 
+        mutating func u64(_ what: @autoclosure () -> String) throws(BatchCodecError) -> UInt64 {
+            let b = try take(8, what())
+            var v: UInt64 = 0
+            for byte in b { v = v << 8 | UInt64(byte) }
+            return v
+        }
+
         mutating func text16(_ what: @autoclosure () -> String) throws(BatchCodecError) -> String {
             let n = Int(try u16(what()))
             return String(decoding: try take(n, what()), as: UTF8.self)
@@ -325,9 +363,12 @@ public struct BatchItem: Sendable, Equatable {
     /// A key made by the gateway, sent for the first time: unique by construction, so the
     /// core stores it without looking it up first. A resend clears it.
     public var keyIsFresh: Bool
+    /// The `traceparent` the single call would carry (README, "Tracing"); nil: none.
+    public var trace: TraceParent?
 
     public init(method: Method, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
-                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false) {
+                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false,
+                trace: TraceParent? = nil) {
         self.method = method
         self.target = target
         self.tenant = tenant
@@ -336,14 +377,17 @@ public struct BatchItem: Sendable, Equatable {
         self.idempotencyKey = idempotencyKey
         self.keyMadeByGateway = keyMadeByGateway
         self.keyIsFresh = keyMadeByGateway && keyIsFresh
+        self.trace = trace
     }
 
     /// The item of a route of the contract: its method and its target relative to the base.
     public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
-                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false) {
+                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false,
+                trace: TraceParent? = nil) {
         self.init(method: Method(name: route.method)!, target: route.target(basePath: ""),
                   tenant: tenant, authorization: authorization, body: body,
-                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway, keyIsFresh: keyIsFresh)
+                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway, keyIsFresh: keyIsFresh,
+                  trace: trace)
     }
 }
 

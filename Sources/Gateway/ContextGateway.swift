@@ -53,6 +53,10 @@ public final class ContextGateway: GRPCService {
         public var gatewayKeys = true
         /// Largest gRPC-Web request message (native gRPC's limit is the HTTP/2 handler's).
         public var maxMessageBytes = 4 << 20
+        /// Count calls, batches and upstream events per event loop for `renderMetrics`
+        /// (README, "Metrics"); `gateway serve` turns it on with `--metrics-listen`. Traces and
+        /// the failed-call log lines do not depend on it.
+        public var metrics = false
         public init() {}
     }
 
@@ -61,6 +65,8 @@ public final class ContextGateway: GRPCService {
         var pool: UpstreamPool
         var batcher: UpstreamBatcher
         var keys: GatewayKeys?
+        /// Traces, metrics and log lines of this loop's calls.
+        var observer: GatewayObserver
 
         /// The idempotency key a write goes upstream with (README, "Exactly once"): the
         /// client's (checked: 400 / INVALID_ARGUMENT when malformed), or, when the cores keep
@@ -82,6 +88,8 @@ public final class ContextGateway: GRPCService {
 
     let pools: Pools
     let configuration: Configuration
+    /// For `GRPCServerHandler.Configuration.observers`: the same per-loop observers.
+    public let observers: GatewayObservers
     private let logger: Logger
     /// Keeps every upstream connection on cores of one store (README, "Scale-out").
     public let stores: StoreIdentityGuard
@@ -123,9 +131,13 @@ public final class ContextGateway: GRPCService {
             // deadline checks and shedding apply; only the sending differs.
             let batcher = UpstreamBatcher(eventLoop: loop, pool: pool, basePath: configuration.basePath,
                                           configuration: batching, batchSupported: configuration.batching, logger: logger)
-            byLoop[ObjectIdentifier(loop)] = Upstream(pool: pool, batcher: batcher, keys: configuration.gatewayKeys ? GatewayKeys(prefix: keyPrefix, loop: byLoop.count) : nil)
+            let observer = GatewayObserver(metrics: configuration.metrics ? GatewayLoopMetrics() : nil, logger: logger)
+            batcher.metrics = observer.metrics
+            pool.metrics = observer.metrics
+            byLoop[ObjectIdentifier(loop)] = Upstream(pool: pool, batcher: batcher, keys: configuration.gatewayKeys ? GatewayKeys(prefix: keyPrefix, loop: byLoop.count) : nil, observer: observer)
         }
         self.pools = Pools(byLoop: byLoop)
+        self.observers = GatewayObservers(byLoop: byLoop.mapValues(\.observer))
         self.configuration = configuration
         self.logger = logger
     }
@@ -182,8 +194,11 @@ public final class ContextGateway: GRPCService {
         } catch {
             return responder.fail(GRPCStatus(error))
         }
+        // Always set by the HTTP/2 handler and the gateway's HTTP side; a new trace otherwise.
+        let trace = request.trace ?? upstream.observer.traceContext(continuing: nil)
         let item = BatchItem(call.route, tenant: request.tenant, authorization: request.authorization, body: call.body,
-                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false, keyIsFresh: true)
+                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false, keyIsFresh: true,
+                             trace: trace.outgoing)
         let (ticket, answer) = upstream.batcher.enqueue(item, deadline: request.deadline)
         // Reset by the client or past its deadline: out of the queue at once, never sent
         // (issue 11, item 4: reset Start Tasks were still stored).
@@ -282,6 +297,33 @@ public final class ContextGateway: GRPCService {
             }
         }
         return seen
+    }
+
+    /// The gateway's metrics in Prometheus's text format (README, "Metrics"): each event loop
+    /// copies its counters on its own loop, then the copies are summed. Empty when metrics
+    /// are off.
+    public func renderMetrics() async -> [UInt8] {
+        guard configuration.metrics else { return [] }
+        var total: GatewayLoopMetrics.Snapshot?
+        for loop in group.makeIterator() {
+            guard let found = pools.byLoop[ObjectIdentifier(loop)], found.observer.metrics != nil else { continue }
+            // Touched on its own loop only, inside `submit`.
+            let bound = UncheckedSendable(found)
+            let snapshot = try? await loop.submit {
+                let upstream = bound.value
+                return upstream.observer.metrics!.snapshot(queued: upstream.batcher.queuedCount, upstreamConnections: upstream.pool.openConnections,
+                                 ejections: upstream.pool.ejections, coresEjected: upstream.pool.coresEjected,
+                                 resent: upstream.batcher.resent, cancelledBeforeSend: upstream.batcher.cancelledBeforeSend)
+            }.get()
+            guard let snapshot else { continue }
+            if total == nil { total = snapshot } else { total!.add(snapshot) }
+        }
+        return total?.render() ?? []
+    }
+
+    private struct UncheckedSendable<Value>: @unchecked Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
     }
 
     /// Closes every upstream connection.

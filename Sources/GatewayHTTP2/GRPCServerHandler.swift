@@ -58,6 +58,8 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         public var answerStallTimeout: TimeAmount? = ConnectionLimits.defaults.answerStallTimeout
         /// Admission control per event loop (`LoopAdmission`); nil: every call starts at once.
         public var admissions: LoopAdmissions?
+        /// Metrics and the failed-call log line (README, "Metrics", "Tracing"); nil: none.
+        public var observers: (any GRPCCallObserving)?
         public init() {}
         public static var defaults: Configuration { Configuration() }
     }
@@ -104,6 +106,13 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         /// whether they count in the process's budget too.
         var answerHeld = 0
         var answerInProcess = false
+        /// For the observer: the `traceparent` received, the call's trace, when it opened, and
+        /// the status sent (-1: none yet; `failure` for an error status).
+        var traceParent: TraceParent?
+        var trace: TraceContext?
+        var startedNanos: UInt64 = 0
+        var outcome = -1
+        var failure: GRPCStatus?
         /// Request bytes buffered for this stream: window given back (`held`) or not yet
         /// (`unconsumed`). Both go when the request is complete or the stream ends.
         var held = 0
@@ -167,6 +176,8 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     private var stallTimer: Scheduled<Void>?
     /// Last time the client took answer bytes (or answers began waiting), uptime nanoseconds.
     private var lastAnswerProgress: UInt64 = 0
+    /// This loop's observer (`Configuration.observers`), found when the connection starts.
+    private var observer: (any GRPCCallObserver)?
 
     public init(service: any GRPCService, rest: (any RESTResponder)? = nil, configuration: Configuration = .defaults,
                 logger: Logger = Logger(label: "cs.gateway.h2")) {
@@ -208,6 +219,8 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         admission = configuration.admissions?.admission(for: context.eventLoop)
         do {
             session = try NGHTTP2Session(role: .server, delegate: self, settings: configuration.http2)
+            observer = configuration.observers?.observer(for: context.eventLoop)
+            observer?.connectionOpened()
             flush()  // our SETTINGS
             if let timeout = configuration.prefaceTimeout {
                 prefaceTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
@@ -264,7 +277,10 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             stream.phase = .done
             stream.runCancel()
             releaseSlot(stream)
+            reportEnd(stream)
         }
+        observer?.connectionClosed()
+        observer = nil
         context.fireChannelInactive()
     }
 
@@ -472,8 +488,13 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         idleTimer = nil
         let generation = nextGeneration
         nextGeneration &+= 1
-        streams[streamID] = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
-                                   allocator: context!.channel.allocator)
+        let stream = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
+                            allocator: context!.channel.allocator)
+        streams[streamID] = stream
+        if let observer {
+            stream.startedNanos = NIODeadline.now().uptimeNanoseconds
+            observer.streamOpened()
+        }
     }
 
     func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
@@ -503,6 +524,9 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         case 2 where name.elementsEqual("te".utf8), 10 where name.elementsEqual("user-agent".utf8),
              20 where name.elementsEqual("grpc-accept-encoding".utf8):
             break  // what every gRPC client sends and nothing here reads: not kept
+        case 11 where name.elementsEqual("traceparent".utf8):
+            s.traceParent = TraceParent(value)
+            fallthrough  // and kept for an HTTP exchange, like any other header
         default:
             guard rest != nil, name.first != UInt8(ascii: ":") else { break }
             if s.otherHeaders.isEmpty { s.otherHeaders.reserveCapacity(128) }
@@ -517,6 +541,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         if let s = streams[streamID] {
             // What was kept of the block goes now; the reset closes the stream.
             s.phase = .done
+            s.outcome = Int(GRPCStatusCode.resourceExhausted.rawValue)  // ENHANCE_YOUR_CALM, as clients report it
             s.otherHeaders = []
         }
         if connectionEnding {
@@ -719,8 +744,10 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         guard let message = s.message else { return }
         s.message = nil
         s.phase = .dispatched
-        let request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
+        s.trace = observer?.traceContext(continuing: s.traceParent)
+        var request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
                                   tenant: s.tenant, authorization: s.authorization, idempotencyKey: s.idempotencyKey)
+        request.trace = s.trace
         service.handle(request, responder: GRPCResponder(sink: self, streamID: streamID, generation: s.generation),
                        eventLoop: context!.eventLoop)
     }
@@ -793,6 +820,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
         s.phase = .done
         s.runCancel()
+        reportEnd(s)
         if wasDispatched && !closing && !terminatedForCancels && !isNearDeadline(s)
             && !cancelBudget.admit(now: NIODeadline.now().uptimeNanoseconds) {
             // Rapid reset with complete requests: each costs a decoded, queued call. Closing
@@ -809,6 +837,13 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         finishDrainIfIdle()
         if streams.isEmpty { armIdleTimer() }
         releaseSlot(s)
+    }
+
+    /// Tells the observer a gRPC call ended: with the status sent, else CANCELLED.
+    private func reportEnd(_ s: Stream) {
+        guard let observer, !s.isHTTP else { return }
+        observer.callEnded(GRPCCallRecord(path: s.path, code: s.outcome >= 0 ? s.outcome : 1, status: s.failure,
+                                          startedNanos: s.startedNanos, tenant: s.tenant, trace: s.trace))
     }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {
@@ -943,6 +978,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
                                                              exception: "OverloadedException"))
             }
             s.phase = .responding
+            s.outcome = 0
             s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
             do {
                 try session?.submitHeaders(streamID: streamID, Self.okHeaders, hasBody: true)
@@ -1001,6 +1037,8 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         if s.streamStarted {
             return endMessageStream(streamID, s, status)  // headers are out: the status goes in trailers
         }
+        s.outcome = Int(status.code.rawValue)
+        if status.code != .ok { s.failure = status }
         var block = HeaderBlock()
         block.add(":status", "200")
         block.add("content-type", "application/grpc")
@@ -1053,7 +1091,9 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
         s.deadlineTask?.cancel()
         s.phase = .responding
+        s.outcome = Int(status?.code.rawValue ?? 0)
         if let status, status.code != .ok {
+            s.failure = status
             var trailers = HeaderBlock()
             trailers.add("grpc-status", String(status.code.rawValue))
             if !status.message.isEmpty { trailers.add("grpc-message", GRPCFraming.percentEncode(status.message)) }
@@ -1068,6 +1108,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
 
     /// A plain HTTP answer for requests that are not gRPC at all (405, 415).
     private func respondHTTP(_ streamID: Int32, _ s: Stream, status: String) {
+        s.outcome = Int(GRPCStatusCode.unknown.rawValue)
         finish(streamID, s, HeaderBlock([(":status", status)]))
     }
 

@@ -13,6 +13,9 @@ public struct GRPCRequest {
     public var authorization: String?
     /// The `idempotency-key` metadata (README, "Exactly once").
     public var idempotencyKey: String?
+    /// The call's trace (README, "Tracing"): the client's `traceparent` continued, or a new
+    /// trace; nil when the connection has no observer.
+    public var trace: TraceContext?
 
     public init(path: String, message: ByteBuffer, deadline: NIODeadline?, tenant: String?, authorization: String?,
                 idempotencyKey: String? = nil) {

@@ -41,10 +41,11 @@ public enum GRPCWeb {
         }
     }
 
-    /// Serves one gRPC-Web call. `headers` are added to the answer (CORS).
+    /// Serves one gRPC-Web call. `headers` are added to the answer (CORS); `trace` is the
+    /// call's trace context (README, "Tracing").
     public static func serve(
         _ request: RESTRequest, mode: Mode, service: any GRPCService, eventLoop: any EventLoop,
-        maxMessageBytes: Int, headers: [RESTResponse.Field] = []
+        maxMessageBytes: Int, headers: [RESTResponse.Field] = [], trace: TraceContext? = nil
     ) -> EventLoopFuture<RESTResponse> {
         let path = String(request.target.prefix { $0 != "?" })
         guard request.method == "POST" else {
@@ -80,10 +81,11 @@ public enum GRPCWeb {
             return call.promise.futureResult
         }
         if let deadline { call.arm(deadline) }
-        service.handle(GRPCRequest(path: path, message: message, deadline: deadline, tenant: request.tenant,
-                                   authorization: request.authorization,
-                                   idempotencyKey: request.idempotencyKey ?? request.headers.first(name: "idempotency-key")),
-                       responder: responder, eventLoop: eventLoop)
+        var grpcRequest = GRPCRequest(path: path, message: message, deadline: deadline, tenant: request.tenant,
+                                      authorization: request.authorization,
+                                      idempotencyKey: request.idempotencyKey ?? request.headers.first(name: "idempotency-key"))
+        grpcRequest.trace = trace
+        service.handle(grpcRequest, responder: responder, eventLoop: eventLoop)
         return call.promise.futureResult
     }
 

@@ -198,6 +198,11 @@ extension Setting {
                 flag: "--answer-stall-timeout-millis", for: [.serve, .core], check: .positive,
                 help: "Answers waiting and none taken by the client this long: close (HTTP/2: GOAWAY ENHANCE_YOUR_CALM first)."),
 
+        // MARK: metrics (README, "Metrics")
+        Setting("metrics.listen", .string, default: nil, unset: "no metrics", unit: "host:port", flag: "--metrics-listen",
+                for: [.serve, .core], check: .hostPort,
+                help: "Serve Prometheus metrics (GET /metrics) on this address, e.g. 127.0.0.1:9464: a listener of its own, never the public port."),
+
         // MARK: process, logging, lifecycle
         Setting("process.threads", .int, default: nil, unset: "one per CPU core", unit: "threads", flag: "--threads",
                 for: [.serve, .core], check: .range(1...1024), help: "Event loop threads."),

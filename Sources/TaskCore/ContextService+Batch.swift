@@ -1,4 +1,5 @@
 import ContextModel
+import NIOCore
 
 /// The batch extension (README, "The batch extension"): `POST {base}/batch` with an
 /// `application/x-cs-batch` body (`BatchCodec`) carries many operations of the contract and
@@ -46,7 +47,9 @@ extension ContextService {
         } catch {
             return CoreResponse(error.contextError)
         }
+        let started = NIODeadline.now().uptimeNanoseconds
         let responses = await run(batch: items)
+        observeBatch(items, responses, startedNanos: started)
         do {
             let body = try BatchCodec.encodeResponse(responses.map {
                 BatchResult(status: $0.status, location: $0.location, retryAfter: $0.retryAfter, body: $0.body,

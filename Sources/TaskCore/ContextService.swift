@@ -3,6 +3,7 @@ import Crypto
 import HTTPServing
 import NIOConcurrencyHelpers
 import Logging
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,9 @@ public final class ContextService: Sendable {
     public let store: any TaskStore
     public let configuration: CoreConfiguration
     private let clock: @Sendable () -> Timestamp
-    private let logger: Logger
+    let logger: Logger
+    /// nil: no metrics (README, "Metrics").
+    let metrics: CoreMetrics?
     /// Idempotency keys whose writes are with the store right now (this process): another
     /// call with one of them gets 409 at once (README, "Exactly once").
     private let keysInFlight = NIOLockedValueBox(Set<KeyInFlight>())
@@ -32,8 +35,10 @@ public final class ContextService: Sendable {
     public init(
         store: any TaskStore, configuration: CoreConfiguration = .defaults,
         logger: Logger = Logger(label: "cs.core"),
-        clock: @escaping @Sendable () -> Timestamp = ContextService.systemClock
+        clock: @escaping @Sendable () -> Timestamp = ContextService.systemClock,
+        metrics: CoreMetrics? = nil
     ) {
+        self.metrics = metrics
         self.store = store
         self.configuration = configuration
         self.logger = logger
@@ -131,12 +136,16 @@ public final class ContextService: Sendable {
         var responses = [CoreResponse](repeating: CoreResponse(.idempotencyKeyInProgress()), count: writes.count)
         guard !sent.isEmpty else { return responses }
         let replies: [WriteReply]
+        let started = NIODeadline.now().uptimeNanoseconds
         do {
             replies = try await store.write(sent.map { WriteRequest(writes[$0].command, claim: writes[$0].claim) })
+            metrics?.wrote(writes: sent.count, nanos: Int64(NIODeadline.now().uptimeNanoseconds &- started), committed: true)
         } catch let error as ContextError {
+            metrics?.wrote(writes: sent.count, nanos: Int64(NIODeadline.now().uptimeNanoseconds &- started), committed: false)
             for i in sent { responses[i] = CoreResponse(error) }
             return responses
         } catch {
+            metrics?.wrote(writes: sent.count, nanos: Int64(NIODeadline.now().uptimeNanoseconds &- started), committed: false)
             let failure = CoreResponse(storageFailure(error))
             for i in sent { responses[i] = failure }
             return responses
@@ -252,6 +261,8 @@ public final class ContextService: Sendable {
     // MARK: Reads
 
     private func read(_ route: RESTRoute, tenant: String) async throws(ContextError) -> CoreResponse {
+        let started = NIODeadline.now().uptimeNanoseconds
+        defer { metrics?.read(nanos: Int64(NIODeadline.now().uptimeNanoseconds &- started)) }
         do {
             let body: [UInt8]
             switch route {
@@ -280,21 +291,26 @@ public final class ContextService: Sendable {
     /// underlying error's text (it goes to the log).
     func storageFailure(_ error: any Error) -> ContextError {
         guard let error = error as? TaskStoreError else {
+            metrics?.storeError(kind: "failed")
             logger.error("storage failure", metadata: ["error": "\(String(reflecting: error))"])
             return .internalError("the task store failed; the request was not applied")
         }
         switch error.kind {
         case .busy:
+            metrics?.storeError(kind: "busy")
             logger.warning("storage busy", metadata: ["error": "\(error.detail)"])
             return .overloaded("the task store is busy; retry shortly")
         case .unavailable:
+            metrics?.storeError(kind: "unavailable")
             logger.warning("storage unavailable", metadata: ["error": "\(error.detail)"])
             return .storeUnavailable("the task store cannot be reached; the request was not applied, retry shortly")
         case .outcomeUnknown:
+            metrics?.storeError(kind: "outcome_unknown")
             logger.error("storage outcome unknown", metadata: ["error": "\(error.detail)"])
             return .outcomeUnknown(
                 "the connection to the task store broke while committing: the request may or may not have been applied")
         case .failed:
+            metrics?.storeError(kind: "failed")
             logger.error("storage failure", metadata: ["error": "\(error.detail)"])
             return .internalError("the task store failed; the request was not applied")
         }

@@ -32,9 +32,16 @@ struct CoreResponder: RESTResponder {
         let promise = eventLoop.makePromise(of: RESTResponse.self)
         inFlight.enter()
         let service = self.service, inFlight = self.inFlight
+        // README, "Tracing": the caller's traceparent continued (a malformed one ignored).
+        let started = NIODeadline.now().uptimeNanoseconds
+        var random = SystemRandomNumberGenerator()
+        let trace = TraceContext(continuing: request.headers.first(name: "traceparent").flatMap(TraceParent.init),
+                                 using: &random)
         promise.completeWithTask {
             defer { inFlight.leave() }
-            return await service.handle(request)
+            let response = await service.handle(request)
+            service.observe(request, response, trace: trace, startedNanos: started)
+            return response
         }
         return promise.futureResult
     }

@@ -4,6 +4,7 @@ import GatewaySettings
 import Logging
 import NIOCore
 import NIOPosix
+import Observability
 import TaskCore
 
 /// `gateway core`: the Context Services REST server on durable storage, alone. Its settings
@@ -39,7 +40,10 @@ struct CoreCommand: AsyncParsableCommand {
                 await purger.stop()
                 do { try await store.close() } catch { logger.error("closing the store failed", metadata: ["error": "\(error)"]) }
             }
-            let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
+            let metricsSetup = MetricsSetup(settings: settings)
+            let metrics = metricsSetup.makeMetrics()
+            let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger,
+                                         metrics: metrics.map { CoreMetrics(registry: $0.registry) })
             let address = core.listen
             let server: CoreServer
             do {
@@ -50,6 +54,9 @@ struct CoreCommand: AsyncParsableCommand {
             }
             let drain = lifecycle.drain
             lifecycle.started("listener") { await server.shutdown(grace: drain.remaining) }
+            if let endpoint = try await metricsSetup.startEndpoint(metrics, group: group, logger: logger) {
+                lifecycle.started("metrics listener") { await endpoint.shutdown() }
+            }
             logger.info("task core listening", metadata: [
                 "address": "http://\(address.host):\(server.port)\(core.basePath)",
                 "store": "\(core.storeDescription)", "store_id": "\(store.identity.id)",

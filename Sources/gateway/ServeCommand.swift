@@ -9,6 +9,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Observability
 import TaskCore
 
 /// `gateway serve` (the default): the gRPC front end, with an embedded task core on a SQLite
@@ -54,6 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
                        logger: Logger) async throws {
         let drain = lifecycle.drain
         let limits = core.connectionLimits
+        let metricsSetup = MetricsSetup(settings: settings)
+        let metrics = metricsSetup.makeMetrics()
 
         // The TLS files before anything else: a bad one should not leave a store half-opened.
         let grpcOnly = settings.bool("gateway.grpc-only")
@@ -74,7 +77,8 @@ struct ServeCommand: AsyncParsableCommand {
                 do { try await store.close() } catch { logger.error("closing the store failed", metadata: ["error": "\(error)"]) }
             }
             let address = core.listen
-            let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger)
+            let service = ContextService(store: store, configuration: core.coreConfiguration, logger: logger,
+                                         metrics: metrics.map { CoreMetrics(registry: $0.registry) })
             let server: CoreServer
             do {
                 server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group, limits: limits)
@@ -107,7 +111,9 @@ struct ServeCommand: AsyncParsableCommand {
         gatewayConfig.corsAllowedOrigins = settings.strings("gateway.cors-origins")
         gatewayConfig.maxMessageBytes = settings.int("gateway.max-message-bytes")
         gatewayConfig.gatewayKeys = settings.bool("pool.gateway-keys")
+        gatewayConfig.metrics = metrics != nil
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
+        metrics?.addCollector { await gateway.renderMetrics() }
         lifecycle.started("upstream pool") { await gateway.close(group: group) }
         // Cores of different stores would hand out the same ids: refuse to start over them.
         let stores: [(address: String, answer: StoreAnswer?)]
@@ -124,6 +130,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         // The listener, last: clients come only once everything behind it runs.
         var handlerConfig = GRPCServerHandler.Configuration()
+        handlerConfig.observers = gateway.observers
         handlerConfig.maxMessageBytes = settings.int("gateway.max-message-bytes")
         handlerConfig.http2.maxConcurrentStreams = UInt32(settings.int("gateway.max-concurrent-streams"))
         handlerConfig.http2.initialWindowSize = UInt32(settings.int("gateway.initial-window-size"))
@@ -164,6 +171,9 @@ struct ServeCommand: AsyncParsableCommand {
             // GOAWAY, and let calls and batches in flight finish within the drain.
             gateway.readiness.set(.draining)
             await server.shutdown(grace: drain.remaining)
+        }
+        if let endpoint = try await metricsSetup.startEndpoint(metrics, group: group, logger: logger) {
+            lifecycle.started("metrics listener") { await endpoint.shutdown() }
         }
         gateway.readiness.set(.ready)
         logger.info("gateway listening", metadata: [

@@ -248,3 +248,61 @@ struct BatchCodecTests {
         #expect(ContextError.batchUnsupportedMediaType(nil).message.hasSuffix("no Content-Type"))
     }
 }
+
+@Suite("Batch wire format: traces (README, \"Tracing\")")
+struct BatchCodecTraceTests {
+    static let trace = TraceParent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")!
+
+    @Test("An item's trace round-trips, with and without a key, beside items without one")
+    func roundTrip() throws {
+        let items = [
+            BatchItem(method: .post, target: "/services/7/tasks/start", tenant: "t", body: Array("{}".utf8), trace: Self.trace),
+            BatchItem(method: .get, target: "/services/7"),
+            BatchItem(method: .post, target: "/services/start", body: Array("{}".utf8), idempotencyKey: "k",
+                      keyMadeByGateway: true, keyIsFresh: true, trace: Self.trace),
+        ]
+        let bytes = try BatchCodec.encodeRequest(items)
+        #expect(try BatchCodec.decodeRequest(bytes) == items)
+        var built: [UInt8] = []
+        try BatchCodec.appendRequestHeader(count: items.count, to: &built)
+        for item in items { try BatchCodec.appendItem(item, to: &built) }
+        #expect(built == bytes)
+    }
+
+    @Test("The trace is bit 2 of the key flags, then trace id, parent id and flags, before the body")
+    func layout() throws {
+        let item = BatchItem(method: .post, target: "/s", body: Array("{}".utf8), trace: Self.trace)
+        let bytes = try BatchCodec.encodeRequest([item])
+        let expected: [UInt8] = Array("CSB2".utf8) + [0, 0, 0, 1] + [2]
+            + [0, 2] + Array("/s".utf8) + [0, 0] + [0, 0] + [0, 0] + [4]
+            + [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36]
+            + [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7] + [1]
+            + [0, 0, 0, 2] + Array("{}".utf8)
+        #expect(bytes == expected)
+    }
+
+    @Test("Bytes of a gateway from before traces (version 2, no bit 2) still decode, to items without a trace")
+    func olderVersion2() throws {
+        // Exactly what the encoder wrote before this field existed (BatchCodecTests.layout).
+        let old: [UInt8] = Array("CSB2".utf8) + [0, 0, 0, 1] + [2]
+            + [0, 23] + Array("/services/7/tasks/start".utf8) + [0, 2] + Array("t1".utf8) + [0, 0]
+            + [0, 3] + Array("k-1".utf8) + [1] + [0, 0, 0, 2] + Array("{}".utf8)
+        let items = try BatchCodec.decodeRequest(old)
+        #expect(items == [BatchItem(method: .post, target: "/services/7/tasks/start", tenant: "t1", body: Array("{}".utf8),
+                                    idempotencyKey: "k-1", keyMadeByGateway: true)])
+        #expect(items[0].trace == nil)
+        let v1: [UInt8] = Array("CSB1".utf8) + [0, 0, 0, 1] + [1] + [0, 2] + Array("/s".utf8) + [0, 0] + [0, 0] + [0, 0, 0, 0]
+        #expect(try BatchCodec.decodeRequestVersioned(v1).items == [BatchItem(method: .get, target: "/s")])
+    }
+
+    @Test("A trace cut short is a framing error; zero ids are read as no trace")
+    func malformed() throws {
+        let bytes = try BatchCodec.encodeRequest([BatchItem(method: .get, target: "/s", trace: Self.trace)])
+        for cut in 1...29 {
+            #expect(throws: BatchCodecError.self) { try BatchCodec.decodeRequest(Array(bytes.dropLast(cut))) }
+        }
+        var zero = bytes
+        for i in 20..<44 { zero[i] = 0 }  // trace id and parent id (after 8 + 12 bytes)
+        #expect(try BatchCodec.decodeRequest(zero)[0].trace == nil)
+    }
+}

@@ -144,7 +144,7 @@ struct SettingsTableTests {
 
     @Test("An unknown key is refused, naming it", arguments: [
         (#"{"gateway": {"listn": "127.0.0.1:1"}}"#, "gateway.listn", "gateway.listen"),
-        (#"{"metrics": {"listen": "127.0.0.1:9090"}}"#, "metrics.listen", nil),
+        (#"{"tracing": {"exporter": "otlp"}}"#, "tracing.exporter", nil),  // a section that does not exist
         (#"{"listen": "127.0.0.1:1"}"#, "listen", nil),
         (#"{"store": {"url": null, "pasword-file": "/x"}}"#, "store.pasword-file", "store.password-file"),
         (#"{"core": {"listen": {"host": "x"}}}"#, "core.listen", nil),

@@ -26,6 +26,8 @@
 #                   cost, on the product's own path (calls batched toward the core)
 #   gateway-stub-vendor  the same with the stub started "nobatch" (a vendor core: no batch
 #                   endpoint), so every call is its own HTTP/1.1 request upstream
+#   gateway-stub-metrics  gateway-stub with --metrics-listen (metrics on; not in the default
+#                   SERVERS): SERVERS="gateway-stub gateway-stub-metrics" measures their cost
 #   nghttpd         nghttpd --no-tls answering a 48-byte static file: the raw HTTP/2 ceiling
 #
 # Checks, outside h2load (which looks at the HTTP status only, not grpc-status): before every
@@ -78,7 +80,7 @@ say() { echo "bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
 
 for s in $SERVERS $IDLE_SERVERS $PROFILE_SERVERS; do
-  case $s in cpp-peer | gateway-memory | gateway-split | gateway-stub | gateway-stub-vendor | nghttpd) ;; *) die "unknown server '$s'" ;; esac
+  case $s in cpp-peer | gateway-memory | gateway-split | gateway-stub | gateway-stub-vendor | gateway-stub-metrics | nghttpd) ;; *) die "unknown server '$s'" ;; esac
 done
 [[ $DURATION =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] || die "DURATION and RUNS must be positive integers"
 
@@ -227,13 +229,13 @@ start_server() {
       main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid" "$core_pid")
       wait_log "$log.gateway.log" 'gateway listening' "$main_pid"
       port=$(port_of "$log.gateway.log" "gateway listening") ;;
-    gateway-stub | gateway-stub-vendor)
+    gateway-stub | gateway-stub-vendor | gateway-stub-metrics)
       stub_log=$log.stub.log
       taskset -c "$SERVER_CPU" "$stub" 127.0.0.1 0 $([[ $name == gateway-stub-vendor ]] && echo nobatch) >"$stub_log" 2>&1 &
       local stub_pid=$!; started+=("$stub_pid")
       wait_log "$stub_log" 'stub core listening' "$stub_pid"
       taskset -c "$SERVER_CPU" "$gateway" serve --listen 127.0.0.1:0 --upstream "127.0.0.1:$(port_of "$stub_log" "stub core listening")" \
-        --threads 1 >"$log.gateway.log" 2>&1 &
+        --threads 1 $([[ $name == gateway-stub-metrics ]] && echo --metrics-listen 127.0.0.1:0) >"$log.gateway.log" 2>&1 &
       main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid" "$stub_pid")
       wait_log "$log.gateway.log" 'gateway listening' "$main_pid"
       port=$(port_of "$log.gateway.log" "gateway listening") ;;

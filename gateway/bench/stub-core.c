@@ -74,7 +74,7 @@ static unsigned long get32(const unsigned char *p) {
 }
 
 /* POST …/batch: "CSB2", u32 count, items (u8 method, u16+target, u16+tenant, u16+auth,
- * u16+key, u8 key flags, u32+body) → 200 "CSR2", u32 count, results (u16 status,
+ * u16+key, u8 key flags [trace:25 with flag bit 2], u32+body) → 200 "CSR2", u32 count, results (u16 status,
  * u16+location, u16 retry, u8 flags, u32+body). Version 1 ("CSB1": no key, no flags) is
  * answered in version 1. */
 static void answer_batch(struct conn *c, const unsigned char *in, size_t n) {
@@ -95,6 +95,7 @@ static void answer_batch(struct conn *c, const unsigned char *in, size_t n) {
     if (v2) {
       if (i + 3 > n) break;
       i += 2 + get16(in + i) + 1; /* key, key flags */
+      if (in[i - 1] & 4) i += 16 + 8 + 1; /* bit 2: a trace (trace id, parent id, flags) */
     }
     if (i + 4 > n) break;
     i += 4 + get32(in + i); /* body */

@@ -49,6 +49,8 @@ final class UpstreamBatcher {
         var id: UInt64 = 0
         var deadline: NIODeadline? = nil
         var resends = 0
+        /// When it joined the queue (for `cs_gateway_batch_wait_seconds`).
+        var queuedAt: UInt64 = 0
     }
 
     let eventLoop: any EventLoop
@@ -69,6 +71,10 @@ final class UpstreamBatcher {
     private let resendBackoff: TimeAmount
     /// Calls sent again after a broken connection, since start; for logs and tests.
     private(set) var resent = 0
+    /// This loop's metrics (README, "Metrics"); nil: off.
+    var metrics: GatewayLoopMetrics?
+    /// Calls waiting for a batch now.
+    var queuedCount: Int { machine.queuedCount }
 
     init(eventLoop: any EventLoop, pool: UpstreamPool, basePath: String, configuration: Configuration,
          batchSupported: Bool = true, logger: Logger) {
@@ -103,11 +109,13 @@ final class UpstreamBatcher {
         let now = Self.now
         switch machine.enqueue(.init(id: id, bytes: Self.bytes(of: item), deadline: deadline?.uptimeNanoseconds), now: now) {
         case .failure(.queueFull):
+            metrics?.shedQueueFull &+= 1
             promise.fail(UpstreamError.overloaded("too many calls are waiting for the task core; retry shortly"))
         case .failure(.deadlineTooSoon):
+            metrics?.shedDeadline &+= 1
             promise.fail(UpstreamError.overloaded("the call's deadline is sooner than the task core is answering now"))
         case .success(let actions):
-            waiting[id] = Waiting(item: item, promise: promise, id: id, deadline: deadline)
+            waiting[id] = Waiting(item: item, promise: promise, id: id, deadline: deadline, queuedAt: now)
             perform(actions)
         }
         return (id, promise.futureResult)
@@ -117,7 +125,7 @@ final class UpstreamBatcher {
         // Item framing: 1 + 2 + 2 + 2 + 2 + 1 + 4 bytes around target, tenant, authorization,
         // key, body.
         14 + item.target.utf8.count + (item.tenant?.utf8.count ?? 0) + (item.authorization?.utf8.count ?? 0)
-            + (item.idempotencyKey?.utf8.count ?? 0) + item.body.count
+            + (item.idempotencyKey?.utf8.count ?? 0) + item.body.count + (item.trace == nil ? 0 : 25)
     }
 
     /// A batch that was sent and never got an answer (its connection broke): its keyed calls
@@ -163,6 +171,7 @@ final class UpstreamBatcher {
                     self.resent += 1
                     self.logger.debug("resending a keyed call lost with its connection",
                                       metadata: ["attempt": "\(call.resends)", "key": "\(call.item.idempotencyKey ?? "")"])
+                    call.queuedAt = Self.now
                     self.waiting[call.id] = call
                     self.perform(actions)
                 }
@@ -207,6 +216,11 @@ final class UpstreamBatcher {
 
     private func send(batch calls: [Waiting]) {
         let started = Self.now
+        if let metrics {
+            metrics.batches &+= 1
+            metrics.batchItems.record(Int64(calls.count))
+            for call in calls { metrics.batchWait.record(Int64(started &- call.queuedAt)) }
+        }
         guard batchSupported else {
             // Vendor mode: the calls go singly; the batch is done when all have answered.
             var left = calls.count
@@ -217,6 +231,7 @@ final class UpstreamBatcher {
                     left -= 1
                     if left == 0 {
                         let now = Self.now
+                        self.metrics?.batchRoundTrip.record(Int64(now &- started))
                         self.perform(self.machine.batchCompleted(roundTrip: now &- started, now: now))
                     }
                 }
@@ -237,6 +252,7 @@ final class UpstreamBatcher {
         let request = UpstreamRequest(method: .POST, target: batchTarget, body: body, contentType: BatchCodec.contentType)
         pool.send(request).assumeIsolated().whenComplete { result in
             let now = Self.now
+            self.metrics?.batchRoundTrip.record(Int64(now &- started))
             switch result {
             case .success(let response) where response.status == 200:
                 self.deliver(response, to: calls)
@@ -252,6 +268,7 @@ final class UpstreamBatcher {
                 for call in calls { call.promise.completeWith(self.sendSingly(call.item, deadline: nil)) }
             case .success(let response):
                 // The whole batch was refused (413, 415, 400, 503…): nothing was applied.
+                self.metrics?.upstreamBatchesRejected &+= 1
                 let error = UpstreamError.rejected(response.contextError)
                 for call in calls { call.promise.fail(error) }
             case .failure(let error):
@@ -287,7 +304,8 @@ final class UpstreamBatcher {
         // A vendor core keeps no keys: only a client's own key goes along (it may honour it).
         let request = UpstreamRequest(method: HTTPMethod(rawValue: item.method.name), target: base + item.target,
                                       tenant: item.tenant, authorization: item.authorization, body: item.body,
-                                      idempotencyKey: item.keyMadeByGateway ? nil : item.idempotencyKey)
+                                      idempotencyKey: item.keyMadeByGateway ? nil : item.idempotencyKey,
+                                      traceparent: item.trace?.header)
         return pool.send(request, deadline: deadline)
     }
 }

@@ -9,7 +9,7 @@ import NIOCore
 /// gateway from the core except by speed. Refusals made here are the ones the core would
 /// make, with the same status and message.
 extension ContextGateway {
-    func respondREST(_ request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+    func respondREST(_ request: RESTRequest, eventLoop: any EventLoop, trace: TraceContext? = nil) -> EventLoopFuture<RESTResponse> {
         guard let upstream = pools.byLoop[ObjectIdentifier(eventLoop)] else {
             return eventLoop.makeSucceededFuture(RESTResponse(.internalError("no upstream for this event loop")))
         }
@@ -33,7 +33,8 @@ extension ContextGateway {
             return eventLoop.makeSucceededFuture(RESTResponse(error))
         }
         let item = BatchItem(route, tenant: request.tenant, authorization: request.authorization, body: body,
-                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false, keyIsFresh: true)
+                             idempotencyKey: key?.text, keyMadeByGateway: key?.madeHere ?? false, keyIsFresh: true,
+                             trace: trace?.outgoing)
         let deadline = NIODeadline.now() + configuration.restTimeout
         let answer = RESTAnswer(eventLoop: eventLoop, timeout: configuration.restTimeout, deadline: deadline)
         upstream.batcher.send(item, deadline: deadline).assumeIsolated().whenComplete { result in

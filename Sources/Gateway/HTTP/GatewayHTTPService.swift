@@ -32,10 +32,43 @@ public struct GatewayHTTPService: RESTResponder {
     }
 
     public func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
+        guard let observer = gateway.pools.byLoop[ObjectIdentifier(eventLoop)]?.observer else {
+            return respond(to: request, eventLoop: eventLoop, trace: nil).answer
+        }
+        // README, "Tracing": the client's traceparent continued (a malformed one is ignored),
+        // else a new trace; one line per failed request, metrics when on.
+        let started = NIODeadline.now().uptimeNanoseconds
+        let trace = observer.traceContext(continuing: request.headers.first(name: "traceparent").flatMap(TraceParent.init))
+        let (answer, operation) = respond(to: request, eventLoop: eventLoop, trace: trace)
+        answer.assumeIsolated().whenSuccess { response in
+            observer.httpEnded(operation: operation ?? Self.operationIndex(request, basePath: configuration.basePath),
+                               status: response.status, startedNanos: started, request: request, response: response,
+                               trace: trace)
+        }
+        return answer
+    }
+
+    /// The `operation` label of a REST call (README, "Metrics"): its route's name, or
+    /// `unknown` for a path that is no route.
+    static func operationIndex(_ request: RESTRequest, basePath: String) -> Int {
+        if case .success(let route) = RESTRoute.parse(method: request.method, target: request.target, basePath: basePath),
+           let i = RESTRoute.operationNames.firstIndex(of: route.operationName) {
+            return i
+        }
+        return GatewayLoopMetrics.httpOperations.count - 1
+    }
+
+    private static func named(_ operation: String) -> Int {
+        GatewayLoopMetrics.httpOperations.firstIndex(of: operation)!
+    }
+
+    /// The answer, and the `operation` label when known without routing (nil: a REST call).
+    private func respond(to request: RESTRequest, eventLoop: any EventLoop, trace: TraceContext?)
+        -> (answer: EventLoopFuture<RESTResponse>, operation: Int?) {
         let origin = request.headers.first(name: "origin")
         let allowed = origin.flatMap { allowedOrigin($0) }
         if request.method == "OPTIONS", let origin, request.headers.contains(name: "access-control-request-method") {
-            return eventLoop.makeSucceededFuture(preflight(request, origin: origin, allowed: allowed))
+            return (eventLoop.makeSucceededFuture(preflight(request, origin: origin, allowed: allowed)), Self.named("cors_preflight"))
         }
         // CORS on the actual request (Fetch standard): the allowed origin, and the headers a
         // browser script may read: gRPC-Web's status and our exception, REST's Location.
@@ -51,32 +84,33 @@ public struct GatewayHTTPService: RESTResponder {
         }
         switch GRPCWeb.classify(contentType: request.contentType) {
         case .call(let mode):
-            return GRPCWeb.serve(request, mode: mode, service: gateway, eventLoop: eventLoop,
-                                 maxMessageBytes: configuration.maxMessageBytes, headers: cors)
+            return (GRPCWeb.serve(request, mode: mode, service: gateway, eventLoop: eventLoop,
+                                  maxMessageBytes: configuration.maxMessageBytes, headers: cors, trace: trace), Self.named("grpc_web"))
         case .unsupported(let response):
-            return eventLoop.makeSucceededFuture(withCORS(response))
+            return (eventLoop.makeSucceededFuture(withCORS(response)), Self.named("grpc_web"))
         case nil:
             break
         }
         if Self.isNativeGRPC(request.contentType) {
             // Only reachable over HTTP/1.1: on HTTP/2 these go to the gRPC handler.
-            return eventLoop.makeSucceededFuture(withCORS(RESTResponse(status: 415, body: ContextError(
+            return (eventLoop.makeSucceededFuture(withCORS(RESTResponse(status: 415, body: ContextError(
                 status: 415, exception: "UnsupportedMediaTypeException",
-                message: "gRPC needs HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2); over HTTP/1.1 use gRPC-Web").jsonBody)))
+                message: "gRPC needs HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2); over HTTP/1.1 use gRPC-Web").jsonBody))),
+                    Self.named("unknown"))
         }
         if request.method == "GET", request.target == configuration.healthPath {
-            return gateway.respondHealth(eventLoop: eventLoop).map(withCORS)
+            return (gateway.respondHealth(eventLoop: eventLoop).map(withCORS), Self.named("health"))
         }
         if request.method == "GET", request.target == configuration.readyPath {
-            return gateway.respondReady(eventLoop: eventLoop).map(withCORS)
+            return (gateway.respondReady(eventLoop: eventLoop).map(withCORS), Self.named("health"))  // a probe, as health
         }
         if OpenAPIDocument.isPath(request.target, basePath: configuration.basePath) {
             // Answered here, not forwarded: the core's document minus the core's own extensions.
-            return eventLoop.makeSucceededFuture(withCORS(OpenAPIDocument.response(
-                method: request.method, target: request.target, body: OpenAPIDocument.gatewayJSON)))
+            return (eventLoop.makeSucceededFuture(withCORS(OpenAPIDocument.response(
+                method: request.method, target: request.target, body: OpenAPIDocument.gatewayJSON))), Self.named("openapi"))
         }
-        let answer = gateway.respondREST(request, eventLoop: eventLoop)
-        return cors.isEmpty ? answer : answer.map(withCORS)
+        let answer = gateway.respondREST(request, eventLoop: eventLoop, trace: trace)
+        return (cors.isEmpty ? answer : answer.map(withCORS), nil)
     }
 
     /// Answered here at once, without the core: no admission slot (health must answer while

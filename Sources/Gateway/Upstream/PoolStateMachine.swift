@@ -399,6 +399,9 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
 
     var coreCount: Int { cores.count }
 
+    /// Times a core was ejected, since start (metrics).
+    private(set) var ejections = 0
+
     var waitingCount: Int { waiting.count - head }
 
     /// The calls waiting, oldest first.
@@ -508,6 +511,7 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
 
     private mutating func eject(core: Int, probeAt: UInt64, into actions: inout Actions) {
         cores[core].state = .ejected(probeAt: probeAt)
+        ejections += 1
         for i in connections.indices where connections[i].core == core && connections[i].established {
             connections[i].draining = true
             if connections[i].outstanding == 0 {

@@ -97,10 +97,24 @@ public final class UpstreamPool {
         case .wait(let id):
             waiting[id] = (request, promise)
         case .refuse(let failure):
+            metrics?.upstreamRefused &+= 1
             promise.fail(Self.error(failure))
         }
         perform(admission.actions)
         return promise.futureResult
+    }
+
+    /// This loop's metrics (README, "Metrics"); nil: off.
+    var metrics: GatewayLoopMetrics?
+    var openConnections: Int { channels.count }
+    var ejections: Int { machine.ejections }
+    var coresEjected: Int {
+        (0..<machine.coreCount).count { core in
+            switch machine.state(ofCore: core) {
+            case .ejected, .probing: true
+            default: false
+            }
+        }
     }
 
     /// Whether a connection to a core is up or can be made now (gRPC health).
@@ -140,6 +154,7 @@ public final class UpstreamPool {
             write(request, promise, on: use.connection)
         }
         for refusal in actions.refuse {
+            metrics?.upstreamRefused &+= 1
             waiting.removeValue(forKey: refusal.request)?.1.fail(Self.error(refusal.failure))
         }
         for connect in actions.connect {
@@ -215,6 +230,7 @@ public final class UpstreamPool {
                     let asked = self.closing.remove(id) != nil
                     let neverUsed = self.unused.remove(id) != nil
                     let withError = !asked && (neverUsed || (handler?.closedByError ?? true))
+                    if withError { self.metrics?.upstreamConnectionsLost &+= 1 }
                     self.perform(self.machine.connectionClosed(id, withError: withError, now: Self.now))
                 }
                 self.perform(self.machine.connected(id, now: Self.now))
@@ -225,11 +241,13 @@ public final class UpstreamPool {
                     "expected_store_id": "\(mismatch.expectedStore)", "first_seen_at": "\(mismatch.expectedCore)",
                 ])
                 self.foreign.insert(core)
+                self.metrics?.upstreamStoreMismatches &+= 1
                 self.perform(self.machine.connectFailed(id, eject: true, now: Self.now))
             case .failure(let error):
                 self.logger.debug("cannot connect to the task core", metadata: [
                     "core": "\(address.host):\(address.port)", "probe": "\(isProbe)", "error": "\(error)",
                 ])
+                self.metrics?.upstreamConnectFailures &+= 1
                 self.perform(self.machine.connectFailed(id, now: Self.now))
             }
         }

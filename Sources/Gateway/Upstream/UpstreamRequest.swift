@@ -15,9 +15,11 @@ public struct UpstreamRequest: Sendable {
     public var contentType: String?
     /// `Idempotency-Key`, for a write sent on its own (vendor mode).
     public var idempotencyKey: String?
+    /// The W3C `traceparent` header of the call (README, "Tracing").
+    public var traceparent: String?
 
     public init(method: HTTPMethod, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
-                contentType: String? = nil, idempotencyKey: String? = nil) {
+                contentType: String? = nil, idempotencyKey: String? = nil, traceparent: String? = nil) {
         self.method = method
         self.target = target
         self.tenant = tenant
@@ -25,6 +27,7 @@ public struct UpstreamRequest: Sendable {
         self.body = body
         self.contentType = contentType
         self.idempotencyKey = idempotencyKey
+        self.traceparent = traceparent
     }
 
     public init(_ route: RESTRoute, basePath: String, tenant: String?, authorization: String?, body: [UInt8]) {
