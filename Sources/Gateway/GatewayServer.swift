@@ -41,7 +41,7 @@ public final class GatewayServer: Sendable {
     public static func start(
         host: String, port: Int, service: any GRPCService, rest: (any RESTResponder)? = nil, group: any EventLoopGroup,
         configuration: GRPCServerHandler.Configuration = .defaults, limits: ConnectionLimits = .defaults,
-        tls: NIOSSLContext? = nil, logger: Logger = Logger(label: "cs.gateway")
+        tls: NIOSSLContext? = nil, slots: ConnectionSlots? = nil, logger: Logger = Logger(label: "cs.gateway")
     ) async throws -> GatewayServer {
         let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
         let channel = try await ServerBootstrap(group: group)
@@ -57,6 +57,11 @@ public final class GatewayServer: Sendable {
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                if let slots, !slots.admit(channel, report: { limit in
+                    logger.warning("connection limit reached: closing new connections", metadata: ["limit": "\(limit)"])
+                }) {
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                }
                 let id = ObjectIdentifier(channel)
                 connections.withLockedValue { $0[id] = channel }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }

@@ -66,7 +66,7 @@ public final class CoreServer: Sendable {
 
     public static func start(
         host: String, port: Int, service: ContextService, group: any EventLoopGroup,
-        limits: ConnectionLimits = .defaults, logger: Logger = Logger(label: "cs.core.http")
+        limits: ConnectionLimits = .defaults, slots: ConnectionSlots? = nil, logger: Logger = Logger(label: "cs.core.http")
     ) async throws -> CoreServer {
         let inFlight = InFlightCounter()
         let channel = try await ServerBootstrap(group: group)
@@ -83,7 +83,12 @@ public final class CoreServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                if let slots, !slots.admit(channel, report: { limit in
+                    logger.warning("connection limit reached: closing new connections", metadata: ["limit": "\(limit)"])
+                }) {
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(HTTP1Deadlines(limits: limits))
                     // No pipelining assistance: PipelinedHTTPHandler orders pipelined answers

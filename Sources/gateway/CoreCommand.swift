@@ -48,7 +48,7 @@ struct CoreCommand: AsyncParsableCommand {
             let server: CoreServer
             do {
                 server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group,
-                                                    limits: core.connectionLimits)
+                                                    limits: core.connectionLimits, slots: core.connectionSlots())
             } catch {
                 throw PlainError.bindFailure(error, address: address, setting: "core.listen", settings: settings)
             }

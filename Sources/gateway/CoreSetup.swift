@@ -41,6 +41,14 @@ struct CoreSetup {
         return limits
     }
 
+    /// Client connections this process may hold, both listeners together (`ConnectionSlots`):
+    /// the setting, else the descriptor limit (raised to its hard maximum here) minus a reserve.
+    func connectionSlots() -> ConnectionSlots {
+        let descriptors = ConnectionSlots.raiseDescriptorLimit()
+        return ConnectionSlots(limit: settings.optionalInt("connections.max-connections")
+            ?? ConnectionSlots.limit(forDescriptors: descriptors))
+    }
+
     var threads: Int { settings.optionalInt("process.threads") ?? System.coreCount }
     var logLevel: Logger.Level { Logger.Level(rawValue: settings.string("logging.level")) ?? .info }
     var drainTimeout: TimeAmount { .milliseconds(Int64(settings.int("lifecycle.drain-timeout-millis"))) }

@@ -55,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
                        logger: Logger) async throws {
         let drain = lifecycle.drain
         let limits = core.connectionLimits
+        let slots = core.connectionSlots()
         let metricsSetup = MetricsSetup(settings: settings)
         let metrics = metricsSetup.makeMetrics()
 
@@ -81,7 +82,8 @@ struct ServeCommand: AsyncParsableCommand {
                                          metrics: metrics.map { CoreMetrics(registry: $0.registry) })
             let server: CoreServer
             do {
-                server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group, limits: limits)
+                server = try await CoreServer.start(host: address.host, port: address.port, service: service, group: group, limits: limits,
+                                                    slots: slots)
             } catch {
                 throw PlainError.bindFailure(error, address: address, setting: "core.listen", settings: settings)
             }
@@ -162,7 +164,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, rest: rest,
                                                    group: group, configuration: handlerConfig, limits: limits,
-                                                   tls: tls, logger: logger)
+                                                   tls: tls, slots: slots, logger: logger)
         } catch {
             throw PlainError.bindFailure(error, address: address, setting: "gateway.listen", settings: settings)
         }

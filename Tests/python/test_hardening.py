@@ -329,6 +329,62 @@ def test_out_of_descriptors_the_listener_pauses_instead_of_spinning(pb, stub, st
         ok.close()
 
 
+def test_connections_over_the_limit_are_closed_and_calls_keep_succeeding(pb, stub, start_gateway):
+    """--max-connections (default: the descriptor limit minus 128): a connection accepted beyond
+    it is closed at once, so descriptors stay for upstream connections and libdispatch (which
+    crashed the process when its /proc read failed with EMFILE); calls on the connections
+    already held keep succeeding, from several threads, and after some clients leave, new
+    connections are accepted again."""
+    import socket
+    import threading
+    gw = start_gateway("--max-connections", "24", memory=True)
+    ok = gw.channel()
+    svc = type(stub)(ok)
+    assert svc.StartService(pb.StartServiceRequest(customer_id="warm"), timeout=T).service_id >= 1
+    held = [socket.create_connection(("127.0.0.1", gw.port), timeout=T) for _ in range(40)]
+    try:
+        time.sleep(0.5)
+        closed = 0
+        for s in held:
+            s.settimeout(0.2)
+            try:
+                closed += s.recv(1) == b""
+            except socket.timeout:
+                pass
+            except ConnectionError:
+                closed += 1
+        results = {"ok": 0, "failed": 0}
+
+        def calls():
+            for _ in range(50):
+                try:
+                    svc.StartService(pb.StartServiceRequest(customer_id="busy"), timeout=T)
+                    results["ok"] += 1
+                except grpc.RpcError:
+                    results["failed"] += 1
+
+        threads = [threading.Thread(target=calls) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        print(f"\n[connection limit 24] 41 connections: {closed} closed by the gateway; calls {results}")
+        # 24 slots: the channel's connection (and the launcher's readiness probe, if its
+        # keep-alive connection is still open), the rest for the first of the 40.
+        assert 40 - 23 <= closed <= 40 - 22, closed
+        assert results == {"ok": 400, "failed": 0}, results
+        assert sum("connection limit reached" in line for line in gw.lines) == 1
+        for s in held:
+            s.close()
+        held.clear()
+        time.sleep(0.3)
+        assert healthz(gw.port) == 200  # a new connection is accepted again
+    finally:
+        for s in held:
+            s.close()
+        ok.close()
+
+
 # MARK: 6. deadlines for idle, half-open and slow connections
 
 
