@@ -37,6 +37,9 @@ def big_service(stub, pb) -> tuple[int, bytes, int]:
 
 
 class Sampler:
+    """The peak of a process's VmRSS, sampled every 20 ms until `finish` (or the process ends);
+    also gateway/bench/attacks.py's."""
+
     def __init__(self, pid: int):
         self.pid, self.peak, self.stop = pid, rss_kib(pid), threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -44,7 +47,10 @@ class Sampler:
 
     def _run(self):
         while not self.stop.is_set():
-            self.peak = max(self.peak, rss_kib(self.pid))
+            try:
+                self.peak = max(self.peak, rss_kib(self.pid))
+            except OSError:
+                return
             time.sleep(0.02)
 
     def finish(self) -> int:

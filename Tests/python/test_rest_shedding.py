@@ -27,6 +27,24 @@ def post(port: int, path: str, body: dict, timeout: float = CALL_TIMEOUT):
         conn.close()
 
 
+def starts_at_once(port: int, n: int) -> dict[int, tuple]:
+    """n REST Start Tasks at once, each on its own connection, marked 1…n: marker → (status,
+    headers, body, seconds)."""
+    results: dict[int, tuple] = {}
+
+    def one(k: int):
+        begun = time.monotonic()
+        status, headers, body = post(port, START, {"marker": k})
+        results[k] = (status, headers, body, time.monotonic() - begun)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(1, n + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(CALL_TIMEOUT + 5)
+    return results
+
+
 @pytest.fixture
 def slow():
     upstream = SlowUpstream(delay=1.0)
@@ -40,18 +58,7 @@ def test_a_full_queue_sheds_rest_calls_with_429_and_retry_after(start_gateway, s
     gw = start_gateway("--max-queued", "8", "--threads", "1", "--no-admission", upstream=slow.address)
     assert post(gw.port, START, {"fast": True, "marker": 1000})[0] == 201  # warm: a connection to the core is up
     n = 60
-    results: dict[int, tuple] = {}
-
-    def one(k: int):
-        begun = time.monotonic()
-        status, headers, body = post(gw.port, START, {"marker": k})
-        results[k] = (status, headers, body, time.monotonic() - begun)
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(1, n + 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(CALL_TIMEOUT + 5)
+    results = starts_at_once(gw.port, n)
     assert len(results) == n
     shed = {k: r for k, r in results.items() if r[0] == 429}
     ok = {k: r for k, r in results.items() if r[0] == 201}
@@ -113,18 +120,7 @@ def test_with_admission_rest_calls_over_the_queue_wait_their_turn_then_429_after
     gw = start_gateway("--max-queued", "4", "--threads", "1", "--admission-max-wait-millis", "1500", upstream=slow.address)
     assert post(gw.port, START, {"fast": True, "marker": 1000})[0] == 201
     n = 24
-    results: dict[int, tuple] = {}
-
-    def one(k: int):
-        begun = time.monotonic()
-        status, headers, body = post(gw.port, START, {"marker": k})
-        results[k] = (status, headers, body, time.monotonic() - begun)
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(1, n + 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(CALL_TIMEOUT + 5)
+    results = starts_at_once(gw.port, n)
     ok = {k: r for k, r in results.items() if r[0] == 201}
     refused = {k: r for k, r in results.items() if r[0] == 429}
     print(f"\n[REST admission] {len(ok)} created, {len(refused)} refused after waiting; "

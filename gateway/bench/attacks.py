@@ -189,28 +189,6 @@ class BenchGateway:
         self.log_file.close()
 
 
-class Sampler:
-    """The peak of VmRSS, sampled every 20 ms."""
-
-    def __init__(self, pid: int):
-        self.pid, self.peak, self.stop = pid, rss_kib(pid), threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                self.peak = max(self.peak, rss_kib(self.pid))
-            except OSError:
-                return
-            time.sleep(0.02)
-
-    def finish(self) -> int:
-        self.stop.set()
-        self.thread.join(5)
-        return self.peak
-
-
 class Ctx:
     """What an attack gets: the gateway, the generated classes, a gRPC stub (the main
     process's own channel, for setup) and the run's settings."""
@@ -709,6 +687,7 @@ def run_one(args, work: Path, pb, pbg, key, label, setup, attack, extra, prefix)
         polite = Polite(gw.target)
         time.sleep(0.5)
         idle = rss_kib(gw.pid)
+        from test_answer_budgets import Sampler
         sampler = Sampler(gw.pid)
         marks = (time.monotonic(), busy_seconds(), own_seconds(), cpu_seconds(gw.pid))
         try:
