@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -71,8 +72,6 @@ public final class ConnectionSlots: Sendable {
         return lastReport.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
     }
 }
-
-import NIOCore
 
 extension ConnectionSlots {
     /// For a listener's child initializer: takes a slot for `channel` (given back when it

@@ -25,8 +25,8 @@ public final class ProcessByteBudget: Sendable {
         }
     }
 
-    /// Counts `n` bytes whatever the budget says (small answers, which are bounded otherwise:
-    /// see `AnswerBudget`).
+    /// Counts `n` bytes whatever the budget says: bytes already held that start counting here
+    /// (a message stream's earlier small answers, once a large one joins them in one body).
     public func forceReserve(_ n: Int) {
         used.add(n, ordering: .relaxed)
     }

@@ -153,6 +153,15 @@ class RestClient:
 # MARK: helpers
 
 
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET on 127.0.0.1: (status, body), error statuses included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def free_port() -> int:
     """A port nothing listens on (bound, then closed)."""
     with socket.socket() as s:

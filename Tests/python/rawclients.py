@@ -127,6 +127,25 @@ class H2Client:
             self.closed = True
         return True
 
+    def rapid_reset(self, method: str, message: bytes, metadata: list[tuple[str, str]] = (), max_sent: int = 20_000,
+                    seconds: float = 10.0) -> int:
+        """"Rapid reset" with complete requests: each call sent whole and reset at once
+        (CANCEL), 50 per write, until the server sends GOAWAY or closes the connection (or
+        `max_sent` calls, or `seconds`). Returns how many were sent."""
+        sent = 0
+        began = time.monotonic()
+        while not self.closed and self.goaway is None and sent < max_sent and time.monotonic() - began < seconds:
+            try:
+                for _ in range(50):
+                    sid = self.grpc(method, message, metadata=metadata)
+                    self.conn.reset_stream(sid, 0x8)  # CANCEL
+                    sent += 1
+                self.flush()
+            except (OSError, h2.exceptions.ProtocolError):
+                break  # the server closed the connection
+            self.pump(0.001)
+        return sent
+
     def wait(self, sid: int, timeout: float = CALL_TIMEOUT) -> StreamResult:
         deadline = time.monotonic() + timeout
         s = self.streams[sid]

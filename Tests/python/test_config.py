@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from helpers import ROOT, START_TIMEOUT, gateway_binary
+from helpers import ROOT, START_TIMEOUT, gateway_binary, http_get as get
 
 EXAMPLE = ROOT / "gateway" / "gateway.example.json"
 
@@ -25,14 +25,6 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = START_TI
     import os
     return subprocess.run([str(gateway_binary()), *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **env} if env else None)
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def settings_file(tmp_path, content: dict | str, name: str = "gateway.json") -> str:

@@ -4,22 +4,12 @@ under load: every call the gateway accepted finishes, and the process exits with
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 
 import grpc
 
-from helpers import CALL_TIMEOUT, MarkedLoad, check_exactly_once, free_port, wait_until
+from helpers import CALL_TIMEOUT, MarkedLoad, check_exactly_once, free_port, http_get as get, wait_until
 
 T = CALL_TIMEOUT
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def health(protos, channel, service: str):

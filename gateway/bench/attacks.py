@@ -442,7 +442,6 @@ def fmt_counts(counts: dict) -> str:
 def attack_rapid_reset(ctx: Ctx, _) -> str:
     """Connections one after another for 4 s, each sending complete StartTask requests and
     resetting each at once (CANCEL), 50 per write, until the gateway sends GOAWAY and closes."""
-    import h2.exceptions
     from helpers import RestClient
     from rawclients import H2Client
     tenant = [("contactcenterid", "rapid-reset")]
@@ -455,20 +454,8 @@ def attack_rapid_reset(ctx: Ctx, _) -> str:
     began = time.monotonic()
     while time.monotonic() - began < 4.0:
         attacker = H2Client(ctx.gw.port)
-        sent = 0
-        opened = time.monotonic()
         try:
-            while (not attacker.closed and attacker.goaway is None and sent < 50_000
-                   and time.monotonic() - opened < 10):
-                try:
-                    for _ in range(50):
-                        s = attacker.grpc("StartTask", message, metadata=tenant)
-                        attacker.conn.reset_stream(s, 0x8)  # CANCEL
-                        sent += 1
-                    attacker.flush()
-                except (OSError, h2.exceptions.ProtocolError):
-                    break  # the gateway closed the connection
-                attacker.pump(0.001)
+            sent = attacker.rapid_reset("StartTask", message, metadata=tenant, max_sent=50_000, seconds=10)
             attacker.wait_closed(5)
         finally:
             attacker.close()
