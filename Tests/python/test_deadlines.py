@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 
 import grpc
@@ -97,6 +98,44 @@ def test_cancel_then_the_channel_still_works(protos, slow_gateway, slow):
         answer = stub.StartTask(marked(pb, 8, fast=True), timeout=DELAY + 3)
         assert answer.task_id == 8
         assert [json.loads(body)["marker"] for _, _, body in slow.received] == [7, 8]
+
+
+def test_a_call_whose_deadline_passes_while_its_connection_is_being_opened_is_never_sent(protos, start_gateway):
+    """A call waits in the pool only while a connection to the core is being opened. Here the
+    core's accept queue is full, so the gateway's SYN is dropped and its connect completes only
+    on the SYN's retransmission (1 s later, once a test thread has emptied the queue). A call
+    with a 0.3 s deadline must leave the pool's queue when its deadline passes: the connection
+    that finally opens carries no request of it (before, the call was sent on it anyway, and
+    created a task its client had been told timed out)."""
+    pb = protos.pb
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # the queue's one place, taken
+    gw = start_gateway("--threads", "1", "--no-batching", upstream=f"127.0.0.1:{port}")
+    with gw.channel() as channel:
+        stub = protos.rpc.ContextServicesStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.StartTask(marked(pb, 1), timeout=0.3)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        queued, _ = listener.accept()  # the filler: the retransmitted SYN finds room now
+        listener.settimeout(3)
+        upstream, _ = listener.accept()
+        upstream.settimeout(1.5)
+        seen = b""
+        try:
+            while chunk := upstream.recv(65536):
+                seen += chunk
+                if seen.endswith(b"\r\n\r\n") and seen.startswith(b"GET"):
+                    # The gateway's store handshake (GET {base}/store) comes first: a vendor
+                    # core's 404 lets calls follow on this connection.
+                    upstream.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+        except TimeoutError:
+            pass
+        assert b"POST" not in seen, f"the expired call was sent: {seen[:200]!r}"
+        for s in (upstream, queued, filler, listener):
+            s.close()
 
 
 def test_sigterm_lets_the_call_in_flight_finish(protos, slow_gateway, slow):

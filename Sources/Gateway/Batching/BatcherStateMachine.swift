@@ -14,7 +14,8 @@
 /// is still queued it leaves the queue at once and is never sent (a cancelled Start Task must
 /// not create a task); once sent, cancelling it changes nothing. Cancelled calls leave a
 /// tombstone in the queue array that batches skip, so a cancel costs O(1) whatever the
-/// queue's length; tombstones are compacted once they outnumber the live calls.
+/// queue's length; tombstones are compacted once they outnumber the live calls. Calls whose
+/// deadline passed while queued are found through a heap of deadlines, not a scan.
 ///
 /// The trade-off (as in grpc-swift's FlushCoalescingHandler): a larger `maxDelay` makes larger
 /// batches (fewer commits, more throughput) at the cost of latency under moderate load; the
@@ -64,10 +65,10 @@ struct BatcherStateMachine {
     /// The calls still waiting: id → encoded bytes.
     private var queued: [UInt64: Int] = [:]
     private var queuedBytes = 0
-    /// No queued call's deadline is before this (it may be stale-early after a cancel or a
-    /// batch): the queue is scanned for expired calls only once it has passed, so enqueue and
-    /// cancel stay O(1) on a long queue.
-    private var earliestDeadline = UInt64.max
+    /// The deadlines of queued calls, soonest first, with entries of calls that left the queue
+    /// removed lazily: expired calls are found in O(log n) each, never by rescanning the queue
+    /// (which is longest, and events most frequent, under overload).
+    private var deadlines = DeadlineHeap()
     private(set) var inFlight = 0
     private var timerArmedFor: UInt64?
     /// Smoothed batch round trip (EWMA, nanoseconds), for refusing calls whose deadline
@@ -79,6 +80,8 @@ struct BatcherStateMachine {
     }
 
     var queuedCount: Int { queued.count }
+    /// Entries in the deadline heap, live or not (tests: it stays O(queued)).
+    var deadlineEntries: Int { deadlines.count }
 
     /// A call arrives. Either it is refused at once, or it joins the queue and the actions
     /// say what to do now.
@@ -96,7 +99,7 @@ struct BatcherStateMachine {
         queue.append(item)
         queued[item.id] = item.bytes
         queuedBytes += item.bytes
-        if let deadline = item.deadline { earliestDeadline = min(earliestDeadline, deadline) }
+        if let deadline = item.deadline { deadlines.insert(deadline, id: item.id) }
         return .success(next(now: now))
     }
 
@@ -106,12 +109,7 @@ struct BatcherStateMachine {
     mutating func cancel(_ id: UInt64, now: UInt64) -> Actions? {
         guard let bytes = queued.removeValue(forKey: id) else { return nil }
         queuedBytes -= bytes
-        skipTombstones()
-        let tombstones = queue.count - head - queued.count
-        if tombstones > 1024 && tombstones > queued.count {
-            queue = queue[head...].filter { queued[$0.id] != nil }
-            head = 0
-        }
+        compactTombstones()
         return next(now: now)
     }
 
@@ -137,6 +135,17 @@ struct BatcherStateMachine {
         return next(now: now)
     }
 
+    /// Keeps `queue[head]` a live call, and the tombstones of cancelled and expired calls
+    /// fewer than the live ones (past 1,024), so both cost O(1) amortized.
+    private mutating func compactTombstones() {
+        skipTombstones()
+        let tombstones = queue.count - head - queued.count
+        if tombstones > 1024 && tombstones > queued.count {
+            queue = queue[head...].filter { queued[$0.id] != nil }
+            head = 0
+        }
+    }
+
     /// Keeps `queue[head]` a live call (or the end).
     private mutating func skipTombstones() {
         while head < queue.count, queued[queue[head].id] == nil { head += 1 }
@@ -147,22 +156,13 @@ struct BatcherStateMachine {
     private mutating func next(now: UInt64) -> Actions {
         var actions = Actions()
         // Calls whose deadline passed while they waited are answered, not sent.
-        if earliestDeadline <= now {
-            earliestDeadline = .max
-            var kept: [Item] = []
-            for item in queue[head...] where queued[item.id] != nil {
-                if let d = item.deadline, d <= now {
-                    actions.expired.append(item.id)
-                    queued[item.id] = nil
-                    queuedBytes -= item.bytes
-                } else {
-                    kept.append(item)
-                    if let d = item.deadline { earliestDeadline = min(earliestDeadline, d) }
-                }
-            }
-            queue = kept
-            head = 0
+        // They leave tombstones in `queue`, as cancelled calls do.
+        while let id = deadlines.popDue(now: now) {
+            guard let bytes = queued.removeValue(forKey: id) else { continue }  // sent or cancelled
+            actions.expired.append(id)
+            queuedBytes -= bytes
         }
+        if !actions.expired.isEmpty { compactTombstones() }
         while let oldest, inFlight < configuration.maxInFlight {
             let full = queuedCount >= configuration.maxItems || queuedBytes >= configuration.maxBytes
             let waited = now >= oldest.arrival &+ configuration.maxDelayNanos
@@ -186,6 +186,11 @@ struct BatcherStateMachine {
         if head > 1024 && head * 2 > queue.count {
             queue.removeFirst(head)
             head = 0
+        }
+        // Entries of sent or cancelled calls stay in the heap until due: drop them once they
+        // outnumber the queued calls, so the heap stays O(queued) whatever the deadlines.
+        if deadlines.count > 1024 && deadlines.count > 2 * queued.count {
+            deadlines.compact { [queued] id in queued[id] != nil }
         }
         return actions
     }

@@ -225,7 +225,7 @@ final class UpstreamBatcher {
             // Vendor mode: the calls go singly; the batch is done when all have answered.
             var left = calls.count
             for call in calls {
-                let answer = sendSingly(call.item, deadline: nil)
+                let answer = sendSingly(call.item, deadline: call.deadline)
                 call.promise.completeWith(answer)
                 answer.assumeIsolated().whenComplete { _ in
                     left -= 1
@@ -250,7 +250,10 @@ final class UpstreamBatcher {
             return
         }
         let request = UpstreamRequest(method: .POST, target: batchTarget, body: body, contentType: BatchCodec.contentType)
-        pool.send(request).assumeIsolated().whenComplete { result in
+        // The batch may wait for a connection as long as its last call may wait: past that,
+        // every call in it has been answered DEADLINE_EXCEEDED, and it is better not sent.
+        let deadline = calls.allSatisfy({ $0.deadline != nil }) ? calls.lazy.compactMap(\.deadline).max() : nil
+        pool.send(request, deadline: deadline).assumeIsolated().whenComplete { result in
             let now = Self.now
             self.metrics?.batchRoundTrip.record(Int64(now &- started))
             switch result {
@@ -265,7 +268,7 @@ final class UpstreamBatcher {
                     self.batchSupported = false
                     self.perform(self.machine.setMaxInFlight(self.vendorMaxInFlight, now: now))
                 }
-                for call in calls { call.promise.completeWith(self.sendSingly(call.item, deadline: nil)) }
+                for call in calls { call.promise.completeWith(self.sendSingly(call.item, deadline: call.deadline)) }
             case .success(let response):
                 // The whole batch was refused (413, 415, 400, 503…): nothing was applied.
                 self.metrics?.upstreamBatchesRejected &+= 1

@@ -53,7 +53,14 @@ public final class UpstreamPool {
     private var channels: [Machine.ConnectionID: any Channel] = [:]
     /// Connections we closed ourselves (their close is not a failure).
     private var closing: Set<Machine.ConnectionID> = []
-    private var waiting: [Machine.RequestID: (UpstreamRequest, EventLoopPromise<UpstreamResponse>)] = [:]
+    private var waiting: [Machine.RequestID: Waiting] = [:]
+
+    /// A call waiting for a connection; with a deadline, the timer that gives it up.
+    private struct Waiting {
+        var request: UpstreamRequest
+        var promise: EventLoopPromise<UpstreamResponse>
+        var expiry: Scheduled<Void>?
+    }
     private var timer: Scheduled<Void>?
     private var flushPending: [Machine.ConnectionID: any Channel] = [:]
     /// The last core that answered the handshake keeps idempotency keys: writes may carry
@@ -84,7 +91,11 @@ public final class UpstreamPool {
     private static var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     /// Sends one call. Must be called on `eventLoop`; the future completes there too.
-    public func send(_ request: UpstreamRequest, deadline: NIODeadline? = nil) -> EventLoopFuture<UpstreamResponse> {
+    ///
+    /// With a `deadline`, a call still waiting for a connection when it passes leaves the
+    /// queue and fails `deadlineExceeded`: it is never sent, so a call its client was told
+    /// had timed out does not reach the core afterwards. Once written it is not recalled.
+    public func send(_ request: UpstreamRequest, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
         eventLoop.preconditionInEventLoop()
         if let deadline, deadline <= .now() {
             return eventLoop.makeFailedFuture(UpstreamError.deadlineExceeded)
@@ -95,13 +106,25 @@ public final class UpstreamPool {
         case .use(let connection):
             write(request, promise, on: connection)
         case .wait(let id):
-            waiting[id] = (request, promise)
+            let expiry = deadline.map { deadline in
+                eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] () -> Void in
+                    guard let self else { return }
+                    self.expire(id)
+                }
+            }
+            waiting[id] = Waiting(request: request, promise: promise, expiry: expiry)
         case .refuse(let failure):
             metrics?.upstreamRefused &+= 1
             promise.fail(Self.error(failure))
         }
         perform(admission.actions)
         return promise.futureResult
+    }
+
+    /// A waiting call's deadline passed: out of the machine's queue, failed, never sent.
+    private func expire(_ id: Machine.RequestID) {
+        guard machine.cancel(id), let call = waiting.removeValue(forKey: id) else { return }
+        call.promise.fail(UpstreamError.deadlineExceeded)
     }
 
     /// This loop's metrics (README, "Metrics"); nil: off.
@@ -150,12 +173,15 @@ public final class UpstreamPool {
 
     private func perform(_ actions: Machine.Actions) {
         for use in actions.use {
-            guard let (request, promise) = waiting.removeValue(forKey: use.request) else { continue }
-            write(request, promise, on: use.connection)
+            guard let call = waiting.removeValue(forKey: use.request) else { continue }
+            call.expiry?.cancel()
+            write(call.request, call.promise, on: use.connection)
         }
         for refusal in actions.refuse {
             metrics?.upstreamRefused &+= 1
-            waiting.removeValue(forKey: refusal.request)?.1.fail(Self.error(refusal.failure))
+            guard let call = waiting.removeValue(forKey: refusal.request) else { continue }
+            call.expiry?.cancel()
+            call.promise.fail(Self.error(refusal.failure))
         }
         for connect in actions.connect {
             open(connect.connection, core: connect.core, isProbe: connect.isProbe)
