@@ -9,7 +9,9 @@ let package = Package(
     name: "cs-gateway",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "gateway", targets: ["gateway"]),
+        // The command `gateway` (serve, core, load, config). Its target is `GatewayCLI`: a target
+        // named `gateway` beside the library `Gateway` collides on case-insensitive disks.
+        .executable(name: "gateway", targets: ["GatewayCLI"]),
         // For gateway/bench/micro (a separate package): its benchmarks import these modules.
         .library(name: "ContextModel", targets: ["ContextModel"]),
         .library(name: "Gateway", targets: ["Gateway"]),
@@ -137,7 +139,7 @@ let package = Package(
             ]
         ),
         .executableTarget(
-            name: "gateway",
+            name: "GatewayCLI",
             dependencies: [
                 "LoadTool",
                 "TaskCore",
