@@ -1,4 +1,4 @@
-import Configuration
+internal import Configuration
 import Foundation
 
 /// The settings of one run of `gateway serve` or `gateway core`, resolved from, highest first:

@@ -1,8 +1,8 @@
 import ContextModel
-import Gateway
-import GatewayHTTP2
+internal import Gateway
+internal import GatewayHTTP2
 import HTTPServing
-import TaskCore
+internal import TaskCore
 
 extension Setting {
     /// Every setting of `gateway serve` and `gateway core`, in the order of the example file

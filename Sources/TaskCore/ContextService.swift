@@ -1,12 +1,12 @@
 import ContextModel
-import Crypto
+internal import Crypto
 import HTTPServing
 import NIOConcurrencyHelpers
 import Logging
 import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+internal import Glibc
 #endif
 
 /// The core speaks the REST messages of `HTTPServing`, shared with the gateway's REST side.

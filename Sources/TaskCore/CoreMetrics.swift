@@ -2,7 +2,7 @@ import ContextModel
 import HTTPServing
 import NIOCore
 import Observability
-import Prometheus
+public import Prometheus  // `CoreMetrics.init(registry:)` takes its registry
 
 /// The task core's metrics (README, "Metrics"), in the process's swift-prometheus registry.
 /// The core's calls wait for a commit (an fsync), so a registry look-up (a lock) and

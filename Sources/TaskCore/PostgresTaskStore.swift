@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import PostgresNIO
+internal import PostgresNIO
 
 /// The scale-out store: PostgreSQL through postgres-nio's `PostgresClient` (its own pool),
 /// shared by any number of core processes. Same contract as `SQLiteTaskStore`, checked by the
@@ -126,9 +126,11 @@ public final class PostgresTaskStore: TaskStore {
     /// together take turns) and reads the store's identity. Fails when the database cannot
     /// be reached within the operation timeout.
     public static func open(
-        _ configuration: Configuration, eventLoopGroup: any EventLoopGroup = PostgresClient.defaultEventLoopGroup,
+        _ configuration: Configuration, eventLoopGroup: (any EventLoopGroup)? = nil,
         logger: Logger = Logger(label: "cs.core.postgres")
     ) async throws -> PostgresTaskStore {
+        // nil: postgres-nio's own group (its type stays inside this module: `internal import`).
+        let eventLoopGroup = eventLoopGroup ?? PostgresClient.defaultEventLoopGroup
         let tls: PostgresClient.Configuration.TLS
         switch configuration.tls {
         case .disable: tls = .disable

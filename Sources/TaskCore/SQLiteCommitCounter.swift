@@ -1,4 +1,4 @@
-import GRDB
+internal import GRDB
 import NIOConcurrencyHelpers
 
 /// Counts the transactions committed on a SQLite store's writer connection, as SQLite's

@@ -1,6 +1,6 @@
 import ContextModel
 import Foundation
-import GRDB
+internal import GRDB
 
 /// The embedded store: one SQLite file in WAL mode, written by one writer (GRDB serialises
 /// writes), read by a pool of readers. Each `write` call is one transaction, so a batch of

@@ -1,6 +1,6 @@
 import ContextModel
 #if canImport(Glibc)
-import Glibc
+internal import Glibc
 #endif
 
 /// A resource about to be stored: the fragments its start event renders to (`Event`).
