@@ -42,7 +42,7 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
         /// Connections per event loop to each core (established, being opened, and the probe;
         /// not those draining after an ejection). A core runs the writes pipelined on one
         /// connection one after another (RFC 9112 §9.3.2), so concurrency toward a core comes
-        /// from connections; 16 per loop is what `UpstreamPool` used before this machine.
+        /// from connections.
         var maxConnectionsPerCore: Int
         /// Calls in flight on one connection before another is preferred or opened. 2 keeps a
         /// connection busy (one call being answered, the next already written) without making a
@@ -68,19 +68,34 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
         /// from its backoff is connected at once and takes its share of calls again, instead
         /// of waiting until the other cores' connections are all busy (several cores of one
         /// store). Off by default: one core gains nothing from it.
-        var keepEveryCoreConnected = false
+        var keepEveryCoreConnected: Bool
 
-        /// 16 connections per core, pipeline depth 2, backoff 50 ms doubling to 5 s, ejection
-        /// after 3 failures in a row, 1024 calls waiting.
+        /// The machine's part of the pool's configuration; every default is stated there,
+        /// once (`UpstreamPool.Configuration`).
+        init(_ pool: UpstreamPool.Configuration) {
+            maxConnectionsPerCore = pool.maxConnections
+            pipelineDepth = pool.pipelineDepth
+            backoffBaseNanos = UInt64(max(1, pool.backoffBase.nanoseconds))
+            backoffMaxNanos = UInt64(max(1, pool.backoffMax.nanoseconds))
+            ejectAfterFailures = pool.ejectAfterFailures
+            maxWaiting = pool.maxWaiting
+            keepEveryCoreConnected = pool.addresses.count > 1
+        }
+
+        init(maxConnectionsPerCore: Int, pipelineDepth: Int, backoffBaseNanos: UInt64, backoffMaxNanos: UInt64,
+             ejectAfterFailures: Int, maxWaiting: Int, keepEveryCoreConnected: Bool = false) {
+            self.maxConnectionsPerCore = maxConnectionsPerCore
+            self.pipelineDepth = pipelineDepth
+            self.backoffBaseNanos = backoffBaseNanos
+            self.backoffMaxNanos = backoffMaxNanos
+            self.ejectAfterFailures = ejectAfterFailures
+            self.maxWaiting = maxWaiting
+            self.keepEveryCoreConnected = keepEveryCoreConnected
+        }
+
+        /// The pool's defaults, for one core (tests).
         static var defaults: Configuration {
-            Configuration(
-                maxConnectionsPerCore: 16,
-                pipelineDepth: 2,
-                backoffBaseNanos: 50_000_000,
-                backoffMaxNanos: 5_000_000_000,
-                ejectAfterFailures: 3,
-                maxWaiting: 1024
-            )
+            Configuration(UpstreamPool.Configuration(host: "localhost", port: 1))
         }
     }
 

@@ -79,12 +79,7 @@ public final class UpstreamPool {
         self.logger = logger
         self.machine = Machine(
             coreCount: configuration.addresses.count,
-            configuration: .init(
-                maxConnectionsPerCore: configuration.maxConnections, pipelineDepth: configuration.pipelineDepth,
-                backoffBaseNanos: UInt64(max(1, configuration.backoffBase.nanoseconds)),
-                backoffMaxNanos: UInt64(max(1, configuration.backoffMax.nanoseconds)),
-                ejectAfterFailures: configuration.ejectAfterFailures, maxWaiting: configuration.maxWaiting,
-                keepEveryCoreConnected: configuration.addresses.count > 1),
+            configuration: Machine.Configuration(configuration),
             generator: SystemRandomNumberGenerator())
     }
 
