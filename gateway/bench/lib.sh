@@ -9,7 +9,8 @@
 #
 # What it defines, by topic:
 #   logging        say, die (prefix $bench_prefix, "bench" unless set)
-#   processes      track PID (stopped by stop_all and at exit), stop_pid PID [GRACE_S], stop_all,
+#   processes      track PID (stopped by stop_all and at exit), stop_pid PID [GRACE_S], stop_all
+#                  (SIGKILL after STOP_GRACE s, 5),
 #                  on_exit COMMAND (run at exit, after stop_all, in the order given)
 #   ports          free_port, port_of LOG PATTERN (the port of address=… on the first line with
 #                  PATTERN), wait_log LOG PATTERN PID [SECONDS], wait_http URL [SECONDS]
@@ -208,7 +209,7 @@ h2load_grpc() {
 }
 
 h2load_field() { sed -n "s/.*$2 *\([0-9][0-9.]*\).*/\1/p" "$1" | head -n1; }  # the first number after REGEX
-h2load_rps() { sed -n 's/^finished in [0-9.]*s, \([0-9.]*\) req\/s.*/\1/p' "$1" | head -n1; }
+h2load_rps() { sed -n 's/^finished in [0-9.]*m\{0,1\}s, \([0-9.]*\) req\/s.*/\1/p' "$1" | head -n1; }
 h2load_succeeded() { sed -n 's/^requests: .* \([0-9][0-9]*\) succeeded.*/\1/p' "$1" | head -n1; }
 h2load_mean_max() { awk '/time for request:/ { print $6, $5 }' "$1"; }
 # to_ms TIME: h2load's 12.3ms, 950us or 1.2s in ms (empty when it is none of them)
@@ -236,8 +237,8 @@ json_obj() {
     if [[ $k == *: ]]; then
       k=${k%:}
       [[ -n $v ]] || v=null
-      # not a number, true, false, null, an object or an array (a "?" where a figure was missing): a string
-      [[ $v =~ ^(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|true|false|null|\{.*\}|\[.*\])$ ]] || v=$(json_str "$v")
+      # not a number, true, false, null, a string, an object or an array (a "?" where a figure was missing): a string
+      [[ $v =~ ^(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|true|false|null|\".*\"|\{.*\}|\[.*\])$ ]] || v=$(json_str "$v")
     else
       v=$(json_str "$v")
     fi

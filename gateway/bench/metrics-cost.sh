@@ -34,7 +34,7 @@ stub="" gw=""
 stop() { for p in $gw $stub; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; gw="" stub=""; return 0; }
 on_exit stop
 cc -O2 -o "$work/stub-core" "$here/stub-core.c"
-make_frame "$work" 2>/dev/null
+make_frame "$work"
 
 wait_line() { for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.05; done; cat "$1" >&2; exit 1; }
 ticks() { pid_ticks "$1"; }

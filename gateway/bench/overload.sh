@@ -28,7 +28,7 @@ bench_gateway
 
 work=$bench_tmp
 pid=""; sampler=""
-make_frame "$work" 2>/dev/null
+make_frame "$work"
 
 stored() { curl -s "http://127.0.0.1:$cport/genesys/1/cs/services/1/tasks" | "$PYTHON" -c 'import sys,json; print(len(json.load(sys.stdin)))'; }
 rss_mib() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$pid/status"; }
