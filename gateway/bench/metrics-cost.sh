@@ -36,7 +36,6 @@ on_exit stop
 cc -O2 -o "$work/stub-core" "$here/stub-core.c"
 make_frame "$work"
 
-wait_line() { for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.05; done; cat "$1" >&2; exit 1; }
 ticks() { pid_ticks "$1"; }
 
 run() {  # run MODE → "req/s cpu-µs-per-call"
@@ -44,14 +43,14 @@ run() {  # run MODE → "req/s cpu-µs-per-call"
   trap stop EXIT  # this runs in a subshell: its own cleanup
   taskset -c "$SERVER_CPU" "$work/stub-core" 127.0.0.1 0 >"$log.stub" 2>&1 &
   stub=$!
-  wait_line "$log.stub" "stub core listening"
+  wait_log "$log.stub" "stub core listening" "$stub" 15
   local metrics=()
   [[ $mode != on ]] || metrics=(--metrics-listen 127.0.0.1:0)
   taskset -c "$SERVER_CPU" "$gateway" serve --listen 127.0.0.1:0 --threads 1 \
     --upstream "127.0.0.1:$(port_of "$log.stub" "stub core listening")" \
     "${metrics[@]}" >"$log.gw" 2>&1 &
   gw=$!
-  wait_line "$log.gw" "gateway listening"
+  wait_log "$log.gw" "gateway listening" "$gw" 15
   local port; port=$(port_of "$log.gw" "gateway listening")
   h2load_grpc "$port" -t1 -c8 -m32 -n 20000 >/dev/null  # warm-up
   local before; before=$(ticks "$gw")
