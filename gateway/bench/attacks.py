@@ -27,8 +27,12 @@ Attacks (the clients are the tests' own, imported from Tests/python):
   slow-conns  2,000 half-open, idle and trickling connections, held until closed
   no-fds      gateway under prlimit --nofile=256:256, 400 connections opened
 
-  attacks.py [--binary B] [--only a,b,...] [--server-cpu 0] [--client-cpu 1]
-Run through attacks.sh (finds or builds the release binary, uses the venv).
+  attacks.py [--binary B] [--only a,b,...] [--server-cpu 0] [--client-cpu 1] [--json PATH]
+Run through attacks.sh (finds or builds the release binary, uses the venv). --json writes the
+rows as JSON too: {"script": "attacks", "date", "command", "binary", "server_cpu", "seconds",
+"rows": [{attack, label, attacker_got, rss_idle_kib, rss_peak_kib, rss_after_kib, polite_ok,
+polite_calls, polite_failed, polite_p99_ms, cpu}], "failures": []} (a benchmark: nothing is
+asserted, so failures stays empty; a failed run says so in attacker_got).
 """
 
 from __future__ import annotations
@@ -655,7 +659,7 @@ def own_seconds() -> float:
 OTHERS: dict[str, str] = {}  # attack key → how busy the CPUs were meanwhile, and with what
 
 
-def run_one(args, work: Path, pb, pbg, key, label, setup, attack, extra, prefix) -> str:
+def run_one(args, work: Path, pb, pbg, key, label, setup, attack, extra, prefix) -> tuple[str, dict]:
     gw = ctx = polite = sampler = None
     idle = peak = after = None
     result: dict = {}
@@ -720,7 +724,10 @@ def run_one(args, work: Path, pb, pbg, key, label, setup, attack, extra, prefix)
     row = (f"| {label} | {got.replace('|', '/')} | {mib(idle)} / {mib(peak)} / {mib(after)} | {ok_calls} | "
            f"{'?' if p99 is None else f'{p99:.0f}'} |")
     print(f"[{key}] done: {row}", file=sys.stderr, flush=True)
-    return row
+    record = {"attack": key, "label": label, "attacker_got": got, "rss_idle_kib": idle, "rss_peak_kib": peak,
+              "rss_after_kib": after, "polite_ok": result.get("ok", 0), "polite_calls": result.get("calls", 0),
+              "polite_failed": failed, "polite_p99_ms": p99, "cpu": OTHERS.get(key)}
+    return row, record
 
 
 def main():
@@ -730,6 +737,7 @@ def main():
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=None,
                         help="pin this process (and so the clients) here; attacks.sh uses taskset instead")
+    parser.add_argument("--json", default=None, help="also write the results as JSON to this path")
     args = parser.parse_args()
     if args.client_cpu is not None:
         os.sched_setaffinity(0, {args.client_cpu})
@@ -749,7 +757,8 @@ def main():
         from grpc_bench import load
         pb, pbg = load()
         began = time.monotonic()
-        rows = [run_one(args, work, pb, pbg, *a) for a in chosen]
+        results = [run_one(args, work, pb, pbg, *a) for a in chosen]
+        rows = [row for row, _ in results]
         took = time.monotonic() - began
     command = os.environ.get("BENCH_COMMAND") or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     print(f"`{command}` — {time.strftime('%Y-%m-%d', time.gmtime())}, "
@@ -763,6 +772,17 @@ def main():
     print(f"\nCPUs in use during each attack, of {os.cpu_count()} (busy: the whole machine, softirq included; "
           "clients: this script, the polite client, gateway load; the rest of busy is other processes and "
           "the kernel's loopback work): " + "; ".join(OTHERS.values()) + ".")
+    if args.json:
+        doc = {"script": "attacks", "date": time.strftime('%Y-%m-%d', time.gmtime()), "command": command,
+               "binary": args.binary, "server_cpu": args.server_cpu, "seconds": round(took, 1),
+               "rows": [record for _, record in results], "failures": []}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        os.replace(tmp, args.json)
+        print(f"attacks: results as JSON: {args.json}", file=sys.stderr)
 
 
 if __name__ == "__main__":

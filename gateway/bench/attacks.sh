@@ -8,18 +8,17 @@
 #   GATEWAY_BIN=.build-bench/release/gateway gateway/bench/attacks.sh
 #
 # The gateway runs pinned to SERVER_CPU (0), this script's clients (attackers, the polite
-# client, the RSS sampler, `gateway load`) to CLIENT_CPU (1).
+# client, the RSS sampler, `gateway load`) to CLIENT_CPU (1). What it needs comes from
+# `gateway/scripts/setup.sh --bench` (called first; BENCH_SETUP=0 skips it). JSON: BENCH_JSON
+# (unset: $OUT_DIR/attacks.json, OUT_DIR unset: gateway/bench/.out/attacks-<time>/), one row per
+# attack (attacks.py --json says what a row holds).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-if [[ -z "${GATEWAY_BIN:-}" ]]; then  # as overload.sh: the current source, built for release
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  GATEWAY_BIN=$root/.build-bench/release/gateway
-fi
-PYTHON=${PYTHON:-$root/.venv/bin/python}
-[[ -x "$PYTHON" ]] || { echo "needs $root/.venv (bash gateway/scripts/setup.sh)" >&2; exit 1; }
-command -v prlimit >/dev/null && command -v taskset >/dev/null || { echo "needs taskset and prlimit (util-linux)" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init attacks
+bench_setup
+bench_gateway  # as overload.sh: GATEWAY_BIN, or the current source built for release
+{ command -v prlimit && command -v taskset; } >/dev/null || die "needs taskset and prlimit (util-linux)"
 export BENCH_COMMAND="gateway/bench/attacks.sh${*:+ $*}"
-exec taskset -c "$CLIENT_CPU" "$PYTHON" "$here/attacks.py" --binary "$GATEWAY_BIN" --server-cpu "$SERVER_CPU" "$@"
+taskset -c "$CLIENT_CPU" "$PYTHON" "$here/attacks.py" --binary "$gateway" --server-cpu "$SERVER_CPU" --json "$json_out" "$@"

@@ -9,35 +9,42 @@
 #
 #   gateway/bench/batch-knobs.sh                       # the grid below, 5 s a point
 #   ITEMS="64 256" DELAYS="500" INFLIGHT="1 4" DURATION=3 gateway/bench/batch-knobs.sh
+#
+# Settings: ITEMS, DELAYS, INFLIGHT (the grid), DURATION (5), RATE (10000), SERVER_CPU (0),
+# CLIENT_CPU (1), GATEWAY_BIN (unset: build), BENCH_JSON (unset: $OUT_DIR/batch-knobs.json,
+# OUT_DIR unset: gateway/bench/.out/batch-knobs-<time>/). Installs through
+# `gateway/scripts/setup.sh --bench` (called once; durable-start-task.sh gets BENCH_SETUP=0).
+# Each point's closed-loop figures come from durable-start-task.sh's JSON (its grpc-batching
+# row). JSON: date, duration, rate and "rows", one per point: max_items, max_delay_micros,
+# in_flight, rps, mean_ms, max_ms, open_loop_p50_ms, open_loop_p99_ms.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init batch-knobs
 ITEMS=${ITEMS:-32 128 256 1024}
 DELAYS=${DELAYS:-0 500 2000}
 INFLIGHT=${INFLIGHT:-1 2 4 8}
 export DURATION=${DURATION:-5}
 RATE=${RATE:-10000}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-if [[ -z "${GATEWAY_BIN:-}" ]]; then
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  export GATEWAY_BIN=$root/.build-bench/release/gateway
-fi
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+bench_setup
+bench_gateway
+export BENCH_SETUP=0 PYTHON
+results=$bench_tmp/results
+: >"$results"
 # Open loop at RATE against a fresh durable gateway: "p50 p99" in ms.
 open_loop() {
   local work port cport pid
-  work=$(mktemp -d /tmp/cs-knobs.XXXXXX)
-  port=$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  cport=$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  taskset -c "$SERVER_CPU" "$GATEWAY_BIN" serve --threads 1 --log-level warning --listen "127.0.0.1:$port" \
+  work=$(mktemp -d "$bench_tmp/knobs.XXXXXX")
+  port=$(free_port)
+  cport=$(free_port)
+  taskset -c "$SERVER_CPU" "$gateway" serve --threads 1 --log-level warning --listen "127.0.0.1:$port" \
     --core-listen "127.0.0.1:$cport" --data "$work/cs.sqlite" --synchronous full "$@" >"$work/log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$cport/genesys/1/cs/services/1" && break; sleep 0.05; done
-  taskset -c "$CLIENT_CPU" "$GATEWAY_BIN" load --target "127.0.0.1:$port" --connections 8 --streams 32 --rate "$RATE" \
+  wait_http "http://127.0.0.1:$cport/genesys/1/cs/services/1" || true
+  taskset -c "$CLIENT_CPU" "$gateway" load --target "127.0.0.1:$port" --connections 8 --streams 32 --rate "$RATE" \
     --duration "${DURATION}s" --warmup 1s --json --quiet 2>/dev/null |
-    "$root/.venv/bin/python" -c 'import sys,json; d=json.load(sys.stdin); l=d["latency_us"]; print("%.2f %.2f" % (l["p50"]/1000, l["p99"]/1000))' || echo "? ?"
+    "$PYTHON" -c 'import sys,json; d=json.load(sys.stdin); l=d["latency_us"]; print("%.2f %.2f" % (l["p50"]/1000, l["p99"]/1000))' || echo "? ?"
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -47,16 +54,28 @@ echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
 for items in $ITEMS; do
   for delay in $DELAYS; do
     for inflight in $INFLIGHT; do
-      line=$(ROWS=grpc-batching GATEWAY_ARGS="--batch-max-items $items --batch-max-delay-micros $delay --batch-max-in-flight $inflight" \
-        bash "$here/durable-start-task.sh" 2>/dev/null | grep '| gRPC')
-      IFS='|' read -r _ _ _ _ _ rps mean max _ <<<"$line"
+      point=$bench_tmp/durable-$items-$delay-$inflight.json
+      ROWS=grpc-batching GATEWAY_ARGS="--batch-max-items $items --batch-max-delay-micros $delay --batch-max-in-flight $inflight" \
+        BENCH_JSON=$point bash "$here/durable-start-task.sh" >/dev/null 2>&1 || true
+      read -r rps mean max < <(python3 - "$point" <<'PY'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))["rows"][0]
+    print(*("?" if r.get(k) is None else str(r[k]) for k in ("rps", "mean_ms", "max_ms")))
+except (OSError, ValueError, IndexError, KeyError):
+    print()
+PY
+)
       read -r p50 p99 < <(open_loop --batch-max-items "$items" --batch-max-delay-micros "$delay" --batch-max-in-flight "$inflight")
-      row="| $items | $delay | $inflight | ${rps// /} | ${mean// /} | ${max// /} | $p50 | $p99 |"
+      row="| $items | $delay | $inflight | ${rps:-} | ${mean:-} | ${max:-} | $p50 | $p99 |"
       echo "$row"
       echo "$row" >>"$results"
+      json_add rows max_items:="$items" max_delay_micros:="$delay" in_flight:="$inflight" rps:="${rps:-}" mean_ms:="${mean:-}" \
+        max_ms:="${max:-}" open_loop_p50_ms:="$p50" open_loop_p99_ms:="$p99"
     done
   done
 done
 echo
 echo "Best five:"
 sort -t'|' -k5 -g -r "$results" | head -5
+json_write date="$(date -u +%F)" duration:="$DURATION" rate:="$RATE" server_cpu:="$SERVER_CPU" client_cpu:="$CLIENT_CPU"

@@ -22,44 +22,32 @@
 #
 # Environment: DURATION (10), CONNECTIONS ("1 8 64"), CONFIGS ("full normal memory"; a config
 # is a --synchronous mode or "memory"), SERVER_CPU (0), CLIENT_CPU (1), GATEWAY_BIN (unset:
-# build .build-bench/release/gateway), WRK_TIMEOUT (5s).
+# build .build-bench/release/gateway), WRK_TIMEOUT (5s), BENCH_JSON (unset: $OUT_DIR/core-start-task.json,
+# OUT_DIR unset: gateway/bench/.out/core-start-task-<time>/). wrk and curl come from
+# `gateway/scripts/setup.sh --bench` (called first; BENCH_SETUP=0 skips it).
+#
+# JSON ($BENCH_JSON): the settings (commit, date, duration, server_cpu, client_cpu) and "rows",
+# one per run: config, connections, rps, p50_us, p99_us, p999_us, max_us, non201,
+# socket_errors, ok201, stored, server_cpu, other_cpu, notes; "failures" (message).
 #
 # Exit status: 0 when every run answered only 201s, with no socket errors, and stored what it
 # acknowledged; 1 otherwise (the table is printed all the same).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init core-start-task
 lua="$here/start-task.lua"
 
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-"1 8 64"}
 CONFIGS=${CONFIGS:-"full normal memory"}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
-
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
 
 # --- what it needs ---------------------------------------------------------------------------
 
-need_packages=()
-command -v wrk >/dev/null || need_packages+=(wrk)
-command -v curl >/dev/null || need_packages+=(curl)
-command -v taskset >/dev/null || need_packages+=(util-linux)
-if ((${#need_packages[@]})); then
-  say "installing ${need_packages[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >&2; then
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >&2
-  fi
-fi
-
-cpus=$(nproc --all)
-((SERVER_CPU < cpus && CLIENT_CPU < cpus)) ||
-  die "need CPUs $SERVER_CPU (server) and $CLIENT_CPU (wrk); this machine has $cpus (set SERVER_CPU/CLIENT_CPU)"
+bench_setup
 [[ $SERVER_CPU != "$CLIENT_CPU" ]] || say "warning: server and wrk share CPU $SERVER_CPU"
 
 for config in $CONFIGS; do
@@ -70,47 +58,18 @@ for c in $CONNECTIONS; do
 done
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be whole seconds, got '$DURATION'"
 
-if [[ -n ${GATEWAY_BIN:-} ]]; then
-  bin=$GATEWAY_BIN
-else
-  say "building the release binary (scratch path .build-bench)"
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  bin="$root/.build-bench/release/gateway"
-fi
-[[ -x $bin ]] || die "no gateway binary at $bin"
+bench_gateway
+bin=$gateway
 
-# --- cleanup: always -------------------------------------------------------------------------
+# --- cleanup: always (lib.sh: the server is tracked, $bench_tmp removed at exit) -------------------
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cs-bench.XXXXXX")
+tmp=$bench_tmp
 server_pid=""
-
 stop_server() {
   [[ -n $server_pid ]] || return 0
-  if kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$server_pid" 2>/dev/null; then
-      say "server $server_pid ignored SIGTERM for 5 s: SIGKILL"
-      kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$server_pid" 2>/dev/null || true
+  stop_all
   server_pid=""
 }
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_server
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- one run ---------------------------------------------------------------------------------
 
@@ -133,6 +92,7 @@ start_server() {
   # Port 0: the kernel picks a free port and the startup line says which.
   taskset -c "$SERVER_CPU" "$bin" "${args[@]}" >"$log" 2>&1 &
   server_pid=$!
+  track "$server_pid"
   base=""
   for _ in $(seq 200); do
     kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; die "the core exited during startup"; }
@@ -153,26 +113,7 @@ start_server() {
 # shows: "server CPU" is the core's own time, "other CPU" is every busy tick of the machine
 # that was neither the core's nor wrk's (other processes, steal, interrupts). Both are in %
 # of one CPU over the run.
-hz=$(getconf CLK_TCK)
-machine_busy_ticks() { # user nice system irq softirq steal, all CPUs
-  local _ user nice system irq softirq steal _rest
-  read -r _ user nice system _ _ irq softirq steal _rest </proc/stat  # _ _: idle and iowait
-  echo $((user + nice + system + irq + softirq + steal))
-}
-process_ticks() { # utime + stime of one process, all its threads
-  local stat
-  stat=$(<"/proc/$1/stat")
-  read -r -a f <<<"${stat##*) }"  # the fields after "(comm) ": f[0] is the state, f[11] utime
-  echo $((f[11] + f[12]))
-}
-children_ticks() { # sets $children: user + sys of the children this shell has reaped
-  # `times` must run in this shell, not in a $(…) subshell, whose children counters start at 0.
-  times >"$tmp/times"
-  children=$(awk -v hz="$hz" 'NR == 2 {
-    t = 0
-    for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
-    printf "%d\n", t * hz + 0.5 }' "$tmp/times")
-}
+# (lib.sh: hz, machine_busy_ticks, pid_ticks, children_ticks.)
 now_ns() { date +%s%N; }
 
 field() { # field NAME LINE: the value of NAME=… in a BENCH line
@@ -185,10 +126,7 @@ field() { # field NAME LINE: the value of NAME=… in a BENCH line
 failures=0
 today=$(date -u +%Y-%m-%d)
 
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if ! git -C "$root" diff --no-ext-diff --quiet HEAD -- Sources Package.swift 2>/dev/null; then
-  commit="$commit + uncommitted changes in Sources/"
-fi
+commit=$(bench_commit)
 say "binary $bin, commit $commit; server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; ${DURATION}s per run"
 
 echo "| date | config | connections | requests/s | p50 µs | p99 µs | p99.9 µs | max µs | non-201 | 201s | stored | server CPU | other CPU |"
@@ -206,12 +144,12 @@ for config in $CONFIGS; do
     say "$config, $conns connection(s), ${DURATION}s …"
     out="$tmp/wrk.out"
     children_ticks
-    busy0=$(machine_busy_ticks) server0=$(process_ticks "$server_pid") wrk0=$children t0=$(now_ns)
+    busy0=$(machine_busy_ticks) server0=$(pid_ticks "$server_pid") wrk0=$children t0=$(now_ns)
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency \
       -s "$lua" "$base/services/$sid/tasks/start" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
     kill -0 "$server_pid" 2>/dev/null || { cat "$out" "$server_log" >&2; die "the core died during the run"; }
     children_ticks
-    busy1=$(machine_busy_ticks) server1=$(process_ticks "$server_pid") wrk1=$children t1=$(now_ns)
+    busy1=$(machine_busy_ticks) server1=$(pid_ticks "$server_pid") wrk1=$children t1=$(now_ns)
     ticks=$(((t1 - t0) * hz / 1000000000))
     server_cpu=$((100 * (server1 - server0) / ticks))
     other_cpu=$((100 * ((busy1 - busy0) - (server1 - server0) - (wrk1 - wrk0)) / ticks))
@@ -263,9 +201,15 @@ for config in $CONFIGS; do
     ((socket_errors == 0)) || shown_bad="$bad (+$socket_errors socket errors)"
     printf '| %s | %s | %d | %.0f | %d | %d | %d | %d | %s | %d | %d | %d%% | %d%% |\n' \
       "$today" "$config" "$conns" "$rps" "$p50" "$p99" "$p999" "$max" "$shown_bad" "$ok" "$stored" "$server_cpu" "$other_cpu"
+    json_add rows config="$config" connections:="$conns" rps:="$rps" p50_us:="$p50" p99_us:="$p99" p999_us:="$p999" max_us:="$max" \
+      non201:="$bad" socket_errors:="$socket_errors" ok201:="$ok" stored:="$stored" server_cpu:="$server_cpu" other_cpu:="$other_cpu" \
+      notes="${notes# }"
+    [[ -z $notes ]] || json_add failures message="$config c=$conns:$notes"
   done
 done
 
+json_write commit="$commit" date="$today" duration:="$DURATION" server_cpu:="$SERVER_CPU" client_cpu:="$CLIENT_CPU" \
+  wrk_timeout="$WRK_TIMEOUT" passed:="$( ((failures == 0)) && echo true || echo false)"
 if ((failures > 0)); then
   say "$failures problem(s) above: these figures do not measure what they claim"
   exit 1

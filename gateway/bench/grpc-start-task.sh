@@ -51,20 +51,30 @@
 # PRECHECK_CALLS (2048), DISTURBED (25), QUIET_WAIT (300), RETRIES (2),
 # IDLE_CONNECTIONS (1000; 0 skips), IDLE_SERVERS ("gateway-memory cpp-peer nghttpd"),
 # PROFILE_SECONDS (5; 0 skips), PROFILE_SERVERS ("gateway-stub gateway-memory"), GATEWAY_BIN
-# (unset: build .build-bench/release/gateway), PYTHON (unset: the repository's .venv/bin/python if it
-# has grpcio, else a venv in gateway/bench/.venv). Raw outputs go to gateway/bench/.out/<time>/.
+# (unset: build .build-bench/release/gateway), PYTHON (unset: the repository's .venv/bin/python),
+# OUT_DIR (raw outputs; unset: gateway/bench/.out/<time>/), BENCH_JSON (unset: $OUT_DIR/grpc-start-task.json).
+# What it runs is installed by `gateway/scripts/setup.sh --bench` (called first; BENCH_SETUP=0 skips it).
+#
+# JSON ($BENCH_JSON): the settings (commit, date, time, cpu_model, cpus, server_cpu, client_cpu,
+# load, duration, runs, disturbed_limit, others_cpu_before, idle_connections), "timed_runs" (one object
+# per timed run: server, run, rps, succeeded, failed, p50/p99/p999/mean/max_ms, server_cpu,
+# other_cpu, disturbed, notes), "servers" (the table's rows: the median run of each server, its
+# runs, × C++ peer, notes), "idle" (server, alive, rss_before_kib, rss_after_kib,
+# per_connection_kib), "profiles" (server, file) and "failures" (message).
 #
 # Exit status: 0 when every check passed, 1 otherwise (the tables are printed all the same).
+# shellcheck disable=SC2015 # "A && B || fail …": fail when either is false, as meant
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+OUT_DIR=${OUT_DIR:-$here/.out/$(date -u +%Y%m%dT%H%M%SZ)}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init grpc-start-task
 
 DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 SERVERS=${SERVERS:-"cpp-peer gateway-memory gateway-split gateway-stub gateway-stub-vendor nghttpd"}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-1000}
 IDLE_SERVERS=${IDLE_SERVERS:-"gateway-memory cpp-peer nghttpd"}
 PROFILE_SECONDS=${PROFILE_SECONDS:-5}
@@ -74,10 +84,6 @@ DISTURBED=${DISTURBED:-25}
 QUIET_WAIT=${QUIET_WAIT:-300}
 RETRIES=${RETRIES:-2}
 LOAD=(-t1 -c8 -m32)
-METHOD_PATH=/genesys.cs.v1.ContextServices/StartTask
-
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
 
 for s in $SERVERS $IDLE_SERVERS $PROFILE_SERVERS; do
   case $s in cpp-peer | gateway-memory | gateway-split | gateway-stub | gateway-stub-vendor | gateway-stub-metrics | nghttpd) ;; *) die "unknown server '$s'" ;; esac
@@ -86,53 +92,13 @@ done
 
 # --- what it needs ---------------------------------------------------------------------------
 
-need=()
-command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v nghttpd >/dev/null || [[ -x /usr/sbin/nghttpd ]] || need+=(nghttp2-server)
-pkg-config --exists grpc++ 2>/dev/null || need+=(libgrpc++-dev)
-command -v grpc_cpp_plugin >/dev/null || need+=(protobuf-compiler-grpc)
-command -v protoc >/dev/null || need+=(protobuf-compiler)
-command -v g++ >/dev/null || need+=(g++)
-command -v make >/dev/null || need+=(make)
-command -v pkg-config >/dev/null || need+=(pkg-config)
-command -v curl >/dev/null || need+=(curl)
-command -v taskset >/dev/null || need+=(util-linux)
-((PROFILE_SECONDS == 0)) || command -v perf >/dev/null || need+=(linux-perf)
-if ((${#need[@]})); then
-  say "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >&2; then
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-  fi
-fi
-PATH=$PATH:/usr/sbin
-cpus=$(nproc --all)
-((SERVER_CPU < cpus && CLIENT_CPU < cpus)) || die "need CPUs $SERVER_CPU and $CLIENT_CPU; this machine has $cpus"
-
-if [[ -z ${PYTHON:-} ]]; then
-  if [[ -x $root/.venv/bin/python ]] && "$root/.venv/bin/python" -c 'import grpc, grpc_tools' 2>/dev/null; then
-    PYTHON=$root/.venv/bin/python
-  else
-    if ! [[ -x $here/.venv/bin/python ]] || ! "$here/.venv/bin/python" -c 'import grpc, grpc_tools' 2>/dev/null; then
-      say "creating $here/.venv with grpcio and grpcio-tools"
-      python3 -m venv "$here/.venv" >&2
-      "$here/.venv/bin/pip" install -q grpcio grpcio-tools >&2
-    fi
-    PYTHON=$here/.venv/bin/python
-  fi
-fi
+bench_setup
+command -v perf >/dev/null || ((PROFILE_SECONDS == 0)) || die "no perf (gateway/scripts/setup.sh --bench installs linux-perf)"
 
 # --- builds ------------------------------------------------------------------------------------
 
-if [[ -n ${GATEWAY_BIN:-} ]]; then
-  gateway=$GATEWAY_BIN
-else
-  say "building the gateway release binary (scratch path .build-bench)"
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  gateway=$root/.build-bench/release/gateway
-fi
-[[ -x $gateway ]] || die "no gateway binary at $gateway"
+gateway_given=${GATEWAY_BIN:-}
+bench_gateway
 build=$here/.build-cpp
 say "building the C++ peer and the stub core into $build"
 make -s -C "$here/cpp-peer" BUILD="$build" >&2
@@ -140,12 +106,9 @@ cc -O2 -g -Wall -o "$build/stub-core" "$here/stub-core.c" >&2
 peer=$build/peer
 stub=$build/stub-core
 
-out=$here/.out/$(date -u +%Y%m%dT%H%M%SZ)
+out=$OUT_DIR
 mkdir -p "$out"
-export BENCH_STUBS=$build/py
-"$PYTHON" "$here/grpc_bench.py" stubs "$BENCH_STUBS"
-frame=$out/frame.bin
-"$PYTHON" "$here/grpc_bench.py" frame "$frame" >&2
+make_frame "$out"
 # An independent decoding of the same bytes: protoc, from the repository's proto.
 tail -c +6 "$frame" | protoc -I"$root/proto" -I/usr/include --decode=genesys.cs.v1.StartTaskRequest \
   genesys/cs/v1/context_services.proto >"$out/frame.txt" || die "protoc cannot decode $frame"
@@ -155,51 +118,9 @@ docroot=$out/htdocs
 mkdir -p "$docroot${METHOD_PATH%/*}"
 printf '%048d' 0 >"$docroot$METHOD_PATH"  # 48 bytes: about a StartTask answer frame
 
-# --- processes: every one this script starts is stopped, always --------------------------------
+# --- processes: every one this script starts is stopped, always (lib.sh: track, stop_all) ---------
 
-started=()
-stop_pid() {
-  local pid=$1
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "process $pid ignored SIGTERM for 5 s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-stop_all() {
-  local pid
-  for pid in "${started[@]}"; do stop_pid "$pid"; done
-  started=()
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_all
-  exit "$rc"
-}
-trap cleanup EXIT
 trap 'echo "bench: error: status $? at line $LINENO: $BASH_COMMAND" >&2' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_log FILE PATTERN PID: until FILE has PATTERN (10 s), or PID died.
-wait_log() {
-  for _ in $(seq 200); do
-    grep -qs "$2" "$1" && return 0
-    kill -0 "$3" 2>/dev/null || { cat "$1" >&2; die "process $3 exited during startup (log $1)"; }
-    sleep 0.05
-  done
-  cat "$1" >&2
-  die "no '$2' in $1 within 10 s"
-}
-port_of() { # port_of FILE PATTERN: the port in the address= of the first line with PATTERN
-  grep -h "$2" "$1" | sed -n 's/.*address=[a-z0-9]*:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' | head -n1
-}
-free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_server NAME TAG: sets $port (for h2load), $server_pids (what the server's CPU is), $main_pid
 # (the process measured for memory and profiles), $rest (the core's REST base, or ""), $stub_log.
@@ -209,40 +130,43 @@ start_server() {
   case $name in
     cpp-peer)
       taskset -c "$SERVER_CPU" "$peer" --listen 127.0.0.1:0 >"$log.peer.log" 2>&1 &
-      main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid")
+      main_pid=$!; track "$main_pid"; server_pids=("$main_pid")
       wait_log "$log.peer.log" 'peer listening' "$main_pid"
       port=$(port_of "$log.peer.log" "peer listening") ;;
     gateway-memory)
       taskset -c "$SERVER_CPU" "$gateway" serve --listen 127.0.0.1:0 --core-listen 127.0.0.1:0 --memory --threads 1 \
         >"$log.gateway.log" 2>&1 &
-      main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid")
+      main_pid=$!; track "$main_pid"; server_pids=("$main_pid")
       wait_log "$log.gateway.log" 'gateway listening' "$main_pid"
       port=$(port_of "$log.gateway.log" "gateway listening")
       rest=$(sed -n 's/.*address=\(http:[^ ]*\).*task core listening.*/\1/p' "$log.gateway.log" | head -n1) ;;
     gateway-split)
       taskset -c "$CLIENT_CPU" "$gateway" core --listen 127.0.0.1:0 --memory --threads 1 >"$log.core.log" 2>&1 &
-      local core_pid=$!; started+=("$core_pid")
+      local core_pid=$!; track "$core_pid"
       wait_log "$log.core.log" 'task core listening' "$core_pid"
       rest=$(sed -n 's/.*address=\(http:[^ ]*\).*/\1/p' "$log.core.log" | head -n1)
       taskset -c "$SERVER_CPU" "$gateway" serve --listen 127.0.0.1:0 --upstream "127.0.0.1:$(port_of "$log.core.log" "task core listening")" \
         --threads 1 >"$log.gateway.log" 2>&1 &
-      main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid" "$core_pid")
+      main_pid=$!; track "$main_pid"; server_pids=("$main_pid" "$core_pid")
       wait_log "$log.gateway.log" 'gateway listening' "$main_pid"
       port=$(port_of "$log.gateway.log" "gateway listening") ;;
     gateway-stub | gateway-stub-vendor | gateway-stub-metrics)
       stub_log=$log.stub.log
-      taskset -c "$SERVER_CPU" "$stub" 127.0.0.1 0 $([[ $name == gateway-stub-vendor ]] && echo nobatch) >"$stub_log" 2>&1 &
-      local stub_pid=$!; started+=("$stub_pid")
+      local stub_args=() serve_args=()
+      [[ $name != gateway-stub-vendor ]] || stub_args=(nobatch)
+      [[ $name != gateway-stub-metrics ]] || serve_args=(--metrics-listen 127.0.0.1:0)
+      taskset -c "$SERVER_CPU" "$stub" 127.0.0.1 0 "${stub_args[@]}" >"$stub_log" 2>&1 &
+      local stub_pid=$!; track "$stub_pid"
       wait_log "$stub_log" 'stub core listening' "$stub_pid"
       taskset -c "$SERVER_CPU" "$gateway" serve --listen 127.0.0.1:0 --upstream "127.0.0.1:$(port_of "$stub_log" "stub core listening")" \
-        --threads 1 $([[ $name == gateway-stub-metrics ]] && echo --metrics-listen 127.0.0.1:0) >"$log.gateway.log" 2>&1 &
-      main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid" "$stub_pid")
+        --threads 1 "${serve_args[@]}" >"$log.gateway.log" 2>&1 &
+      main_pid=$!; track "$main_pid"; server_pids=("$main_pid" "$stub_pid")
       wait_log "$log.gateway.log" 'gateway listening' "$main_pid"
       port=$(port_of "$log.gateway.log" "gateway listening") ;;
     nghttpd)
       port=$(free_port)
       taskset -c "$SERVER_CPU" nghttpd --no-tls -d "$docroot" "$port" >"$log.nghttpd.log" 2>&1 &
-      main_pid=$!; started+=("$main_pid"); server_pids=("$main_pid")
+      main_pid=$!; track "$main_pid"; server_pids=("$main_pid")
       for _ in $(seq 100); do
         curl -s -o /dev/null --http2-prior-knowledge "http://127.0.0.1:$port$METHOD_PATH" && break
         kill -0 "$main_pid" 2>/dev/null || { cat "$log.nghttpd.log" >&2; die "nghttpd exited"; }
@@ -250,29 +174,6 @@ start_server() {
       done ;;
   esac
 }
-
-# --- CPU accounting (clock ticks), to tell a disturbed run ---------------------------------------
-
-hz=$(getconf CLK_TCK)
-machine_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-pids_ticks() { # utime + stime of processes (all their threads); a dead one counts 0
-  local t=0 pid stat
-  for pid in "$@"; do
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-    read -r -a f <<<"${stat##*) }"
-    t=$((t + f[11] + f[12]))
-  done
-  echo "$t"
-}
-children_ticks() { # sets $children: user + sys of the children this shell has reaped
-  times >"$out/.times"
-  children=$(awk -v hz="$hz" 'NR == 2 { t = 0
-    for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
-    printf "%d\n", t * hz + 0.5 }' "$out/.times")
-}
-
-# h2load_field FILE REGEX: the first number after REGEX in h2load's output.
-h2load_field() { sed -n "s/.*$2 *\([0-9][0-9.]*\).*/\1/p" "$1" | head -n1; }
 
 # --- the runs --------------------------------------------------------------------------------------
 
@@ -282,6 +183,7 @@ failures=0
 fail() {
   say "FAIL: ${name:-}: $*"
   failures=$((failures + 1))
+  json_add failures message="${name:-}: $*"
   notes+="$(sed -E 's/0x[0-9a-f]+ //g; s/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/g; s/[;|]/,/g' <<<"$*")|"
 }
 
@@ -308,8 +210,7 @@ run_one() {
     # A fixed number of calls through h2load's own frames, all answered before it closes: every
     # one must be a stored task (the timed run ends with calls in flight, which this avoids).
     local pre=$out/$tag.precheck.txt before_id=${task_id:-0}
-    taskset -c "$CLIENT_CPU" h2load "${LOAD[@]}" -n "$PRECHECK_CALLS" -d "$frame" -H 'content-type: application/grpc' \
-      -H 'te: trailers' "http://127.0.0.1:$port$METHOD_PATH" >"$pre" 2>&1 || fail "h2load -n exited with $?"
+    h2load_grpc "$port" "${LOAD[@]}" -n "$PRECHECK_CALLS" >"$pre" 2>&1 || fail "h2load -n exited with $?"
     grep -q "^status codes: $PRECHECK_CALLS 2xx" "$pre" || fail "h2load -n $PRECHECK_CALLS: $(grep '^status codes' "$pre")"
     grpc_check "$port" "after $PRECHECK_CALLS h2load calls"
     [[ -n $task_id ]] && ((task_id == before_id + PRECHECK_CALLS + 1)) ||
@@ -321,12 +222,13 @@ run_one() {
   # CPU use is sampled half a second before h2load stops, while every process still lives
   # (the server may not survive the end of the run, see the notes).
   local busy0 srv0 t0 busy1 srv1 t1 h2pid h1
-  busy0=$(machine_busy_ticks) srv0=$(pids_ticks "${server_pids[@]}") t0=$(date +%s%N)
-  taskset -c "$CLIENT_CPU" h2load "${LOAD[@]}" -D"$DURATION" -d "$frame" -H 'content-type: application/grpc' \
-    -H 'te: trailers' --log-file="$h2log" "http://127.0.0.1:$port$METHOD_PATH" >"$h2out" 2>&1 &
-  h2pid=$!; started+=("$h2pid")
+  busy0=$(machine_busy_ticks) srv0=$(pid_ticks "${server_pids[@]}") t0=$(date +%s%N)
+  grpc_h2load_target "$port"
+  # Not h2load_grpc: $! must be h2load itself, whose CPU time is read before it ends.
+  taskset -c "$CLIENT_CPU" h2load "${LOAD[@]}" -D"$DURATION" --log-file="$h2log" "${grpc_h2[@]}" >"$h2out" 2>&1 &
+  h2pid=$!; track "$h2pid"
   sleep "$(awk -v d="$DURATION" 'BEGIN { print d - 0.5 }')"
-  busy1=$(machine_busy_ticks) srv1=$(pids_ticks "${server_pids[@]}") h1=$(pids_ticks "$h2pid") t1=$(date +%s%N)
+  busy1=$(machine_busy_ticks) srv1=$(pid_ticks "${server_pids[@]}") h1=$(pid_ticks "$h2pid") t1=$(date +%s%N)
   wait "$h2pid" || fail "h2load exited with $?"
   local ticks=$(((t1 - t0) * hz / 1000000000))
   local server_cpu=$((100 * (srv1 - srv0) / ticks))
@@ -334,7 +236,7 @@ run_one() {
   ((other_cpu >= 0)) || other_cpu=0
 
   local rps ok failed errored timeouts non2xx
-  rps=$(sed -n 's/^finished in [0-9.]*s, \([0-9.]*\) req\/s.*/\1/p' "$h2out")
+  rps=$(h2load_rps "$h2out")
   ok=$(h2load_field "$h2out" 'done, ')
   failed=$(h2load_field "$h2out" 'succeeded, ')
   errored=$(h2load_field "$h2out" 'failed, ')
@@ -389,27 +291,21 @@ run_one() {
   ((other_cpu <= DISTURBED)) || disturbed=yes
   printf '%s\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n' "$name" "$run" "$rps" "$ok" \
     $((failed + errored + timeouts + non2xx)) "$p50" "$p99" "$p999" "$mean" "$max" "$server_cpu" "$other_cpu" "$disturbed" "$notes" >>"$results"
+  json_add timed_runs server="$name" run:="$run" attempt:="$3" rps:="$rps" succeeded:="$ok" failed:=$((failed + errored + timeouts + non2xx)) \
+    p50_ms:="$p50" p99_ms:="$p99" p999_ms:="$p999" mean_ms:="$mean" max_ms:="$max" server_cpu:="$server_cpu" other_cpu:="$other_cpu" \
+    disturbed:="$([[ $disturbed == yes ]] && echo true || echo false)" notes="$notes"
   last_other_cpu=$other_cpu
   say "$name run $run: $rps req/s, p50 $p50 ms, p99 $p99 ms, server CPU $server_cpu%, other CPU $other_cpu%"
 }
 
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$root" diff --no-ext-diff --quiet HEAD -- Sources Package.swift 2>/dev/null || commit="$commit + uncommitted changes in Sources/"
-[[ -z ${GATEWAY_BIN:-} ]] || commit="GATEWAY_BIN=$GATEWAY_BIN (the work tree is at $commit)"
+commit=$(bench_commit)
+[[ -z $gateway_given ]] || commit="GATEWAY_BIN=$gateway_given (the work tree is at $commit)"
 say "gateway $gateway (commit $commit); servers on CPU $SERVER_CPU, h2load on CPU $CLIENT_CPU; $RUNS × ${DURATION}s; raw output in $out"
 
 # This machine is shared: before every run, wait (up to QUIET_WAIT s) until the others use less
 # than DISTURBED % of a CPU; a run during which they used more is marked "disturbed", run again
 # (up to RETRIES times) and left out of the median when an undisturbed run exists.
-busy_now() { local q0 q1; q0=$(machine_busy_ticks); sleep 1; q1=$(machine_busy_ticks); echo $((100 * (q1 - q0) / hz)); }
-wait_quiet() {
-  local waited=0 b
-  while b=$(busy_now); ((b > DISTURBED && waited < QUIET_WAIT)); do
-    ((waited > 0)) || say "the machine is busy ($b% of a CPU): waiting up to ${QUIET_WAIT}s for it to calm down"
-    sleep 4; waited=$((waited + 5))
-  done
-  quiet=$b
-}
+# (lib.sh: wait_quiet.)
 wait_quiet
 first_quiet=$quiet
 
@@ -424,12 +320,13 @@ for run in $(seq "$RUNS"); do
   done
 done
 
+run_date=$(date -u +%Y-%m-%d) run_time=$(date -u +%H:%M) cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 {
-  echo "Commit $commit, $(date -u +%Y-%m-%d) $(date -u +%H:%M)Z, others used $first_quiet% of a CPU just before the runs, $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)); servers on CPU $SERVER_CPU, \`h2load ${LOAD[*]} -D$DURATION\` on CPU $CLIENT_CPU; median of $RUNS run(s) by req/s (latencies of that run)."
+  echo "Commit $commit, $run_date ${run_time}Z, others used $first_quiet% of a CPU just before the runs, $(nproc) CPUs ($cpu_model); servers on CPU $SERVER_CPU, \`h2load ${LOAD[*]} -D$DURATION\` on CPU $CLIENT_CPU; median of $RUNS run(s) by req/s (latencies of that run)."
   echo
   echo "| server | req/s | runs (req/s) | p50 ms | p99 ms | p99.9 ms | mean ms | max ms | × C++ peer | server CPU | other CPU | notes |"
   echo "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"
-  awk -F'\t' -v servers="$SERVERS" -v limit="$DISTURBED" '
+  awk -F'\t' -v servers="$SERVERS" -v limit="$DISTURBED" -v picks="$out/servers.tsv" '
     NR > 1 { s = $1; k = ++n[s]; row[s, k] = $0; rps[s, k] = $3; dist[s, k] = ($13 == "yes")
              if (!dist[s, k]) clean[s]++
              m = split($14, parts, "|")
@@ -450,11 +347,18 @@ done
         notes = ""; for (a = 1; a <= nn[s]; a++) notes = notes (a > 1 ? "; " : "") "run " where[s, note[s, a]] ": " note[s, a]
         ratio = ("cpp-peer" in med && med["cpp-peer"] > 0) ? sprintf("%.2f", med[s] / med["cpp-peer"]) : "–"
         printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %d%% | %d%% | %s |\n", s, med[s], runs[s], f[6], f[7], f[8], f[9], f[10], ratio, f[11], f[12], notes
+        printf "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s, med[s], runs[s], f[6], f[7], f[8], f[9], f[10], ratio, f[11], f[12], used[s], notes > picks
       }
     }' "$results"
   echo
   echo "req/s marked * were disturbed (others used more than $DISTURBED% of a CPU) and left out of the median. Latency, CPU columns: the median run. Raw rows: $results"
 } | tee "$out/summary.md"
+# The same rows for the JSON: runs_text is the table's "runs" cell (disturbed ones marked *).
+while IFS=$'\t' read -r s_name s_rps s_runs s_p50 s_p99 s_p999 s_mean s_max s_ratio s_cpu s_other s_used s_notes; do
+  json_add servers server="$s_name" rps:="$s_rps" runs_text="$s_runs" p50_ms:="$s_p50" p99_ms:="$s_p99" p999_ms:="$s_p999" \
+    mean_ms:="$s_mean" max_ms:="$s_max" x_cpp_peer:="$([[ $s_ratio == – ]] || echo "$s_ratio")" server_cpu:="$s_cpu" other_cpu:="$s_other" \
+    runs_in_median:="$s_used" notes="$s_notes"
+done <"$out/servers.tsv"
 
 # --- memory per idle HTTP/2 connection ---------------------------------------------------------------
 
@@ -466,15 +370,18 @@ if ((IDLE_CONNECTIONS > 0)); then
   for name in $IDLE_SERVERS; do
     start_server "$name" "$name-idle"
     line=$("$PYTHON" "$here/grpc_bench.py" idle "127.0.0.1:$port" "$IDLE_CONNECTIONS" "$main_pid" 2 2>&1) ||
-      { failures=$((failures + 1)); say "FAIL: idle connections on $name: $line"; stop_all; continue; }
+      { failures=$((failures + 1)); say "FAIL: idle connections on $name: $line"; json_add failures message="idle connections on $name: $line"; stop_all; continue; }
     say "$name: $line"
-    kill -0 "$main_pid" 2>/dev/null || { failures=$((failures + 1)); say "FAIL: $name died with idle connections"; }
+    kill -0 "$main_pid" 2>/dev/null || { failures=$((failures + 1)); say "FAIL: $name died with idle connections"; json_add failures message="$name died with idle connections"; }
     stop_all
     awk -v s="$name" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
       END { printf "| %s | %s | %s | %s | %.1f |\n", s, v["alive"], v["rss_before_kib"], v["rss_after_kib"], v["per_connection_kib"] }' <<<"$line"
+    # shellcheck disable=SC2046 # the awk prints key=value words without spaces
+    json_add idle $(awk -v s="$name" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+      END { printf "server=%s alive:=%s rss_before_kib:=%s rss_after_kib:=%s per_connection_kib:=%s\n", s, v["alive"], v["rss_before_kib"], v["rss_after_kib"], v["per_connection_kib"] }' <<<"$line")
   done
   } >"$out/idle.md"
-  cat "$out/idle.md" | tee -a "$out/summary.md"
+  tee -a "$out/summary.md" <"$out/idle.md"
 fi
 
 # --- profile -------------------------------------------------------------------------------------------
@@ -488,11 +395,10 @@ if ((PROFILE_SECONDS > 0)); then
     "$PYTHON" "$here/grpc_bench.py" start-service "127.0.0.1:$port" >/dev/null
     perf stat -e task-clock,context-switches,cpu-migrations,page-faults,cycles,instructions -p "$main_pid" \
       -o "$out/$name.perf-stat.txt" -- sleep "$PROFILE_SECONDS" &
-    stat_pid=$!; started+=("$stat_pid")
+    stat_pid=$!; track "$stat_pid"
     perf record -g -F 999 -p "$main_pid" -o "$out/$name.perf.data" -- sleep "$PROFILE_SECONDS" 2>"$out/$name.perf-record.log" &
-    record_pid=$!; started+=("$record_pid")
-    taskset -c "$CLIENT_CPU" h2load "${LOAD[@]}" -D"$((PROFILE_SECONDS + 1))" -d "$frame" -H 'content-type: application/grpc' \
-      -H 'te: trailers' "http://127.0.0.1:$port$METHOD_PATH" >"$out/$name.profile-h2load.txt" 2>&1 || true
+    record_pid=$!; track "$record_pid"
+    h2load_grpc "$port" "${LOAD[@]}" -D"$((PROFILE_SECONDS + 1))" >"$out/$name.profile-h2load.txt" 2>&1 || true
     wait "$stat_pid" "$record_pid" 2>/dev/null || true
     stop_all
     done_requests=$(h2load_field "$out/$name.profile-h2load.txt" 'done, ')
@@ -514,10 +420,15 @@ if ((PROFILE_SECONDS > 0)); then
       demangle | cut -c1-160
     echo '```'
     } >"$out/$name.profile.md"
-    cat "$out/$name.profile.md" | tee -a "$out/summary.md"
+    tee -a "$out/summary.md" <"$out/$name.profile.md"
+    json_add profiles server="$name" file="$out/$name.profile.md" requests:="$done_requests" seconds:="$PROFILE_SECONDS"
   done
 fi
 
+json_write commit="$commit" date="$run_date" time="$run_time" cpu_model="$cpu_model" cpus:="$(nproc)" \
+  server_cpu:="$SERVER_CPU" client_cpu:="$CLIENT_CPU" load="${LOAD[*]}" duration:="$DURATION" runs:="$RUNS" \
+  disturbed_limit:="$DISTURBED" others_cpu_before:="$first_quiet" idle_connections:="$IDLE_CONNECTIONS" out_dir="$out" \
+  passed:="$( ((failures == 0)) && echo true || echo false)"
 say "raw outputs and summary.md in $out"
 if ((failures > 0)); then
   say "$failures check(s) failed (see FAIL above and the notes column)"

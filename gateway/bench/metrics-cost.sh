@@ -13,49 +13,48 @@
 #   GATEWAY_BIN=.build-bench/release/gateway ROUNDS=3 gateway/bench/metrics-cost.sh
 #
 # (callgrind would count instructions exactly, but valgrind 3.19 crashes on this gateway.)
+#
+# Settings: ROUNDS (5), CALLS (500000), SERVER_CPU (0), CLIENT_CPU (1), GATEWAY_BIN (unset: build),
+# BENCH_JSON (unset: $OUT_DIR/metrics-cost.json, OUT_DIR unset: gateway/bench/.out/metrics-cost-<time>/).
+# h2load and cc come from `gateway/scripts/setup.sh --bench` (called first; BENCH_SETUP=0 skips it).
+# JSON: date, rounds, calls, "rows" (one per round: round, off_rps, on_rps, rps_ratio,
+# off_cpu_us_per_call, on_cpu_us_per_call, cpu_ratio) and the medians (median_rps_ratio,
+# median_cpu_ratio).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init metrics-cost
 ROUNDS=${ROUNDS:-5}
 CALLS=${CALLS:-500000}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client >/dev/null
-if [[ -z "${GATEWAY_BIN:-}" ]]; then
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  GATEWAY_BIN=$root/.build-bench/release/gateway
-fi
-PYTHON=${PYTHON:-$root/.venv/bin/python}
-work=$(mktemp -d /tmp/cs-metrics-cost.XXXXXX)
+bench_setup
+bench_gateway
+work=$bench_tmp
 stub="" gw=""
 stop() { for p in $gw $stub; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; gw="" stub=""; return 0; }
-trap 'stop; rm -rf "$work"' EXIT
+on_exit stop
 cc -O2 -o "$work/stub-core" "$here/stub-core.c"
-BENCH_STUBS=$work/stubs "$PYTHON" "$here/grpc_bench.py" stubs "$work/stubs" >/dev/null
-BENCH_STUBS=$work/stubs "$PYTHON" "$here/grpc_bench.py" frame "$work/frame.bin" >/dev/null
-hz=$(getconf CLK_TCK)
+make_frame "$work"
 
-wait_line() { for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.05; done; cat "$1" >&2; exit 1; }
-port_of() { grep "$2" "$1" | grep -oP 'address=https?://127\.0\.0\.1:\K[0-9]+' | head -n1; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks() { pid_ticks "$1"; }
 
 run() {  # run MODE → "req/s cpu-µs-per-call"
   local mode=$1 log=$work/$1.$BASHPID  # a fresh name: a reused one could be read before it is truncated
   trap stop EXIT  # this runs in a subshell: its own cleanup
   taskset -c "$SERVER_CPU" "$work/stub-core" 127.0.0.1 0 >"$log.stub" 2>&1 &
   stub=$!
-  wait_line "$log.stub" "stub core listening"
-  taskset -c "$SERVER_CPU" "$GATEWAY_BIN" serve --listen 127.0.0.1:0 --threads 1 \
+  wait_log "$log.stub" "stub core listening" "$stub" 15
+  local metrics=()
+  [[ $mode != on ]] || metrics=(--metrics-listen 127.0.0.1:0)
+  taskset -c "$SERVER_CPU" "$gateway" serve --listen 127.0.0.1:0 --threads 1 \
     --upstream "127.0.0.1:$(port_of "$log.stub" "stub core listening")" \
-    $([[ $mode == on ]] && echo --metrics-listen 127.0.0.1:0) >"$log.gw" 2>&1 &
+    "${metrics[@]}" >"$log.gw" 2>&1 &
   gw=$!
-  wait_line "$log.gw" "gateway listening"
+  wait_log "$log.gw" "gateway listening" "$gw" 15
   local port; port=$(port_of "$log.gw" "gateway listening")
-  local load=(-t1 -c8 -m32 -d "$work/frame.bin" -H 'content-type: application/grpc' -H 'te: trailers'
-              "http://127.0.0.1:$port/genesys.cs.v1.ContextServices/StartTask")
-  taskset -c "$CLIENT_CPU" h2load -n 20000 "${load[@]}" >/dev/null  # warm-up
+  h2load_grpc "$port" -t1 -c8 -m32 -n 20000 >/dev/null  # warm-up
   local before; before=$(ticks "$gw")
-  taskset -c "$CLIENT_CPU" h2load -n "$CALLS" "${load[@]}" >"$log.h2load"
+  h2load_grpc "$port" -t1 -c8 -m32 -n "$CALLS" >"$log.h2load"
   local after; after=$(ticks "$gw")
   grep -q "$CALLS succeeded" "$log.h2load" || { cat "$log.h2load" >&2; exit 1; }
   if [[ $mode == on ]]; then
@@ -67,7 +66,7 @@ run() {  # run MODE → "req/s cpu-µs-per-call"
       || { echo "the scrape counts $scraped StartTask calls, h2load made $((CALLS + 20000))" >&2; exit 1; }
   fi
   stop
-  local rps; rps=$(grep -oP 'finished in [0-9.]+s, \K[0-9.]+' "$log.h2load")
+  local rps; rps=$(h2load_rps "$log.h2load")
   awk -v r="$rps" -v t=$((after - before)) -v hz="$hz" -v n="$CALLS" 'BEGIN { printf "%.0f %.2f\n", r, t / hz * 1e6 / n }'
 }
 
@@ -84,6 +83,11 @@ for round in $(seq "$ROUNDS"); do
   cpu_ratio=$(awk -v a="$c_off" -v b="$c_on" 'BEGIN { printf "%.3f", b / a }')
   ratios+=("$ratio"); cpu_ratios+=("$cpu_ratio")
   echo "| $round | $r_off | $r_on | $ratio | $c_off | $c_on | $cpu_ratio |"
+  json_add rows round:="$round" off_rps:="$r_off" on_rps:="$r_on" rps_ratio:="$ratio" off_cpu_us_per_call:="$c_off" \
+    on_cpu_us_per_call:="$c_on" cpu_ratio:="$cpu_ratio"
 done
+median_rps=$(printf '%s\n' "${ratios[@]}" | median) median_cpu=$(printf '%s\n' "${cpu_ratios[@]}" | median)
 echo
-echo "median of the rounds' on/off ratios (each round's two runs back to back): throughput $(printf '%s\n' "${ratios[@]}" | median)×, CPU per call $(printf '%s\n' "${cpu_ratios[@]}" | median)×"
+echo "median of the rounds' on/off ratios (each round's two runs back to back): throughput ${median_rps}×, CPU per call ${median_cpu}×"
+json_write date="$(date -u +%F)" rounds:="$ROUNDS" calls:="$CALLS" median_rps_ratio:="$median_rps" median_cpu_ratio:="$median_cpu" \
+  server_cpu:="$SERVER_CPU" client_cpu:="$CLIENT_CPU"

@@ -11,9 +11,13 @@
 #   gateway/bench/micro.sh --stacks        where the allocations come from, per benchmark
 #   FILTER='Codec.*' gateway/bench/micro.sh   only the benchmarks matching a regex
 #
-# Installs only what the Gateway module links (libprotobuf-c-dev, libnghttp2-dev) when
-# missing; package-benchmark needs no jemalloc here: on Swift 6.3+ its MallocInterposer trait
-# counts allocations itself. Everything builds under gateway/bench/micro/.build (git-ignored).
+# What the Gateway module links (libprotobuf-c-dev, libnghttp2-dev) comes from
+# `gateway/scripts/setup.sh --bench` (called first; BENCH_SETUP=0 skips it); package-benchmark
+# needs no jemalloc here: on Swift 6.3+ its MallocInterposer trait counts allocations itself.
+# Everything builds under gateway/bench/micro/.build (git-ignored). JSON: BENCH_JSON (unset:
+# $OUT_DIR/micro.json, OUT_DIR unset: gateway/bench/.out/micro-<time>/): mode, filter, target,
+# verdict (the threshold check's: "WORSE", "BETTER", "EQUAL", or null when it did not run or
+# reach one), passed, and "failures" (message) when the check failed.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,23 +28,18 @@ case "$mode" in
   --check) mode=check ;;
   --update) mode=update ;;
   --stacks) mode=stacks ;;
-  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "micro.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
 esac
+bench_prefix=micro.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init micro
 
 export PATH="/opt/swift/usr/bin:$PATH"
 command -v swift >/dev/null || { echo "micro.sh: swift not found (expected /opt/swift)" >&2; exit 1; }
 
-missing=()
-for p in libprotobuf-c-dev libnghttp2-dev; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "micro.sh: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bench_setup
 
 cd "$pkg"
 # CodecBenchmarks does `@testable import Gateway` (Codec is internal to the module): every
@@ -58,6 +57,7 @@ check() {
   "${swiftpm[@]}" benchmark thresholds check "${selection[@]}" 2>&1 | tee "$log" || rc=$?
   verdict="$(grep -o "is [A-Z]* t[a-z]* the defined thresholds" "$log" | tail -1 || true)"
   rm -f "$log"
+  verdict_word=$(awk '{ print $2 }' <<<"$verdict")
   if [[ "$verdict" == "is WORSE than the defined thresholds" ]]; then
     echo "micro.sh: REGRESSION: more mallocs than the thresholds ('Deviations worse than threshold' above)" >&2
     return 1
@@ -71,13 +71,14 @@ check() {
   fi
 }
 
+verdict_word="" rc=0
 case "$mode" in
   run)
     "${swiftpm[@]}" benchmark run "${selection[@]}"
-    check
+    check || rc=$?
     ;;
   check)
-    check
+    check || rc=$?
     ;;
   update)
     "${swiftpm[@]}" --allow-writing-to-package-directory benchmark thresholds update "${selection[@]}"
@@ -102,3 +103,7 @@ EOF
     echo "(folded stacks, for speedscope or flamegraph.pl: $out)"
     ;;
 esac
+((rc == 0)) || json_add failures message="the malloc threshold check failed (verdict: ${verdict_word:-none})"
+json_write mode="$mode" filter="${FILTER:-}" target="${TARGET:-}" verdict:="$([[ -z $verdict_word ]] || json_str "$verdict_word")" \
+  passed:="$( ((rc == 0)) && echo true || echo false)"
+exit "$rc"

@@ -9,47 +9,44 @@
 #
 #   gateway/bench/overload.sh                      # DURATION=10
 #   GATEWAY_ARGS="--admission-target-millis 100" gateway/bench/overload.sh
+#
+# Settings: DURATION (10), GATEWAY_ARGS, SERVER_CPU (0), CLIENT_CPU (1), GATEWAY_BIN (unset: build),
+# BENCH_JSON (unset: $OUT_DIR/overload.json, OUT_DIR unset: gateway/bench/.out/overload-<time>/).
+# h2load comes from `gateway/scripts/setup.sh --bench` (called first; BENCH_SETUP=0 skips it).
+# JSON: date, duration, gateway_args and "rows" (one: capacity_per_s, overload_per_s, goodput,
+# polite_ok, polite_calls, polite_p99_ms, rss_idle_mib, rss_peak_mib, rss_after_mib).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init overload
 DURATION=${DURATION:-10}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 GATEWAY_ARGS=${GATEWAY_ARGS:-}
-command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client >/dev/null
-if [[ -z "${GATEWAY_BIN:-}" ]]; then
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  GATEWAY_BIN=$root/.build-bench/release/gateway
-fi
-PYTHON=${PYTHON:-$root/.venv/bin/python}
-[[ -x "$PYTHON" ]] || { echo "needs $root/.venv (bash gateway/scripts/setup.sh)" >&2; exit 1; }
+read -r -a gateway_args <<<"$GATEWAY_ARGS"  # words, as the unquoted expansion was
+bench_setup
+bench_gateway
 
-work=$(mktemp -d /tmp/cs-overload.XXXXXX)
+work=$bench_tmp
 pid=""; sampler=""
-cleanup() { [[ -n "$sampler" ]] && kill "$sampler" 2>/dev/null; [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-export BENCH_STUBS=$work/stubs
-"$PYTHON" "$here/grpc_bench.py" stubs "$work/stubs" >/dev/null
-"$PYTHON" "$here/grpc_bench.py" frame "$work/frame.bin" >/dev/null
+make_frame "$work"
 
-free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 stored() { curl -s "http://127.0.0.1:$cport/genesys/1/cs/services/1/tasks" | "$PYTHON" -c 'import sys,json; print(len(json.load(sys.stdin)))'; }
 rss_mib() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$pid/status"; }
 
 gport=$(free_port); cport=$(free_port)
-taskset -c "$SERVER_CPU" "$GATEWAY_BIN" serve --threads 1 --log-level warning --listen "127.0.0.1:$gport" \
-  --core-listen "127.0.0.1:$cport" --data "$work/data/cs.sqlite" --synchronous full $GATEWAY_ARGS >"$work/server.log" 2>&1 &
+taskset -c "$SERVER_CPU" "$gateway" serve --threads 1 --log-level warning --listen "127.0.0.1:$gport" \
+  --core-listen "127.0.0.1:$cport" --data "$work/data/cs.sqlite" --synchronous full "${gateway_args[@]}" >"$work/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$cport/genesys/1/cs/services/1" && break; sleep 0.05; done
+wait_http "http://127.0.0.1:$cport/genesys/1/cs/services/1" || true
 curl -sf -X POST "http://127.0.0.1:$cport/genesys/1/cs/services/start" -H 'content-type: application/json' -d '{}' >/dev/null
 idle=$(rss_mib)
 ( peak=0; while sleep 0.1; do r=$(rss_mib) || break; ((r > peak)) && peak=$r && echo "$peak" >"$work/peak"; done ) &
 sampler=$!
+track "$sampler" "$pid"  # stopped at exit: the sampler first
 
 h2() {  # h2 CONNECTIONS STREAMS → "answered ok" on stdout
-  out=$(taskset -c "$CLIENT_CPU" h2load -t1 -c"$1" -m"$2" -D"$DURATION" -d "$work/frame.bin" \
-    -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$gport/genesys.cs.v1.ContextServices/StartTask" 2>&1)
-  grep -oP 'requests: .* \K[0-9]+(?= succeeded)' <<<"$out"
+  h2load_grpc "$gport" -t1 -c"$1" -m"$2" -D"$DURATION" >"$work/h2load.out" 2>&1
+  h2load_succeeded "$work/h2load.out"
 }
 
 s0=$(stored); h2 8 32 >/dev/null; s1=$(stored)
@@ -65,5 +62,9 @@ read -r calls ok p99 < <("$PYTHON" -c 'import json,sys; d=json.load(open(sys.arg
 ratio=$(awk "BEGIN{printf \"%.2f\", $overload/$capacity}")
 echo "| date | stored/s at capacity (-c8 -m32) | stored/s at 10× (-c64 -m256) | goodput | polite client ok | polite p99 ms | RSS idle / peak / after MiB |"
 echo "|---|--:|--:|--:|--:|--:|--:|"
-echo "| $(date -u +%F) | $capacity | $overload | **$ratio** | $ok / $calls | $p99 | $idle / $(cat "$work/peak" 2>/dev/null || echo ?) / $after |"
+peak=$(cat "$work/peak" 2>/dev/null || echo ?)
+echo "| $(date -u +%F) | $capacity | $overload | **$ratio** | $ok / $calls | $p99 | $idle / $peak / $after |"
+json_add rows capacity_per_s:="$capacity" overload_per_s:="$overload" goodput:="$ratio" polite_ok:="$ok" polite_calls:="$calls" \
+  polite_p99_ms:="$p99" rss_idle_mib:="$idle" rss_peak_mib:="$([[ $peak == '?' ]] || echo "$peak")" rss_after_mib:="$after"
+json_write date="$(date -u +%F)" duration:="$DURATION" gateway_args="$GATEWAY_ARGS" server_cpu:="$SERVER_CPU" client_cpu:="$CLIENT_CPU"
 grep -v '^$' "$work/server.log" | tail -5 >&2 || true

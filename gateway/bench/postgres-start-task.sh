@@ -17,38 +17,35 @@
 #
 # Pinning as in durable-start-task.sh: every server process (gateway, cores, PostgreSQL) on
 # SERVER_CPU (0), h2load on CLIENT_CPU (1); --threads 1 everywhere.
+#
+# h2load and PostgreSQL come from `gateway/scripts/setup.sh --bench` (called first; BENCH_SETUP=0
+# skips it). JSON: BENCH_JSON (unset: $OUT_DIR/postgres-start-task.json, OUT_DIR unset:
+# gateway/bench/.out/postgres-start-task-<time>/) holds the settings (date, duration,
+# connections, streams, postgres: the cluster's settings as printed) and "rows", one per row of
+# the table: store (sqlite, pg), cores, config, rps, mean_ms, max_ms, answered, stored,
+# lost_writes, cpu_s (gateway, cores, postgres: seconds; null where the core is inside) and
+# cpu_text (the table's cell); "failures" (message: lost writes).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init postgres-start-task
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-8}
 STREAMS=${STREAMS:-32}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 ROWS=${ROWS:-sqlite pg-1 pg-2}
 row() { [[ " $ROWS " == *" $1 "* ]]; }
 
-command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null || { apt-get update -qq; apt-get install -y -qq nghttp2-client >/dev/null; }; }
-if [[ -z "${GATEWAY_BIN:-}" ]]; then
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  GATEWAY_BIN=$root/.build-bench/release/gateway
-fi
-PYTHON=${PYTHON:-$root/.venv/bin/python}
-[[ -x "$PYTHON" ]] || { echo "needs $root/.venv (bash gateway/scripts/setup.sh)" >&2; exit 1; }
-
-work=$(mktemp -d /tmp/cs-pgbench.XXXXXX)
+bench_setup
+bench_gateway
+work=$bench_tmp
 pids=()
 PG_CLUSTER_DIR=""
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n "$PG_CLUSTER_DIR" ]] && bash "$root/gateway/scripts/pg-cluster.sh" stop "$PG_CLUSTER_DIR"
-  rm -rf "$work"
-}
-trap cleanup EXIT
+stop_cluster() { [[ -z "$PG_CLUSTER_DIR" ]] || bash "$root/gateway/scripts/pg-cluster.sh" stop "$PG_CLUSTER_DIR"; }
+on_exit 'stop_all_pids'
+on_exit stop_cluster
 
-BENCH_STUBS=$work/stubs "$PYTHON" "$here/grpc_bench.py" stubs "$work/stubs" >/dev/null
-BENCH_STUBS=$work/stubs "$PYTHON" "$here/grpc_bench.py" frame "$work/frame.bin" >&2
+make_frame "$work"
 
 eval "$(bash "$root/gateway/scripts/pg-cluster.sh" start --durable)"
 # Every backend of the cluster runs on the server CPU, like the gateway and the cores.
@@ -56,8 +53,7 @@ taskset -a -cp "$SERVER_CPU" "$(head -n1 "$PG_CLUSTER_DIR/data/postmaster.pid")"
 settings=$(psql "$CS_TEST_POSTGRES" -tAc "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings
   WHERE name IN ('fsync','synchronous_commit','wal_sync_method','commit_delay','full_page_writes','shared_buffers','server_version')")
 
-free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ticks() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }; read -r -a f <<<"${s##*) }"; echo $((f[11] + f[12])); }
+ticks() { pid_ticks "$1"; }
 pg_ticks() {  # every process of the cluster (postmaster, backends, WAL writer, checkpointer)
   local total=0 p
   for p in $(pgrep -u postgres -f "$PG_CLUSTER_DIR" ; pgrep -u postgres -P "$(head -n1 "$PG_CLUSTER_DIR/data/postmaster.pid")"); do
@@ -65,11 +61,11 @@ pg_ticks() {  # every process of the cluster (postmaster, backends, WAL writer, 
   done
   echo "$total"
 }
-wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/genesys/1/cs/store" && return; sleep 0.05; done; echo "nothing on $1" >&2; exit 1; }
+wait_port() { wait_http "http://127.0.0.1:$1/genesys/1/cs/store" 10 || die "nothing on $1"; }
 
 start_core() {  # start_core URL → sets cport; appends to pids and cores
   cport=$(free_port)
-  taskset -c "$SERVER_CPU" "$GATEWAY_BIN" core --threads 1 --log-level warning --listen "127.0.0.1:$cport" \
+  taskset -c "$SERVER_CPU" "$gateway" core --threads 1 --log-level warning --listen "127.0.0.1:$cport" \
     --store "$1" >"$work/core-$cport.log" 2>&1 &
   pids+=($!); cores+=($!)
   wait_port "$cport"
@@ -77,13 +73,13 @@ start_core() {  # start_core URL → sets cport; appends to pids and cores
 
 start_gateway() {  # start_gateway OPTIONS... → sets gport, gpid, sport (a port with /store)
   gport=$(free_port)
-  taskset -c "$SERVER_CPU" "$GATEWAY_BIN" serve --threads 1 --log-level warning --listen "127.0.0.1:$gport" "$@" \
+  taskset -c "$SERVER_CPU" "$gateway" serve --threads 1 --log-level warning --listen "127.0.0.1:$gport" "$@" \
     >"$work/gateway.log" 2>&1 &
-  gpid=$!; pids+=($gpid)
-  for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$gport/healthz" && break; sleep 0.05; done
+  gpid=$!; pids+=("$gpid")
+  wait_http "http://127.0.0.1:$gport/healthz" 10 || true
 }
 
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); cores=(); }
+stop_all_pids() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); cores=(); }
 
 stored() { curl -s "http://127.0.0.1:$1/genesys/1/cs/services/1/tasks" | "$PYTHON" -c 'import sys,json; print(len(json.load(sys.stdin)))'; }
 
@@ -113,23 +109,28 @@ for setup in sqlite pg-1 pg-2; do
     fi
     curl -sf -X POST "http://127.0.0.1:$query_port/genesys/1/cs/services/start" -H 'content-type: application/json' -d '{}' >/dev/null
     g0=$(ticks "$gpid"); c0=0; for c in "${cores[@]}"; do c0=$((c0 + $(ticks "$c"))); done; p0=$(pg_ticks)
-    taskset -c "$CLIENT_CPU" h2load -t1 -c"$CONNECTIONS" -m"$STREAMS" -D"$DURATION" -d "$work/frame.bin" \
-      -H 'content-type: application/grpc' -H 'te: trailers' \
-      "http://127.0.0.1:$gport/genesys.cs.v1.ContextServices/StartTask" >"$work/h2load.out" &
-    wait $!
+    h2load_grpc "$gport" -t1 -c"$CONNECTIONS" -m"$STREAMS" -D"$DURATION" >"$work/h2load.out"
     out=$(cat "$work/h2load.out")
     g1=$(ticks "$gpid"); c1=0; for c in "${cores[@]}"; do c1=$((c1 + $(ticks "$c"))); done; p1=$(pg_ticks)
     hz=$(getconf CLK_TCK)
-    rps=$(grep -oP 'finished in [0-9.]+s, \K[0-9.]+' <<<"$out")
-    read -r mean max < <(awk '/time for request:/ {print $6, $5}' <<<"$out")
-    done_=$(grep -oP 'requests: .* \K[0-9]+(?= succeeded)' <<<"$out")
+    rps=$(h2load_rps "$work/h2load.out")
+    read -r mean max < <(h2load_mean_max "$work/h2load.out")
+    done_=$(h2load_succeeded "$work/h2load.out")
     s=$(stored "$query_port")
-    stop_all
-    [[ "$s" -ge "$done_" ]] || echo "LOST WRITES: $setup $config stored $s < answered $done_" >&2
+    stop_all_pids
+    lost=false
+    [[ "$s" -ge "$done_" ]] || { lost=true; echo "LOST WRITES: $setup $config stored $s < answered $done_" >&2; json_add failures message="LOST WRITES: $setup $config stored $s < answered $done_"; }
     cpu=$(awk -v g=$((g1 - g0)) -v c=$((c1 - c0)) -v p=$((p1 - p0)) -v hz="$hz" \
       'BEGIN { printf "%.1f / %.1f / %.1f", g/hz, c/hz, p/hz }')
     [[ $setup == sqlite ]] && cpu="${cpu%% /*} (core inside) / – / –"
     echo "$setup $config: $(grep -E 'requests:|status codes:' <<<"$out" | tr -s ' ' | tr '\n' ' ')" >&2
     echo "| $(date -u +%F) | ${setup%%-*} | $ncores | $config | $rps | ${mean%ms} | ${max%ms} | $done_ | $s | $cpu |"
+    cpu_json=$(awk -v g=$((g1 - g0)) -v c=$((c1 - c0)) -v p=$((p1 - p0)) -v hz="$hz" -v sq="$([[ $setup == sqlite ]] && echo 1)" \
+      'BEGIN { if (sq) printf "{\"gateway\": %.1f, \"cores\": null, \"postgres\": null}", g/hz
+               else printf "{\"gateway\": %.1f, \"cores\": %.1f, \"postgres\": %.1f}", g/hz, c/hz, p/hz }')
+    json_add rows setup="$setup" store="${setup%%-*}" cores:="$ncores" config="$config" rps:="$rps" mean_ms:="$(to_ms "$mean")" \
+      max_ms:="$(to_ms "$max")" answered:="$done_" stored:="$s" lost_writes:=$lost cpu_s:="$cpu_json" cpu_text="$cpu"
   done
 done
+json_write date="$(date -u +%F)" duration:="$DURATION" connections:="$CONNECTIONS" streams:="$STREAMS" postgres="$settings" \
+  server_cpu:="$SERVER_CPU" client_cpu:="$CLIENT_CPU" rows_selected="$ROWS"

@@ -38,11 +38,23 @@
 # SWEEP_DURATION (8; QUICK 3), SWEEP ("10 25 50 75 90 100" % of peak), WARMUP (1s), CONNECTIONS (8),
 # STREAMS (32), PARTS ("front durable closed sweep journey"), SERVER_CPU (0), CLIENT_CPU (1),
 # DISTURBED (25), QUIET_WAIT (120; QUICK 30), RETRIES (1; QUICK 0), GATEWAY_BIN (unset: build),
-# RESULTS_DIR (gateway/docs/benchmarks). Raw outputs: gateway/bench/.out/suite-<time>/ (git-ignored).
+# RESULTS_DIR (gateway/docs/benchmarks), OUT_DIR (raw outputs; gateway/bench/.out/suite-<time>/,
+# git-ignored), PYTHON (the repository's .venv/bin/python). What it runs is installed by
+# `gateway/scripts/setup.sh --bench`, called once here (the scripts it calls get BENCH_SETUP=0).
+#
+# The scripts it calls write JSON into OUT_DIR (front.json, durable-rN.json, postgres-rN.json;
+# their Markdown tables and logs beside them, for people); suite_report.py reads those files,
+# with meta.env, runs.tsv and the load tool's JSON reports, into RESULTS.md. suite.json holds
+# this script's own settings, its load-tool runs ("load_runs", as runs.tsv) and its "failures".
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+OUT_DIR=${OUT_DIR:-$here/.out/suite-$(date -u +%Y%m%dT%H%M%SZ)}
+bench_prefix=suite
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+bench_init suite
+STOP_GRACE=10
 
 QUICK=${QUICK:-}
 if [[ -n $QUICK && $QUICK != 0 ]]; then
@@ -59,15 +71,10 @@ WARMUP=${WARMUP:-1s}
 CONNECTIONS=${CONNECTIONS:-8}
 STREAMS=${STREAMS:-32}
 PARTS=${PARTS:-"front durable postgres closed sweep journey"}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 DISTURBED=${DISTURBED:-25}
 QUIET_WAIT=${QUIET_WAIT:-120}
 RETRIES=${RETRIES:-1}
 RESULTS_DIR=${RESULTS_DIR:-$root/gateway/docs/benchmarks}
-
-say() { echo "suite: $*" >&2; }
-die() { echo "suite: error: $*" >&2; exit 1; }
 
 for v in RUNS DURATION SWEEP_DURATION CONNECTIONS STREAMS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
@@ -81,49 +88,24 @@ suite_t0=$(date +%s)
 
 # --- what it needs --------------------------------------------------------------------------------
 
-need=()
-command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v wrk >/dev/null || need+=(wrk)
-command -v curl >/dev/null || need+=(curl)
-command -v taskset >/dev/null || need+=(util-linux)
-if ((${#need[@]})); then
-  say "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
-    { apt-get update -qq >&2; apt-get install -y -qq --no-install-recommends "${need[@]}" >&2; }
-fi
+bench_setup
+export BENCH_SETUP=0 PYTHON
 cpus=$(nproc --all)
-((SERVER_CPU < cpus && CLIENT_CPU < cpus)) || die "need CPUs $SERVER_CPU and $CLIENT_CPU; this machine has $cpus"
-PYTHON=$root/.venv/bin/python
-if ! [[ -x $PYTHON ]] || ! "$PYTHON" -c 'import grpc, grpc_tools' 2>/dev/null; then
-  say "no usable $root/.venv: running gateway/scripts/setup.sh"
-  bash "$root/gateway/scripts/setup.sh" >&2
-fi
-if ! "$PYTHON" -c 'import matplotlib' 2>/dev/null; then
-  say "installing matplotlib into $root/.venv (for the plot)"
-  "$root/.venv/bin/pip" install -q --disable-pip-version-check 'matplotlib>=3.7,<4' >&2
-fi
 
 # --- the binary: built once, then copied so that another session's rebuild cannot swap it -------
 
-tmp=$(mktemp -d /tmp/cs-suite.XXXXXX)
-if [[ -n ${GATEWAY_BIN:-} ]]; then
-  built=$GATEWAY_BIN
-else
-  say "building the gateway release binary (swift build -c release --product gateway --scratch-path .build-bench)"
-  (cd "$root" && swift build -c release --product gateway --scratch-path .build-bench >&2)
-  built=$root/.build-bench/release/gateway
-fi
-[[ -x $built ]] || die "no gateway binary at $built"
+tmp=$bench_tmp
+gateway_given=${GATEWAY_BIN:-}
+bench_gateway
+built=$gateway
 build_s=$(($(date +%s) - suite_t0))
 gateway=$tmp/gateway
 cp "$built" "$gateway"
 
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$root" diff --no-ext-diff --quiet HEAD -- Sources Package.swift 2>/dev/null || commit="$commit + uncommitted changes in Sources/"
-[[ -z ${GATEWAY_BIN:-} ]] || commit="GATEWAY_BIN=$GATEWAY_BIN (work tree at $commit)"
+commit=$(bench_commit)
+[[ -z $gateway_given ]] || commit="GATEWAY_BIN=$gateway_given (work tree at $commit)"
 
-out=$here/.out/suite-$(date -u +%Y%m%dT%H%M%SZ)
+out=$OUT_DIR
 mkdir -p "$out"
 say "raw outputs in $out; gateway $commit; servers on CPU $SERVER_CPU, load on CPU $CLIENT_CPU; $mode: $RUNS run(s) × ${DURATION}s"
 
@@ -133,7 +115,7 @@ load_ok=yes
 {
   echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "commit=$commit"
-  echo "commit_short=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$([[ $commit == *uncommitted* || -n ${GATEWAY_BIN:-} ]] && echo '+')"
+  echo "commit_short=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$([[ $commit == *uncommitted* || -n $gateway_given ]] && echo '+')"
   echo "mode=$mode"
   echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
   echo "cpus=$cpus"
@@ -157,51 +139,16 @@ load_ok=yes
 : >"$out/commands.txt"
 printf 'part\tconfig\trun\tpercent\tintended\tfile\trc\tserver_cpu\tother_cpu\tdisturbed\tstored\tcheck\tclient_cpu\n' >"$out/runs.tsv"
 failures=0
-fail() { say "FAIL: $*"; failures=$((failures + 1)); echo "$*" >>"$out/failures.txt"; }
+fail() { say "FAIL: $*"; failures=$((failures + 1)); echo "$*" >>"$out/failures.txt"; json_add failures message="$*"; }
 # command_note TEXT: one exact command, with its ports and temporary paths made generic.
 command_note() {
   sed -E "s#$tmp#\$TMP#g; s#$out#\$OUT#g; s#$root/##g; s/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/g" <<<"$*" >>"$out/commands.txt"
 }
 part_time() { echo "time_$1=$2" >>"$out/meta.env"; }
 
-# --- processes: every one this script starts is stopped, always ----------------------------------
+# --- processes (lib.sh: track, stop_all at exit; SIGKILL after STOP_GRACE s) ---------------------
 
-started=()
-stop_pid() {
-  local pid=$1
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && { say "process $pid ignored SIGTERM for 10 s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-stop_all() {
-  local pid
-  for pid in "${started[@]}"; do stop_pid "$pid"; done
-  started=()
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_all
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-wait_log() { # wait_log FILE PATTERN PID: until FILE has PATTERN (20 s), or PID died
-  for _ in $(seq 400); do
-    grep -qs "$2" "$1" && return 0
-    kill -0 "$3" 2>/dev/null || { cat "$1" >&2; die "process $3 exited during startup (log $1)"; }
-    sleep 0.05
-  done
-  cat "$1" >&2
-  die "no '$2' in $1 within 20 s"
-}
-port_of() { grep -h "$2" "$1" | sed -n 's/.*address=[a-z0-9]*:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' | head -n1; }
+wait_log_20() { wait_log "$1" "$2" "$3" 20; }
 
 # start_gateway TAG [OPTIONS...]: gateway serve with its embedded durable core, on SERVER_CPU.
 # Sets server_pid, gport (gRPC and REST), cport (the embedded core's REST port).
@@ -212,8 +159,8 @@ start_gateway() {
   local cmd=(taskset -c "$SERVER_CPU" "$gateway" serve --threads 1 --listen 127.0.0.1:0 --core-listen 127.0.0.1:0
     --data "$data/cs.sqlite" --synchronous full "$@")
   "${cmd[@]}" >"$log" 2>&1 &
-  server_pid=$!; started+=("$server_pid")
-  wait_log "$log" 'gateway listening' "$server_pid"
+  server_pid=$!; track "$server_pid"
+  wait_log_20 "$log" 'gateway listening' "$server_pid"
   gport=$(port_of "$log" 'gateway listening')
   cport=$(port_of "$log" 'task core listening')
   server_cmd="${cmd[*]}"
@@ -224,33 +171,14 @@ start_core() {
   rm -rf "$data"
   local cmd=(taskset -c "$SERVER_CPU" "$gateway" core --threads 1 --listen 127.0.0.1:0 --data "$data/cs.sqlite" --synchronous full)
   "${cmd[@]}" >"$log" 2>&1 &
-  server_pid=$!; started+=("$server_pid")
-  wait_log "$log" 'task core listening' "$server_pid"
+  server_pid=$!; track "$server_pid"
+  wait_log_20 "$log" 'task core listening' "$server_pid"
   cport=$(port_of "$log" 'task core listening')
   gport=""
   server_cmd="${cmd[*]}"
 }
 
-# --- CPU accounting, to tell a disturbed run ------------------------------------------------------
-
-hz=$(getconf CLK_TCK)
-machine_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-pid_ticks() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }; read -r -a f <<<"${s##*) }"; echo $((f[11] + f[12])); }
-# children_ticks: sets $children to the user + sys ticks of the children this shell has reaped so
-# far. Called as a function, never in $(…): a subshell's `times` knows only its own children.
-children_ticks() {
-  times >"$tmp/times"
-  children=$(awk -v hz="$hz" 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
-    printf "%d\n", t * hz + 0.5 }' "$tmp/times")
-}
-busy_now() { local q0 q1; q0=$(machine_busy_ticks); sleep 1; q1=$(machine_busy_ticks); echo $((100 * (q1 - q0) / hz)); }
-wait_quiet() {
-  local waited=0 b
-  while b=$(busy_now); ((b > DISTURBED && waited < QUIET_WAIT)); do
-    ((waited > 0)) || say "the machine is busy ($b% of a CPU): waiting up to ${QUIET_WAIT}s"
-    sleep 4; waited=$((waited + 5))
-  done
-}
+# --- CPU accounting (lib.sh: hz, machine_busy_ticks, pid_ticks, children_ticks, wait_quiet) ------
 
 # --- one run of the load tool ---------------------------------------------------------------------
 
@@ -305,7 +233,10 @@ EOF
   [[ $check == ok ]] || fail "$tag: $check"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$part" "$config" "$run" "$percent" "$(sed -n 's/.*"intended_rate":\([0-9.]*\).*/\1/p' "$json")" \
     "$(basename "$json")" "$rc" "$server_cpu" "$other_cpu" "$disturbed" "$stored" "$check" "$((100 * (ch1 - ch0) / ticks))" >>"$out/runs.tsv"
-  last_other=$other_cpu last_json=$json
+  json_add load_runs part="$part" config="$config" run="$run" percent="$percent" file="$(basename "$json")" rc:="$rc" \
+    server_cpu:="$server_cpu" other_cpu:="$other_cpu" disturbed:="$([[ $disturbed == yes ]] && echo true || echo false)" \
+    stored="$stored" check="$check"
+  last_other=$other_cpu
   say "$tag: $(sed -n 's/.*"rate":\([0-9.]*\).*"latency_us":{"p50":\([0-9]*\),"p90":[0-9]*,"p99":\([0-9]*\).*/\1 calls\/s, p50 \2 µs, p99 \3 µs/p' "$json"), server CPU $server_cpu%, load tool $((100 * (ch1 - ch0) / ticks))%, others $other_cpu%${stored:+, stored $stored}"
 }
 
@@ -344,14 +275,17 @@ if has_part front; then
   t=$(date +%s)
   say "front: grpc-start-task.sh (cpp-peer, gateway-stub, gateway-stub-vendor, nghttpd; idle connections)"
   frc=0
+  rm -f "$out/front.json"
   env GATEWAY_BIN="$gateway" RUNS="$RUNS" DURATION="$DURATION" SERVERS="cpp-peer gateway-stub gateway-stub-vendor nghttpd" PROFILE_SECONDS=0 \
     SERVER_CPU="$SERVER_CPU" CLIENT_CPU="$CLIENT_CPU" DISTURBED="$DISTURBED" QUIET_WAIT="$QUIET_WAIT" \
-    RETRIES=$((RETRIES > 0 ? 2 : 0)) "$here/grpc-start-task.sh" >"$out/front.md" 2>"$out/front.log" || frc=$?
+    RETRIES=$((RETRIES > 0 ? 2 : 0)) OUT_DIR="$out/front" BENCH_JSON="$out/front.json" \
+    "$here/grpc-start-task.sh" >"$out/front.md" 2>"$out/front.log" || frc=$?
   command_note "front: GATEWAY_BIN=\$TMP/gateway RUNS=$RUNS DURATION=$DURATION SERVERS=\"cpp-peer gateway-stub gateway-stub-vendor nghttpd\" PROFILE_SECONDS=0 gateway/bench/grpc-start-task.sh"
   command_note "front:   (in it) taskset -c $CLIENT_CPU h2load -t1 -c8 -m32 -D$DURATION -d frame.bin -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:PORT/genesys.cs.v1.ContextServices/StartTask"
   echo "front_rc=$frc" >>"$out/meta.env"
-  echo "front_out=$(sed -n 's/.*raw outputs and summary.md in //p' "$out/front.log" | tail -n1)" >>"$out/meta.env"
-  ((frc == 0)) || fail "grpc-start-task.sh exited with $frc: $(grep 'FAIL\|error' "$out/front.log" | head -n 5 | tr '\n' ' ')"
+  echo "front_out=$out/front" >>"$out/meta.env"
+  [[ -s $out/front.json ]] || fail "grpc-start-task.sh wrote no $out/front.json (exit status $frc; its log: $out/front.log)"
+  ((frc == 0)) || fail "grpc-start-task.sh exited with $frc: $(json_failures "$out/front.json" | head -n 5 | tr '\n' ' ')"
   part_time front $(($(date +%s) - t))
 fi
 
@@ -363,10 +297,12 @@ if has_part durable; then
     wait_quiet
     say "durable: durable-start-task.sh, run $run/$RUNS"
     drc=0
-    env GATEWAY_BIN="$gateway" DURATION="$DURATION" SERVER_CPU="$SERVER_CPU" CLIENT_CPU="$CLIENT_CPU" \
+    env GATEWAY_BIN="$gateway" DURATION="$DURATION" SERVER_CPU="$SERVER_CPU" CLIENT_CPU="$CLIENT_CPU" BENCH_JSON="$out/durable-r$run.json" \
       "$here/durable-start-task.sh" >"$out/durable-r$run.md" 2>"$out/durable-r$run.log" || drc=$?
     ((drc == 0)) || fail "durable-start-task.sh run $run exited with $drc"
-    ! grep -q 'LOST WRITES\|were not 201' "$out/durable-r$run.log" || fail "durable-start-task.sh run $run: $(grep 'LOST WRITES\|were not 201' "$out/durable-r$run.log" | tr '\n' ' ')"
+    [[ -s $out/durable-r$run.json ]] || fail "durable-start-task.sh run $run wrote no $out/durable-r$run.json"
+    problems=$(json_failures "$out/durable-r$run.json" | tr '\n' ' ')
+    [[ -z $problems ]] || fail "durable-start-task.sh run $run: $problems"
   done
   command_note "durable: GATEWAY_BIN=\$TMP/gateway DURATION=$DURATION gateway/bench/durable-start-task.sh   # run $RUNS time(s)"
   command_note "durable:   (in it) taskset -c $CLIENT_CPU h2load -t1 -c8 -m32 -D$DURATION -d frame.bin -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:PORT/genesys.cs.v1.ContextServices/StartTask"
@@ -382,10 +318,12 @@ if has_part postgres; then
     wait_quiet
     say "postgres: postgres-start-task.sh, run $run/$RUNS"
     prc=0
-    env GATEWAY_BIN="$gateway" DURATION="$DURATION" SERVER_CPU="$SERVER_CPU" CLIENT_CPU="$CLIENT_CPU" \
+    env GATEWAY_BIN="$gateway" DURATION="$DURATION" SERVER_CPU="$SERVER_CPU" CLIENT_CPU="$CLIENT_CPU" BENCH_JSON="$out/postgres-r$run.json" \
       "$here/postgres-start-task.sh" >"$out/postgres-r$run.md" 2>"$out/postgres-r$run.log" || prc=$?
     ((prc == 0)) || fail "postgres-start-task.sh run $run exited with $prc"
-    ! grep -q 'LOST WRITES' "$out/postgres-r$run.log" || fail "postgres-start-task.sh run $run: $(grep 'LOST WRITES' "$out/postgres-r$run.log" | tr '\n' ' ')"
+    [[ -s $out/postgres-r$run.json ]] || fail "postgres-start-task.sh run $run wrote no $out/postgres-r$run.json"
+    problems=$(json_failures "$out/postgres-r$run.json" | tr '\n' ' ')
+    [[ -z $problems ]] || fail "postgres-start-task.sh run $run: $problems"
   done
   command_note "postgres: GATEWAY_BIN=\$TMP/gateway DURATION=$DURATION gateway/bench/postgres-start-task.sh   # run $RUNS time(s)"
   part_time postgres $(($(date +%s) - t))
@@ -436,6 +374,8 @@ fi
 
 echo "total_s=$(($(date +%s) - suite_t0))" >>"$out/meta.env"
 echo "failures=$failures" >>"$out/meta.env"
+json_write commit="$commit" mode="$mode" runs:="$RUNS" duration:="$DURATION" sweep_duration:="$SWEEP_DURATION" sweep="$SWEEP" \
+  parts="$PARTS" server_cpu:="$SERVER_CPU" client_cpu:="$CLIENT_CPU" disturbed_limit:="$DISTURBED" out_dir="$out" results_dir="$RESULTS_DIR"
 
 # --- the report ---------------------------------------------------------------------------------------
 

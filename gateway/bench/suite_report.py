@@ -4,9 +4,12 @@
   suite_report.py OUT_DIR RESULTS_DIR
 
 OUT_DIR holds what suite.sh left there: meta.env, runs.tsv (one row per load-tool run, with its
-JSON report), front.md (grpc-start-task.sh's tables), durable-r*.md (durable-start-task.sh's rows),
-commands.txt, failures.txt. Medians are over the runs not marked disturbed (over all of them when
-every run was). Needs matplotlib (suite.sh installs it into the project's .venv).
+JSON report), the JSON results of the scripts it called: front.json (grpc-start-task.sh),
+durable-r*.json (durable-start-task.sh), postgres-r*.json (postgres-start-task.sh), and
+commands.txt, failures.txt. Their Markdown outputs (front.md, durable-r*.md, …) are for people:
+this report reads none of them. Medians are over the runs not marked disturbed (over all of them
+when every run was). Needs matplotlib (`gateway/scripts/setup.sh --bench` installs it into the
+project's .venv).
 """
 import json
 import os
@@ -31,29 +34,21 @@ meta = read_meta()
 RUNS = int(meta.get("runs", "1"))
 
 
-def md_tables(path):
-    """Every Markdown table of a file, as lists of dicts keyed by header cell."""
-    if not os.path.exists(path):
-        return []
-    tables, header, rows = [], None, None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("|"):
-                if header:
-                    tables.append(rows)
-                header = rows = None
-                continue
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if header is None:
-                header, rows = cells, []
-            elif all(re.fullmatch(r":?-+:?", c) for c in cells if c):
-                continue
-            else:
-                rows.append(dict(zip(header, cells)))
-    if header:
-        tables.append(rows)
-    return tables
+def load_json(name):
+    """A script's JSON results in OUT_DIR, or None when it did not run (or wrote nothing)."""
+    path = os.path.join(out, name)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def cell(v, decimals=2):
+    """A JSON number as the scripts print it in their tables (null: empty)."""
+    if v is None:
+        return ""
+    return f"{v:.{decimals}f}" if isinstance(v, float) else str(v)
 
 
 def num(text):
@@ -133,37 +128,71 @@ def run_list(rs, value, decimals=0):
 
 # --- the parts -----------------------------------------------------------------------------------------
 
-front_tables = md_tables(os.path.join(out, "front.md"))
-front = {}
-idle = {}
-for t in front_tables:
-    for row in t:
-        if "req/s" in row:
-            front[row["server"]] = row
-        elif "KiB per connection" in row:
-            idle[row["server"]] = row
+front_doc = load_json("front.json")
+front = {}  # server -> the cells of grpc-start-task.sh's table, keyed by its header
+idle = {}  # server -> the cells of its idle-connections table
+if front_doc:
+    for r in front_doc.get("servers", []):
+        front[r["server"]] = {
+            "server": r["server"], "req/s": str(r["rps"]), "runs (req/s)": r["runs_text"],
+            "p50 ms": cell(r["p50_ms"]), "p99 ms": cell(r["p99_ms"]), "p99.9 ms": cell(r["p999_ms"]),
+            "mean ms": cell(r["mean_ms"]), "max ms": cell(r["max_ms"]),
+            "× C++ peer": "–" if r.get("x_cpp_peer") is None else f"{r['x_cpp_peer']:.2f}",
+            "server CPU": f"{r['server_cpu']}%", "other CPU": f"{r['other_cpu']}%", "notes": r.get("notes", ""),
+        }
+    for r in front_doc.get("idle", []):
+        idle[r["server"]] = {
+            "server": r["server"], "idle h2c connections": str(r["alive"]), "RSS before KiB": str(r["rss_before_kib"]),
+            "RSS after KiB": str(r["rss_after_kib"]), "KiB per connection": f"{r['per_connection_kib']:.1f}",
+        }
 
-durable = {}  # (path, config) -> list of rows over the runs
+
+def front_text(doc):
+    """grpc-start-task.sh's summary as it prints it: the run's line, its table, the note, the idle table."""
+    paras = [
+        f"Commit {doc['commit']}, {doc['date']} {doc['time']}Z, others used {doc['others_cpu_before']}% of a CPU just before "
+        f"the runs, {doc['cpus']} CPUs ({doc['cpu_model']}); servers on CPU {doc['server_cpu']}, `h2load {doc['load']} "
+        f"-D{doc['duration']}` on CPU {doc['client_cpu']}; median of {doc['runs']} run(s) by req/s (latencies of that run).",
+    ]
+    header = ["server", "req/s", "runs (req/s)", "p50 ms", "p99 ms", "p99.9 ms", "mean ms", "max ms", "× C++ peer",
+              "server CPU", "other CPU", "notes"]
+    table = ["| " + " | ".join(header) + " |", "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    table += ["| " + " | ".join(row[h] for h in header) + " |" for row in front.values()]
+    paras.append("\n".join(table))
+    paras.append(f"req/s marked * were disturbed (others used more than {doc['disturbed_limit']}% of a CPU) and left out "
+                 "of the median. Latency, CPU columns: the median run.")
+    if idle:
+        header = ["server", "idle h2c connections", "RSS before KiB", "RSS after KiB", "KiB per connection"]
+        table = ["| " + " | ".join(header) + " |", "|---|--:|--:|--:|--:|"]
+        table += ["| " + " | ".join(row[h] for h in header) + " |" for row in idle.values()]
+        paras.append("\n".join(table))
+    return paras
+
+
+durable = {}  # (path, config) -> list of rows over the runs, keyed as durable-start-task.sh's table
 for n in range(1, RUNS + 1):
-    for t in md_tables(os.path.join(out, f"durable-r{n}.md")):
-        for row in t:
-            if "requests/s" in row and "path" in row:
-                durable.setdefault((row["path"], row["config"]), []).append(row)
+    doc = load_json(f"durable-r{n}.json")
+    for r in (doc or {}).get("rows", []):
+        durable.setdefault((r["path"], r["config"]), []).append({
+            "path": r["path"], "config": r["config"], "load": r["load"],
+            "requests/s": "" if r.get("rps") is None else str(r["rps"]), "answered": str(r.get("answered")),
+            "stored": str(r.get("stored")),
+        })
 
 
-postgres = {}  # (store, cores, config) -> list of rows over the runs
+postgres = {}  # (store, cores, config) -> list of rows over the runs, keyed as postgres-start-task.sh's table
 postgres_settings = ""
 for n in range(1, RUNS + 1):
-    path = os.path.join(out, f"postgres-r{n}.md")
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                if line.startswith("PostgreSQL: "):
-                    postgres_settings = line[len("PostgreSQL: "):].strip()
-    for t in md_tables(path):
-        for row in t:
-            if "requests/s" in row and "store" in row:
-                postgres.setdefault((row["store"], row["cores"], row["config"]), []).append(row)
+    doc = load_json(f"postgres-r{n}.json")
+    if not doc:
+        continue
+    postgres_settings = doc.get("postgres", postgres_settings)
+    for r in doc.get("rows", []):
+        postgres.setdefault((r["store"], str(r["cores"]), r["config"]), []).append({
+            "store": r["store"], "cores": str(r["cores"]), "config": r["config"],
+            "requests/s": "" if r.get("rps") is None else str(r["rps"]),
+            "CPU s: gateway / cores / PostgreSQL": r.get("cpu_text", ""),
+        })
 
 
 def durable_rps(path, config):
@@ -316,13 +345,9 @@ w("")
 
 w("## Front end alone vs its peers (`grpc-start-task.sh`)")
 w("")
-if front_tables:
-    with open(os.path.join(out, "front.md")) as f:
-        text = f.read()
-    # its summary line, its runs table, the idle table; the raw-rows path points into .out
-    for para in text.strip().split("\n\n"):
-        if para.startswith("req/s marked"):
-            para = re.sub(r" Raw rows: .*", "", para)
+if front:
+    # its summary line, its runs table, the idle table (from front.json)
+    for para in front_text(front_doc):
         para = re.sub(r"/tmp/cs-suite\.[A-Za-z0-9]+", "$TMP", para)
         w(para)
         w("")

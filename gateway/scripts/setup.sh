@@ -15,8 +15,20 @@ packages=(
   postgresql           # the PostgreSQL server (15) the store tests run against: gateway/scripts/pg-cluster.sh
   postgresql-client    # psql: the end-to-end tests make a database per test with it
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(wrk)  # the HTTP/1.1 load generator of gateway/bench
+# --bench: also what gateway/bench's scripts run (they call this instead of installing anything).
+bench=no
+[[ "${1:-}" == "--bench" ]] && bench=yes
+if [[ $bench == yes ]]; then
+  packages+=(
+    wrk                    # the HTTP/1.1 load generator (core-start-task.sh, durable-start-task.sh; LuaJIT inside)
+    nghttp2-client         # h2load, the HTTP/2 load generator
+    nghttp2-server         # nghttpd, the raw HTTP/2 ceiling of grpc-start-task.sh
+    libgrpc++-dev          # the C++ gRPC peer (gateway/bench/cpp-peer)
+    protobuf-compiler-grpc # grpc_cpp_plugin, for the same
+    g++ make pkg-config    # building the C++ peer and stub-core.c
+    util-linux             # taskset (pinning) and prlimit (attacks.sh)
+    linux-perf             # perf stat / perf record: grpc-start-task.sh's profiles
+  )
 fi
 
 missing=()
@@ -47,6 +59,11 @@ if ! "$root/.venv/bin/python" -c 'import grpc, grpc_tools.protoc, grpc_health.v1
     'grpcio>=1.66,<2' 'grpcio-tools>=1.66,<2' 'grpcio-health-checking>=1.66,<2' \
     'protobuf>=5.28,<8' 'pytest>=8,<10' 'cryptography>=42,<60' 'h2>=4.1,<5' \
     'grpcio-reflection>=1.66,<2' 'schemathesis>=4.1,<5'  # the reflection client; the OpenAPI checks (test_openapi.py)
+fi
+
+if [[ $bench == yes ]] && ! "$root/.venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+  echo "setup: installing matplotlib into .venv (suite_report.py's plot)"
+  "$root/.venv/bin/pip" install -q --disable-pip-version-check 'matplotlib>=3.7,<4'
 fi
 
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (expected /opt/swift)" >&2; exit 1; }
