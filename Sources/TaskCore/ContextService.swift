@@ -85,13 +85,17 @@ public final class ContextService: Sendable {
 
     /// Route, credentials, tenant, content type, body: everything but the store.
     func prepare(_ request: CoreRequest) -> Prepared {
-        let route: RESTRoute
         switch RESTRoute.parse(method: request.method, target: request.target, basePath: configuration.basePath) {
-        case .success(let r):
-            route = r
+        case .success(let route):
+            return prepare(route, request)
         case .failure(let error):
             return .respond(CoreResponse(error, method: request.method, target: request.target))
         }
+    }
+
+    /// Credentials, tenant, content type, body of a request whose route is known (a batch
+    /// item's comes typed): `request`'s method and target are not read.
+    func prepare(_ route: RESTRoute, _ request: CoreRequest) -> Prepared {
         do throws(ContextError) {
             try RESTChecks.notRepeated(request.repeatedHeader)
             try authorize(request.authorization)
