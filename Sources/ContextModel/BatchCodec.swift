@@ -4,199 +4,349 @@
 /// round. Every integer is big-endian.
 ///
 /// ```
-/// request  = "CSB2" count:u32 item*            (count ≥ 1)
-/// item     = method:u8 (1 GET, 2 POST, 3 DELETE)
-///            target_len:u16 target  tenant_len:u16 tenant  auth_len:u16 auth
-///            key_len:u16 key  key_flags:u8 (bit 0: the key was made by a gateway; bit 1: it is
-///            sent for the first time, so the core need not look it up; bit 2: a trace follows)
+/// request  = "CSB3" count:u32 item*            (count ≥ 1)
+/// item     = operation:u8 service_id:u64 child_id:u32 params_len:u16 params
+///            tenant_len:u16 tenant  auth_len:u16 auth  key_len:u16 key
+///            flags:u8 (bit 0: the key was made by a gateway; bit 1: it is sent for the first
+///            time, so the core need not look it up; bit 2: a trace follows; bits 3-7: zero)
 ///            [trace_id:16 parent_id:8 trace_flags:u8]   (only with bit 2)
 ///            body_len:u32 body
-/// response = "CSR2" count:u32 result*          (count = the request's count, same order)
+/// response = "CSR3" count:u32 result*          (count = the request's count, same order)
 /// result   = status:u16 location_len:u16 location  retry_after:u16 (0 = none)
 ///            flags:u8 (bit 0: a replay of an idempotency key)  body_len:u32 body
 /// ```
 ///
-/// Version 1 (`CSB1`/`CSR1`: no key, no flags) is still read, and answered in version 1, so
-/// a gateway of the version before keeps working against a newer core. `key` is the item's
-/// `Idempotency-Key` (empty: none).
+/// An item is the operation itself, typed, not a path: `operation` is its number in the order
+/// of CONTEXT-SERVICES.md §2 (`RESTOperation`: 1 StartService, 2 CompleteService,
+/// 3 QueryService, 4 DeleteService, 5 StartState, 6 CompleteState, 7 QueryState, 8 StartTask,
+/// 9 CompleteTask, 10 QueryTask, 11 QueryTasks); `service_id` is 0 for StartService, which has
+/// none; `child_id` is the state id (CompleteState, QueryState) or task id (CompleteTask,
+/// QueryTask), 0 for the others. `params` holds what the query string carries in REST:
 ///
-/// The trace (bit 2 of `key_flags`, README "Tracing") is the W3C `traceparent` of the item's
+/// ```
+/// QueryService  params = include:u8 (bit 0 active_states, 1 completed_states, 2 active_tasks,
+///                                    3 completed_tasks)
+/// QueryState    params = include:u8 (bit 0 active_tasks, 1 completed_tasks)
+/// QueryTasks    params = status:u8 (0 all, 1 active, 2 completed) state_id:u32 (0: none)
+///                        (type_len:u16 type)*          (task_types, to the end of params)
+/// the others    params = nothing (params_len 0)
+/// ```
+///
+/// Framing (magic, count, every length, the flags' reserved bits, trailing bytes) is checked
+/// for the whole batch: a batch that does not frame is refused whole (`BatchCodecError`, 400;
+/// 413 for too many items) and nothing runs. What an item says is checked for that item only
+/// (`ReceivedBatchItem.route`): an unknown operation, an id of 0 or out of range, an id the
+/// operation does not take, params of the wrong length or with unknown bits, a task type that
+/// is not UTF-8 fail that item with the error the equivalent REST request gets (the same
+/// `service_id must be…` message, 404 for an operation that does not exist), and the other
+/// items run. Empty task types are dropped, as REST's `task_types=a,,b` drops them.
+///
+/// `key` is the item's `Idempotency-Key` (empty: none); an empty `tenant` or `auth` means no
+/// `ContactCenterId` or `Authorization` header. A body is the canonical JSON a REST client
+/// would send (implicitly `application/json`); the core validates it like any other body.
+/// Text fields are UTF-8; invalid UTF-8 in a header field is not a framing error (it is
+/// replaced with U+FFFD, so the item fails its own checks: a tenant that is not visible ASCII).
+///
+/// The trace (bit 2 of `flags`, README "Tracing") is the W3C `traceparent` of the item's
 /// single call, in binary: the 16-byte trace id, the 8-byte id of the gateway's span for the
-/// call (the core's parent) and the trace flags. It was added within version 2: items without
-/// bit 2 are exactly the version 2 of before, so a core reads batches of older gateways as it
-/// did. A core of before reads bit 2 as nothing and the 25 bytes as the body's length, so
-/// upgrade cores before gateways (as for version 2); a trace id or parent id of zero is
-/// invalid (W3C §3.2.2.3) and read as no trace.
+/// call (the core's parent) and the trace flags. A trace id or parent id of zero is invalid
+/// (W3C §3.2.2.3) and read as no trace.
 ///
-/// `target` is the path and query relative to the base path (`/services/7/tasks/start`); an
-/// empty `tenant` or `auth` means no `ContactCenterId` or `Authorization` header. A body is
-/// the canonical JSON a REST client would send (implicitly `application/json`). Text fields
-/// are UTF-8; invalid UTF-8 is not a framing error (it is replaced with U+FFFD, so the item
-/// fails its own checks: a route that does not parse, a tenant that is not visible ASCII).
+/// Versions 1 and 2 (`CSB1`/`CSB2`: a method byte and a path per item) are gone: a core
+/// answers them 400 (bad magic). Upgrade gateways and cores together.
 public enum BatchCodec {
     /// The media type of both directions.
     public static let contentType = "application/x-cs-batch"
     /// The path of the endpoint, relative to the base path.
     public static let path = "/batch"
 
-    static let requestMagic: [UInt8] = Array("CSB2".utf8)
-    static let responseMagic: [UInt8] = Array("CSR2".utf8)
-    static let requestMagicV1: [UInt8] = Array("CSB1".utf8)
-    static let responseMagicV1: [UInt8] = Array("CSR1".utf8)
-    /// method, three u16 lengths, one u32 length (version 1).
-    static let minimumItemBytesV1 = 1 + 2 + 2 + 2 + 4
-    /// and a key's u16 length and its flags byte.
-    static let minimumItemBytes = minimumItemBytesV1 + 2 + 1
-    /// status, two u16s, one u32 length (version 1).
-    static let minimumResultBytesV1 = 2 + 2 + 2 + 4
-    /// and the flags byte.
-    static let minimumResultBytes = minimumResultBytesV1 + 1
-    static let headerBytes = 8
-    /// trace id, parent id, trace flags (bit 2 of an item's key flags).
+    static let requestMagic: [UInt8] = Array("CSB3".utf8)
+    static let responseMagic: [UInt8] = Array("CSR3".utf8)
+    /// operation, service id, child id, params length, three u16 lengths, flags, body length.
+    static let minimumItemBytes = 1 + 8 + 4 + 2 + 2 + 2 + 2 + 1 + 4
+    /// status, two u16s, flags, one u32 length.
+    static let minimumResultBytes = 2 + 2 + 2 + 1 + 4
+    public static let headerBytes = 8
+    /// trace id, parent id, trace flags (bit 2 of an item's flags).
     static let traceBytes = 16 + 8 + 1
 
     // MARK: Requests
 
     /// The bytes of a request carrying `items` (at least one).
     public static func encodeRequest(_ items: [BatchItem]) throws(BatchCodecError) -> [UInt8] {
-        guard !items.isEmpty else { throw .emptyBatch }
-        guard items.count <= UInt32.max else { throw .fieldTooLong(field: "count", length: items.count) }
         var size = headerBytes
-        for item in items {
-            size += minimumItemBytes + item.target.utf8.count + (item.tenant?.utf8.count ?? 0)
-                + (item.authorization?.utf8.count ?? 0) + item.body.count + (item.trace == nil ? 0 : traceBytes)
-        }
+        for item in items { size += try encodedSize(of: item) }
         var out: [UInt8] = []
         out.reserveCapacity(size)
-        out += requestMagic
-        appendU32(UInt32(items.count), to: &out)
+        try appendRequestHeader(count: items.count, to: &out)
         for item in items {
             try appendItem(item, to: &out)
         }
         return out
     }
 
-    /// Appends one item to a request whose header was written by `appendRequestHeader`: for
-    /// callers that build a batch item by item.
-    public static func appendItem(_ item: BatchItem, to out: inout [UInt8]) throws(BatchCodecError) {
-        out.append(item.method.rawValue)
-        try appendText16(item.target, field: "target", to: &out)
-        try appendText16(item.tenant ?? "", field: "tenant", to: &out)
-        try appendText16(item.authorization ?? "", field: "auth", to: &out)
-        try appendText16(item.idempotencyKey ?? "", field: "key", to: &out)
-        out.append((item.keyMadeByGateway ? 1 : 0) | (item.keyIsFresh ? 2 : 0) | (item.trace == nil ? 0 : 4))
-        if let trace = item.trace {
-            appendU64(trace.traceIDHigh, to: &out)
-            appendU64(trace.traceIDLow, to: &out)
-            appendU64(trace.parentID, to: &out)
-            out.append(trace.flags)
-        }
-        try appendBytes32(item.body, field: "body", to: &out)
+    /// The bytes `item` takes in a request, its fields checked against their length fields:
+    /// a sender calls it once per item, before queueing it, so an item the format cannot carry
+    /// fails alone instead of failing its batch.
+    public static func encodedSize(of item: BatchItem) throws(BatchCodecError) -> Int {
+        let tenant = item.tenant?.utf8.count ?? 0
+        let auth = item.authorization?.utf8.count ?? 0
+        let key = item.idempotencyKey?.utf8.count ?? 0
+        let params = paramsSize(item.route)
+        guard tenant <= Int(UInt16.max) else { throw .fieldTooLong(field: "tenant", length: tenant) }
+        guard auth <= Int(UInt16.max) else { throw .fieldTooLong(field: "auth", length: auth) }
+        guard key <= Int(UInt16.max) else { throw .fieldTooLong(field: "key", length: key) }
+        guard params <= Int(UInt16.max) else { throw .fieldTooLong(field: "params", length: params) }
+        guard item.body.count <= Int(UInt32.max) else { throw .fieldTooLong(field: "body", length: item.body.count) }
+        return minimumItemBytes + params + tenant + auth + key + item.body.count + (item.trace == nil ? 0 : traceBytes)
     }
 
-    /// Writes the magic and the item count of a request.
-    public static func appendRequestHeader(count: Int, to out: inout [UInt8]) throws(BatchCodecError) {
+    /// Writes the magic and the item count of a request, for callers that build a batch item
+    /// by item (`appendItem`).
+    public static func appendRequestHeader<Sink: BatchSink>(count: Int, to out: inout Sink) throws(BatchCodecError) {
         guard count > 0 else { throw .emptyBatch }
         guard count <= UInt32.max else { throw .fieldTooLong(field: "count", length: count) }
-        out += requestMagic
-        appendU32(UInt32(count), to: &out)
+        out.writeBytes(requestMagic)
+        out.writeU32(UInt32(count))
+    }
+
+    /// Appends one item to a request whose header was written by `appendRequestHeader`.
+    public static func appendItem<Sink: BatchSink>(_ item: BatchItem, to out: inout Sink) throws(BatchCodecError) {
+        _ = try encodedSize(of: item)
+        let route = item.route
+        out.writeU8(route.operation.rawValue)
+        // Ids come from a parsed route (in range); one out of range is sent as a value the
+        // core refuses (never truncated into a valid id).
+        out.writeU64(UInt64(bitPattern: route.serviceID))
+        out.writeU32(UInt32(exactly: route.childID) ?? UInt32.max)
+        out.writeU16(UInt16(paramsSize(route)))
+        switch route {
+        case .queryService(_, let include):
+            out.writeU8((include.activeStates ? 1 : 0) | (include.completedStates ? 2 : 0)
+                        | (include.activeTasks ? 4 : 0) | (include.completedTasks ? 8 : 0))
+        case .queryState(_, _, let include):
+            out.writeU8((include.activeTasks ? 1 : 0) | (include.completedTasks ? 2 : 0))
+        case .queryTasks(_, let filter):
+            let status: UInt8 = switch filter.status {
+            case .all: 0
+            case .active: 1
+            case .completed: 2
+            }
+            out.writeU8(status)
+            out.writeU32(filter.stateID.map { UInt32(exactly: $0) ?? UInt32.max } ?? 0)
+            for type in filter.taskTypes {
+                out.writeU16(UInt16(type.utf8.count))
+                out.writeText(type)
+            }
+        default:
+            break
+        }
+        writeText16(item.tenant, to: &out)
+        writeText16(item.authorization, to: &out)
+        writeText16(item.idempotencyKey, to: &out)
+        out.writeU8((item.keyMadeByGateway ? 1 : 0) | (item.keyIsFresh ? 2 : 0) | (item.trace == nil ? 0 : 4))
+        if let trace = item.trace {
+            out.writeU64(trace.traceIDHigh)
+            out.writeU64(trace.traceIDLow)
+            out.writeU64(trace.parentID)
+            out.writeU8(trace.flags)
+        }
+        out.writeU32(UInt32(item.body.count))
+        out.writeBytes(item.body)
+    }
+
+    private static func paramsSize(_ route: RESTRoute) -> Int {
+        switch route {
+        case .queryService, .queryState: 1
+        case .queryTasks(_, let filter): filter.taskTypes.reduce(1 + 4) { $0 + 2 + $1.utf8.count }
+        default: 0
+        }
+    }
+
+    private static func writeText16<Sink: BatchSink>(_ s: String?, to out: inout Sink) {
+        guard let s else { return out.writeU16(0) }
+        out.writeU16(UInt16(s.utf8.count))  // checked by `encodedSize`
+        out.writeText(s)
     }
 
     /// The items of a request. `maxItems`: a count above it is refused from the header, before
     /// any item is read (`BatchCodecError.tooManyItems`, a 413).
-    public static func decodeRequest(_ bytes: [UInt8], maxItems: Int = Int.max) throws(BatchCodecError) -> [BatchItem] {
+    public static func decodeRequest(_ bytes: [UInt8], maxItems: Int = Int.max) throws(BatchCodecError) -> [ReceivedBatchItem] {
         let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(BatchCodecError) -> [BatchItem] in try decodeRequest(raw, maxItems: maxItems) }
+            Result { () throws(BatchCodecError) -> [ReceivedBatchItem] in try decodeRequest(raw, maxItems: maxItems) }
         }
         return try result.get()
     }
 
+    /// The items of a request read straight from the receive buffer: only each item's fields
+    /// are copied out (its body once, into the array the core validates).
     public static func decodeRequest(
         _ bytes: UnsafeRawBufferPointer, maxItems: Int = Int.max
-    ) throws(BatchCodecError) -> [BatchItem] {
-        try decodeRequestVersioned(bytes, maxItems: maxItems).items
-    }
-
-    /// The items and the format's version (1 or 2): the answer goes in the same version.
-    public static func decodeRequestVersioned(
-        _ bytes: [UInt8], maxItems: Int = Int.max
-    ) throws(BatchCodecError) -> (items: [BatchItem], version: Int) {
-        let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(BatchCodecError) -> (items: [BatchItem], version: Int) in
-                try decodeRequestVersioned(raw, maxItems: maxItems)
-            }
-        }
-        return try result.get()
-    }
-
-    public static func decodeRequestVersioned(
-        _ bytes: UnsafeRawBufferPointer, maxItems: Int = Int.max
-    ) throws(BatchCodecError) -> (items: [BatchItem], version: Int) {
+    ) throws(BatchCodecError) -> [ReceivedBatchItem] {
         var reader = Reader(bytes)
-        let version = try reader.magic(requestMagic, or: requestMagicV1)
+        try reader.magic(requestMagic)
         let count = Int(try reader.u32("count"))
         guard count > 0 else { throw .emptyBatch }
         guard count <= maxItems else { throw .tooManyItems(count: count, limit: maxItems) }
         // The count is the sender's word: never reserve more than the bytes can hold.
-        guard count <= reader.remaining / (version == 2 ? minimumItemBytes : minimumItemBytesV1) else {
+        guard count <= reader.remaining / minimumItemBytes else {
             throw .truncated(offset: bytes.count, needed: "\(count) items")
         }
-        var items: [BatchItem] = []
+        var items: [ReceivedBatchItem] = []
         items.reserveCapacity(count)
         for index in 0..<count {
-            let methodOffset = reader.offset
-            let byte = try reader.u8("method of item \(index)")
-            guard let method = BatchItem.Method(rawValue: byte) else {
-                throw .unknownMethod(byte, item: index, offset: methodOffset)
-            }
-            let target = try reader.text16("target of item \(index)")
+            let operation = try reader.u8("operation of item \(index)")
+            let serviceID = try reader.u64("service_id of item \(index)")
+            let childID = try reader.u32("child_id of item \(index)")
+            let paramsLength = Int(try reader.u16("params of item \(index)"))
+            let params = try reader.take(paramsLength, "params of item \(index)")
             let tenant = try reader.text16("tenant of item \(index)")
             let auth = try reader.text16("auth of item \(index)")
-            var key = ""
-            var keyFlags: UInt8 = 0
+            let key = try reader.text16("key of item \(index)")
+            let flagsOffset = reader.offset
+            let flags = try reader.u8("flags of item \(index)")
+            guard flags & ~7 == 0 else { throw .unknownFlags(flags, item: index, offset: flagsOffset) }
             var trace: TraceParent?
-            if version == 2 {
-                key = try reader.text16("key of item \(index)")
-                keyFlags = try reader.u8("key flags of item \(index)")
-                if keyFlags & 4 != 0 {
-                    let high = try reader.u64("trace id of item \(index)")
-                    let low = try reader.u64("trace id of item \(index)")
-                    let parent = try reader.u64("trace parent id of item \(index)")
-                    let flags = try reader.u8("trace flags of item \(index)")
-                    trace = TraceParent(traceIDHigh: high, traceIDLow: low, parentID: parent, flags: flags)
-                }
+            if flags & 4 != 0 {
+                let high = try reader.u64("trace id of item \(index)")
+                let low = try reader.u64("trace id of item \(index)")
+                let parent = try reader.u64("trace parent id of item \(index)")
+                let traceFlags = try reader.u8("trace flags of item \(index)")
+                trace = TraceParent(traceIDHigh: high, traceIDLow: low, parentID: parent, flags: traceFlags)
             }
             let body = try reader.bytes32("body of item \(index)")
-            items.append(BatchItem(method: method, target: target, tenant: tenant.isEmpty ? nil : tenant,
-                                   authorization: auth.isEmpty ? nil : auth, body: body,
-                                   idempotencyKey: key.isEmpty ? nil : key, keyMadeByGateway: keyFlags & 1 != 0,
-                                   keyIsFresh: keyFlags & 3 == 3, trace: trace))
+            items.append(ReceivedBatchItem(
+                route: route(operation: operation, serviceID: serviceID, childID: childID, params: params),
+                tenant: tenant.isEmpty ? nil : tenant, authorization: auth.isEmpty ? nil : auth, body: body,
+                idempotencyKey: key.isEmpty ? nil : key, keyMadeByGateway: flags & 1 != 0,
+                keyIsFresh: flags & 3 == 3, trace: trace))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(offset: reader.offset, count: reader.remaining) }
-        return (items, version)
+        return items
+    }
+
+    /// The route an item names, or the error the equivalent REST request gets.
+    static func route(
+        operation byte: UInt8, serviceID: UInt64, childID: UInt32, params: UnsafeRawBufferPointer
+    ) -> Result<RESTRoute, ContextError> {
+        guard let operation = RESTOperation(rawValue: byte) else {
+            return .failure(.notFound("no operation has the number \(byte) (the batch format numbers them 1 to 11)"))
+        }
+        let sid = Int64(truncatingIfNeeded: serviceID)
+        if operation.takesServiceID {
+            guard serviceID >= 1, serviceID <= UInt64(Int64.max) else {
+                return .failure(.validation(RESTRoute.serviceIDMessage(serviceID)))
+            }
+        } else if serviceID != 0 {
+            return .failure(.validation("\(operation.name) names no service; the item's service_id must be 0, got \(serviceID)"))
+        }
+        let cid = Int64(childID)
+        if let name = operation.childIDName {
+            guard ResourceID.childRange.contains(cid) else { return .failure(.validation(RESTRoute.childIDMessage(name, childID))) }
+        } else if childID != 0 {
+            return .failure(.validation("\(operation.name) names no state or task; the item's child_id must be 0, got \(childID)"))
+        }
+        func paramsLength(_ expected: Int) -> ContextError? {
+            params.count == expected ? nil
+                : .validation("the parameters of \(operation.name) take \(expected) bytes in a batch item, got \(params.count)")
+        }
+        switch operation {
+        case .queryService:
+            if let error = paramsLength(1) { return .failure(error) }
+            let bits = params[0]
+            guard bits & ~15 == 0 else {
+                return .failure(.validation("the include flags of QueryService have unknown bits: \(bits)"))
+            }
+            var include = ServiceInclude()
+            include.activeStates = bits & 1 != 0
+            include.completedStates = bits & 2 != 0
+            include.activeTasks = bits & 4 != 0
+            include.completedTasks = bits & 8 != 0
+            return .success(.queryService(serviceID: sid, include: include))
+        case .queryState:
+            if let error = paramsLength(1) { return .failure(error) }
+            let bits = params[0]
+            guard bits & ~3 == 0 else {
+                return .failure(.validation("the include flags of QueryState have unknown bits: \(bits)"))
+            }
+            var include = StateInclude()
+            include.activeTasks = bits & 1 != 0
+            include.completedTasks = bits & 2 != 0
+            return .success(.queryState(serviceID: sid, stateID: cid, include: include))
+        case .queryTasks:
+            return queryTasks(serviceID: sid, params: params)
+        default:
+            if let error = paramsLength(0) { return .failure(error) }
+        }
+        return switch operation {
+        case .startService: .success(.startService)
+        case .endService: .success(.endService(serviceID: sid))
+        case .deleteService: .success(.deleteService(serviceID: sid))
+        case .startState: .success(.startState(serviceID: sid))
+        case .endState: .success(.endState(serviceID: sid, stateID: cid))
+        case .startTask: .success(.startTask(serviceID: sid))
+        case .endTask: .success(.endTask(serviceID: sid, taskID: cid))
+        case .queryTask: .success(.queryTask(serviceID: sid, taskID: cid))
+        case .queryService, .queryState, .queryTasks: fatalError("handled above")
+        }
+    }
+
+    private static func queryTasks(serviceID: Int64, params: UnsafeRawBufferPointer) -> Result<RESTRoute, ContextError> {
+        var reader = Reader(params)
+        var filter = TaskFilter()
+        do throws(BatchCodecError) {
+            switch try reader.u8("status") {
+            case 0: filter.status = .all
+            case 1: filter.status = .active
+            case 2: filter.status = .completed
+            case let other: return .failure(.validation("the status filter of QueryTasks must be 0, 1 or 2, got \(other)"))
+            }
+            let state = try reader.u32("state_id")
+            if state != 0 {
+                guard ResourceID.childRange.contains(Int64(state)) else {
+                    return .failure(.validation(RESTRoute.childIDMessage("state_id", state)))
+                }
+                filter.stateID = Int64(state)
+            }
+            while reader.remaining > 0 {
+                let n = Int(try reader.u16("task type"))
+                let raw = try reader.take(n, "task type")
+                guard n > 0 else { continue }  // as REST's `task_types=a,,b`
+                guard let type = String(validating: raw, as: UTF8.self) else {
+                    return .failure(.validation("a task type of QueryTasks does not decode to UTF-8"))
+                }
+                filter.taskTypes.append(type)
+            }
+        } catch {
+            return .failure(.validation("the parameters of QueryTasks in a batch item are cut short (\(error))"))
+        }
+        return .success(.queryTasks(serviceID: serviceID, filter: filter))
     }
 
     // MARK: Responses
 
-    /// The bytes of a response carrying `results` (one per request item, in order), in the
-    /// version of the request.
-    public static func encodeResponse(_ results: [BatchResult], version: Int = 2) throws(BatchCodecError) -> [UInt8] {
+    /// The bytes of a response carrying `results` (one per request item, in order).
+    public static func encodeResponse(_ results: [BatchResult]) throws(BatchCodecError) -> [UInt8] {
         guard !results.isEmpty else { throw .emptyBatch }
         guard results.count <= UInt32.max else { throw .fieldTooLong(field: "count", length: results.count) }
         var size = headerBytes
         for r in results { size += minimumResultBytes + (r.location?.utf8.count ?? 0) + r.body.count }
         var out: [UInt8] = []
         out.reserveCapacity(size)
-        out += version == 1 ? responseMagicV1 : responseMagic
-        appendU32(UInt32(results.count), to: &out)
+        out.writeBytes(responseMagic)
+        out.writeU32(UInt32(results.count))
         for r in results {
             guard (0...Int(UInt16.max)).contains(r.status) else { throw .fieldTooLong(field: "status", length: r.status) }
-            appendU16(UInt16(r.status), to: &out)
-            try appendText16(r.location ?? "", field: "location", to: &out)
+            out.writeU16(UInt16(r.status))
+            let location = r.location?.utf8.count ?? 0
+            guard location <= Int(UInt16.max) else { throw .fieldTooLong(field: "location", length: location) }
+            writeText16(r.location, to: &out)
             // 0 is "none"; a wait beyond the field's range is capped, not refused.
-            appendU16(r.retryAfter.map { UInt16(clamping: max($0, 0)) } ?? 0, to: &out)
-            if version != 1 { out.append(r.replayed ? 1 : 0) }
-            try appendBytes32(r.body, field: "body", to: &out)
+            out.writeU16(r.retryAfter.map { UInt16(clamping: max($0, 0)) } ?? 0)
+            out.writeU8(r.replayed ? 1 : 0)
+            guard r.body.count <= Int(UInt32.max) else { throw .fieldTooLong(field: "body", length: r.body.count) }
+            out.writeU32(UInt32(r.body.count))
+            out.writeBytes(r.body)
         }
         return out
     }
@@ -210,10 +360,10 @@ public enum BatchCodec {
 
     public static func decodeResponse(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> [BatchResult] {
         var reader = Reader(bytes)
-        let version = try reader.magic(responseMagic, or: responseMagicV1)
+        try reader.magic(responseMagic)
         let count = Int(try reader.u32("count"))
         guard count > 0 else { throw .emptyBatch }
-        guard count <= reader.remaining / (version == 2 ? minimumResultBytes : minimumResultBytesV1) else {
+        guard count <= reader.remaining / minimumResultBytes else {
             throw .truncated(offset: bytes.count, needed: "\(count) results")
         }
         var results: [BatchResult] = []
@@ -222,7 +372,7 @@ public enum BatchCodec {
             let status = Int(try reader.u16("status of result \(index)"))
             let location = try reader.text16("location of result \(index)")
             let retryAfter = Int(try reader.u16("retry_after of result \(index)"))
-            let flags = version == 2 ? try reader.u8("flags of result \(index)") : 0
+            let flags = try reader.u8("flags of result \(index)")
             let body = try reader.bytes32("body of result \(index)")
             results.append(BatchResult(status: status, location: location.isEmpty ? nil : location,
                                        retryAfter: retryAfter == 0 ? nil : retryAfter, body: body, replayed: flags & 1 != 0))
@@ -231,37 +381,7 @@ public enum BatchCodec {
         return results
     }
 
-    // MARK: Primitives
-
-    static func appendU16(_ v: UInt16, to out: inout [UInt8]) {
-        out.append(UInt8(v >> 8))
-        out.append(UInt8(truncatingIfNeeded: v))
-    }
-
-    static func appendU32(_ v: UInt32, to out: inout [UInt8]) {
-        out.append(UInt8(v >> 24))
-        out.append(UInt8(truncatingIfNeeded: v >> 16))
-        out.append(UInt8(truncatingIfNeeded: v >> 8))
-        out.append(UInt8(truncatingIfNeeded: v))
-    }
-
-    static func appendU64(_ v: UInt64, to out: inout [UInt8]) {
-        appendU32(UInt32(truncatingIfNeeded: v >> 32), to: &out)
-        appendU32(UInt32(truncatingIfNeeded: v), to: &out)
-    }
-
-    static func appendText16(_ s: String, field: String, to out: inout [UInt8]) throws(BatchCodecError) {
-        let n = s.utf8.count
-        guard n <= Int(UInt16.max) else { throw .fieldTooLong(field: field, length: n) }
-        appendU16(UInt16(n), to: &out)
-        out += s.utf8
-    }
-
-    static func appendBytes32(_ b: [UInt8], field: String, to out: inout [UInt8]) throws(BatchCodecError) {
-        guard b.count <= UInt32.max else { throw .fieldTooLong(field: field, length: b.count) }
-        appendU32(UInt32(b.count), to: &out)
-        out += b
-    }
+    // MARK: Reading
 
     /// A bounds-checked cursor: every read names what it reads, for the error message. The
     /// name is an autoclosure, built only when a read fails: building "status of result 17"
@@ -281,13 +401,9 @@ public enum BatchCodec {
             return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
         }
 
-        /// Reads the magic of version 2 or 1; returns which.
-        mutating func magic(_ v2: [UInt8], or v1: [UInt8]) throws(BatchCodecError) -> Int {
-            guard remaining >= v2.count else { throw .badMagic }
-            let got = try take(v2.count, "magic")
-            if got.elementsEqual(v2) { return 2 }
-            if got.elementsEqual(v1) { return 1 }
-            throw .badMagic
+        mutating func magic(_ expected: [UInt8]) throws(BatchCodecError) {
+            guard remaining >= expected.count else { throw .badMagic }
+            guard try take(expected.count, "magic").elementsEqual(expected) else { throw .badMagic }
         }
 
         mutating func u8(_ what: @autoclosure () -> String) throws(BatchCodecError) -> UInt8 {
@@ -323,33 +439,49 @@ public enum BatchCodec {
     }
 }
 
-/// One operation of a batch request: what a single REST call would carry.
-public struct BatchItem: Sendable, Equatable {
-    public enum Method: UInt8, Sendable, CaseIterable {
-        case get = 1, post = 2, delete = 3
+/// Where a batch is written: a byte array here, the outbound `ByteBuffer` in the gateway (so a
+/// batch is encoded straight into the buffer that becomes the HTTP request body). Integers
+/// big-endian.
+public protocol BatchSink {
+    mutating func writeU8(_ v: UInt8)
+    mutating func writeU16(_ v: UInt16)
+    mutating func writeU32(_ v: UInt32)
+    mutating func writeU64(_ v: UInt64)
+    mutating func writeBytes(_ bytes: [UInt8])
+    /// The UTF-8 of `text`, without a length.
+    mutating func writeText(_ text: String)
+}
 
-        /// The HTTP method name.
-        public var name: String {
-            switch self {
-            case .get: "GET"
-            case .post: "POST"
-            case .delete: "DELETE"
-            }
-        }
+extension Array: BatchSink where Element == UInt8 {
+    public mutating func writeU8(_ v: UInt8) { append(v) }
 
-        public init?(name: String) {
-            switch name {
-            case "GET": self = .get
-            case "POST": self = .post
-            case "DELETE": self = .delete
-            default: return nil
-            }
-        }
+    public mutating func writeU16(_ v: UInt16) {
+        append(UInt8(v >> 8))
+        append(UInt8(truncatingIfNeeded: v))
     }
 
-    public var method: Method
-    /// Path and query relative to the base path, e.g. `/services/7/tasks/start`.
-    public var target: String
+    public mutating func writeU32(_ v: UInt32) {
+        append(UInt8(v >> 24))
+        append(UInt8(truncatingIfNeeded: v >> 16))
+        append(UInt8(truncatingIfNeeded: v >> 8))
+        append(UInt8(truncatingIfNeeded: v))
+    }
+
+    public mutating func writeU64(_ v: UInt64) {
+        writeU32(UInt32(truncatingIfNeeded: v >> 32))
+        writeU32(UInt32(truncatingIfNeeded: v))
+    }
+
+    public mutating func writeBytes(_ bytes: [UInt8]) { append(contentsOf: bytes) }
+
+    public mutating func writeText(_ text: String) { append(contentsOf: text.utf8) }
+}
+
+/// One operation of a batch request, as a gateway sends it: the typed route of the call and
+/// what its single REST call would carry in headers and body.
+public struct BatchItem: Sendable, Equatable {
+    /// The operation and its ids and parameters.
+    public var route: RESTRoute
     /// The `ContactCenterId` header (§6); nil (sent as empty) is none.
     public var tenant: String?
     /// The `Authorization` header; nil (sent as empty) is none.
@@ -366,11 +498,37 @@ public struct BatchItem: Sendable, Equatable {
     /// The `traceparent` the single call would carry (README, "Tracing"); nil: none.
     public var trace: TraceParent?
 
-    public init(method: Method, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
+    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
                 idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false,
                 trace: TraceParent? = nil) {
-        self.method = method
-        self.target = target
+        self.route = route
+        self.tenant = tenant
+        self.authorization = authorization
+        self.body = body
+        self.idempotencyKey = idempotencyKey
+        self.keyMadeByGateway = keyMadeByGateway
+        self.keyIsFresh = keyMadeByGateway && keyIsFresh
+        self.trace = trace
+    }
+}
+
+/// One operation of a batch request as the core reads it: the route, or why the item names
+/// none (its own failure, the error the equivalent REST request gets), and the rest of the
+/// item.
+public struct ReceivedBatchItem: Sendable, Equatable {
+    public var route: Result<RESTRoute, ContextError>
+    public var tenant: String?
+    public var authorization: String?
+    public var body: [UInt8]
+    public var idempotencyKey: String?
+    public var keyMadeByGateway: Bool
+    public var keyIsFresh: Bool
+    public var trace: TraceParent?
+
+    public init(route: Result<RESTRoute, ContextError>, tenant: String? = nil, authorization: String? = nil,
+                body: [UInt8] = [], idempotencyKey: String? = nil, keyMadeByGateway: Bool = false,
+                keyIsFresh: Bool = false, trace: TraceParent? = nil) {
+        self.route = route
         self.tenant = tenant
         self.authorization = authorization
         self.body = body
@@ -380,14 +538,11 @@ public struct BatchItem: Sendable, Equatable {
         self.trace = trace
     }
 
-    /// The item of a route of the contract: its method and its target relative to the base.
-    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
-                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false,
-                trace: TraceParent? = nil) {
-        self.init(method: Method(name: route.method)!, target: route.target(basePath: ""),
-                  tenant: tenant, authorization: authorization, body: body,
-                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway, keyIsFresh: keyIsFresh,
-                  trace: trace)
+    /// The item as sent, when its route is valid.
+    public var item: BatchItem? {
+        guard case .success(let route) = route else { return nil }
+        return BatchItem(route, tenant: tenant, authorization: authorization, body: body, idempotencyKey: idempotencyKey,
+                         keyMadeByGateway: keyMadeByGateway, keyIsFresh: keyIsFresh, trace: trace)
     }
 }
 
@@ -414,13 +569,14 @@ public struct BatchResult: Sendable, Equatable {
 /// Why bytes are not a batch. Every one of these refuses the whole batch and changes nothing:
 /// 400 `ValidationException`, except `tooManyItems` (413 `PayloadTooLargeException`).
 public enum BatchCodecError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The first four bytes are not the magic of the direction.
+    /// The first four bytes are not the magic of the direction (of this version).
     case badMagic
     /// A count of 0: a batch carries at least one item.
     case emptyBatch
     /// A length or a count runs past the end of the bytes.
     case truncated(offset: Int, needed: String)
-    case unknownMethod(UInt8, item: Int, offset: Int)
+    /// Reserved flag bits set: what follows cannot be framed.
+    case unknownFlags(UInt8, item: Int, offset: Int)
     /// Bytes left after the last item.
     case trailingBytes(offset: Int, count: Int)
     /// The header announces more items than the receiver takes.
@@ -430,11 +586,11 @@ public enum BatchCodecError: Error, Equatable, Sendable, CustomStringConvertible
 
     public var description: String {
         switch self {
-        case .badMagic: "malformed batch: it does not start with the magic (CSB2 or CSB1 for requests, CSR2 or CSR1 for responses)"
+        case .badMagic: "malformed batch: it does not start with the magic (CSB3 for requests, CSR3 for responses)"
         case .emptyBatch: "malformed batch: the item count is 0"
         case .truncated(let offset, let needed): "malformed batch: truncated at byte \(offset), reading the \(needed)"
-        case .unknownMethod(let byte, let item, let offset):
-            "malformed batch: item \(item) has the unknown method byte \(byte) at byte \(offset) (1 GET, 2 POST, 3 DELETE)"
+        case .unknownFlags(let byte, let item, let offset):
+            "malformed batch: item \(item) has reserved flag bits set (\(byte)) at byte \(offset)"
         case .trailingBytes(let offset, let count): "malformed batch: \(count) bytes after the last item, at byte \(offset)"
         case .tooManyItems(let count, let limit): "a batch holds at most \(limit) items, this one has \(count)"
         case .fieldTooLong(let field, let length): "the batch field \(field) cannot hold \(length)"
@@ -448,6 +604,11 @@ public enum BatchCodecError: Error, Equatable, Sendable, CustomStringConvertible
         default: .validation(description)
         }
     }
+}
+
+extension RESTOperation {
+    /// The operation's name as the gRPC API spells it (`RESTRoute.operationName`).
+    public var name: String { RESTRoute.operationNames[Int(rawValue) - 1] }
 }
 
 extension ContextError {

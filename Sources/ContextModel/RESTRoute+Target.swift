@@ -85,3 +85,72 @@ private struct QueryBuilder {
         return out
     }
 }
+
+/// The operations of §2 as numbers, in the order of §2 (`RESTRoute.operationNames`): how the
+/// batch format (`BatchCodec`, version 3) names an item's operation, so the core dispatches on
+/// the number and never parses a path.
+public enum RESTOperation: UInt8, Sendable, CaseIterable {
+    case startService = 1, endService, queryService, deleteService, startState, endState, queryState,
+         startTask, endTask, queryTask, queryTasks
+
+    /// Whether the operation names a service (every one but Start Service).
+    public var takesServiceID: Bool { self != .startService }
+
+    /// The name of its child id (`state_id`, `task_id`), nil when it has none.
+    public var childIDName: String? {
+        switch self {
+        case .endState, .queryState: "state_id"
+        case .endTask, .queryTask: "task_id"
+        default: nil
+        }
+    }
+}
+
+extension RESTRoute {
+    /// The operation's number in the batch format.
+    public var operation: RESTOperation {
+        switch self {
+        case .startService: .startService
+        case .endService: .endService
+        case .queryService: .queryService
+        case .deleteService: .deleteService
+        case .startState: .startState
+        case .endState: .endState
+        case .queryState: .queryState
+        case .startTask: .startTask
+        case .endTask: .endTask
+        case .queryTask: .queryTask
+        case .queryTasks: .queryTasks
+        }
+    }
+
+    /// The service id, 0 for Start Service (which has none).
+    public var serviceID: Int64 {
+        switch self {
+        case .startService: 0
+        case .endService(let sid), .queryService(let sid, _), .deleteService(let sid), .startState(let sid),
+             .endState(let sid, _), .queryState(let sid, _, _), .startTask(let sid), .endTask(let sid, _),
+             .queryTask(let sid, _), .queryTasks(let sid, _):
+            sid
+        }
+    }
+
+    /// The state or task id the path names, 0 when it names none (a Query Tasks' `state_id`
+    /// is a filter, not part of the path).
+    public var childID: Int64 {
+        switch self {
+        case .endState(_, let id), .queryState(_, let id, _), .endTask(_, let id), .queryTask(_, let id): id
+        default: 0
+        }
+    }
+
+    /// The message of a service id out of range, as `parse` words it for a path segment.
+    public static func serviceIDMessage(_ got: some CustomStringConvertible) -> String {
+        "service_id must be an integer from 1 to 9223372036854775807, got '\(got)'"
+    }
+
+    /// The message of a state or task id out of range, as `parse` words it.
+    public static func childIDMessage(_ name: String, _ got: some CustomStringConvertible) -> String {
+        "\(name) must be an integer from 1 to 2147483647, got '\(got)'"
+    }
+}

@@ -136,7 +136,9 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     private func dispatch(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
         let sequence = nextRequest
         nextRequest += 1
-        queued.append((sequence, RESTRequest(head: head, body: Array(body.readableBytesView)), head.isKeepAlive))
+        let request = responder.keepsBodyBuffer(method: head.method.rawValue, target: head.uri)
+            ? RESTRequest(head: head, bodyBuffer: body) : RESTRequest(head: head, body: Array(body.readableBytesView))
+        queued.append((sequence, request, head.isKeepAlive))
         pump(context: context)
     }
 

@@ -25,6 +25,13 @@ public struct RESTRequest: Sendable {
     public var keyMadeByGateway: Bool
     /// Such a key, sent for the first time (`BatchItem.keyIsFresh`).
     public var keyIsFresh = false
+    /// The body as the server received it, kept instead of `body` (then empty) when the
+    /// responder asks for it (`RESTResponder.keepsBodyBuffer`): a batch is read in place,
+    /// never copied whole into an array.
+    public var bodyBuffer: ByteBuffer?
+
+    /// The body's size, wherever it is kept.
+    public var bodyCount: Int { bodyBuffer?.readableBytes ?? body.count }
 
     public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
                 authorization: String? = nil, repeatedHeader: String? = nil, body: [UInt8] = [],
@@ -49,6 +56,12 @@ public struct RESTRequest: Sendable {
                   authorization: head.headers.first(name: "authorization"),
                   repeatedHeader: RESTChecks.singleHeaders.first { head.headers[$0].count > 1 },
                   body: body, headers: head.headers, idempotencyKey: head.headers.first(name: "idempotency-key"))
+    }
+
+    /// A request from its head and its body kept as received (`bodyBuffer`; `body` empty).
+    public init(head: HTTPRequestHead, bodyBuffer: ByteBuffer) {
+        self.init(head: head, body: [])
+        self.bodyBuffer = bodyBuffer
     }
 
     /// Safe methods (RFC 9110 §9.2.1): pipelined ones may run concurrently.
@@ -137,8 +150,12 @@ public protocol RESTResponder: Sendable {
     /// (`LoopAdmission`): those answered at once (health, the API document, CORS preflight)
     /// do not, so they are answered even while calls for the core wait.
     func needsAdmission(method: String, target: String) -> Bool
+    /// Whether the request's body is handed over as the `ByteBuffer` it was received in
+    /// (`RESTRequest.bodyBuffer`) rather than copied into `body`: the core's batch endpoint.
+    func keepsBodyBuffer(method: String, target: String) -> Bool
 }
 
 extension RESTResponder {
     public func needsAdmission(method: String, target: String) -> Bool { true }
+    public func keepsBodyBuffer(method: String, target: String) -> Bool { false }
 }

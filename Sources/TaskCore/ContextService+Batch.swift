@@ -34,16 +34,15 @@ extension ContextService {
             // Items carry their own tenant, but an ambiguous request is refused all the same.
             return CoreResponse(.validation("the \(repeated) header must be given at most once"))
         }
-        guard request.body.count <= configuration.maxBatchBytes else {
+        guard request.bodyCount <= configuration.maxBatchBytes else {
             return CoreResponse(.batchTooLarge(limit: configuration.maxBatchBytes))
         }
         guard Self.isBatchContentType(request.contentType) else {
             return CoreResponse(.batchUnsupportedMediaType(request.contentType))
         }
-        let items: [BatchItem]
-        let version: Int
+        let items: [ReceivedBatchItem]
         do {
-            (items, version) = try BatchCodec.decodeRequestVersioned(request.body, maxItems: configuration.maxBatchItems)
+            items = try Self.decodeBatch(request, maxItems: configuration.maxBatchItems)
         } catch {
             return CoreResponse(error.contextError)
         }
@@ -54,7 +53,7 @@ extension ContextService {
             let body = try BatchCodec.encodeResponse(responses.map {
                 BatchResult(status: $0.status, location: $0.location, retryAfter: $0.retryAfter, body: $0.body,
                             replayed: $0.isReplay)
-            }, version: version)
+            })
             return CoreResponse(status: 200, body: body, contentType: BatchCodec.contentType)
         } catch {
             // Only a Location longer than 65535 bytes gets here (a public base that long).
@@ -62,28 +61,39 @@ extension ContextService {
         }
     }
 
-    /// Answers every item, in order (see the type's comment for the grouping of writes).
-    func run(batch items: [BatchItem]) async -> [CoreResponse] {
+    /// The items of a batch, read in place from the buffer the HTTP server received the body
+    /// into (`RESTRequest.bodyBuffer`): no copy of the whole batch; each item's body is copied
+    /// once, into the array its validation reads. In-process callers give `body` instead.
+    static func decodeBatch(_ request: CoreRequest, maxItems: Int) throws(BatchCodecError) -> [ReceivedBatchItem] {
+        guard let buffer = request.bodyBuffer else { return try BatchCodec.decodeRequest(request.body, maxItems: maxItems) }
+        let result = buffer.withUnsafeReadableBytes { raw in
+            Result { () throws(BatchCodecError) -> [ReceivedBatchItem] in try BatchCodec.decodeRequest(raw, maxItems: maxItems) }
+        }
+        return try result.get()
+    }
+
+    /// Answers every item, in order (see the type's comment for the grouping of writes). An
+    /// item carries its route typed (`BatchCodec`): it is never turned into a path and parsed.
+    func run(batch items: [ReceivedBatchItem]) async -> [CoreResponse] {
         var responses = [CoreResponse?](repeating: nil, count: items.count)
         var group: [(index: Int, command: WriteCommand, route: RESTRoute, claim: IdempotencyClaim?)] = []
         for (index, item) in items.enumerated() {
-            let request = request(for: item)
             // The single call's size check comes first, before its route is even looked at.
-            if isBatchRequest(method: request.method, target: request.target) {
-                // An item naming the batch endpoint gets what that single call gets: its JSON
-                // body is refused (413 or 415) before any decoding, so batches never nest.
-                guard item.body.count <= configuration.maxBatchBytes else {
-                    responses[index] = CoreResponse(.batchTooLarge(limit: configuration.maxBatchBytes))
-                    continue
-                }
-                responses[index] = await handleBatch(request)
-                continue
-            }
             guard item.body.count <= configuration.limits.maxBytes else {
                 responses[index] = CoreResponse(.payloadTooLarge(limit: configuration.limits.maxBytes))
                 continue
             }
-            switch prepare(request) {
+            let route: RESTRoute
+            switch item.route {
+            case .success(let r):
+                route = r
+            case .failure(let error):
+                // What the equivalent REST request gets (an id out of range: 400; no such
+                // operation: 404). This item only: the others run.
+                responses[index] = CoreResponse(error)
+                continue
+            }
+            switch prepare(route, request(for: item, route: route)) {
             case .respond(let response):
                 responses[index] = response
             case .write(let command, let route, let claim):
@@ -97,10 +107,10 @@ extension ContextService {
         return responses.map { $0! }
     }
 
-    /// The single call an item stands for: its target under the base path, its body JSON.
-    func request(for item: BatchItem) -> CoreRequest {
-        let base = RESTRoute.trimmedBase(configuration.basePath)
-        var request = CoreRequest(method: item.method.name, target: String(base) + item.target, contentType: "application/json",
+    /// The headers and body of the single call an item stands for. Its route is already
+    /// known: `prepare(_:_:)` reads neither the method nor the target.
+    func request(for item: ReceivedBatchItem, route: RESTRoute) -> CoreRequest {
+        var request = CoreRequest(method: route.method, target: "", contentType: "application/json",
                                   tenant: item.tenant, authorization: item.authorization, body: item.body,
                                   idempotencyKey: item.idempotencyKey, keyMadeByGateway: item.keyMadeByGateway)
         request.keyIsFresh = item.keyIsFresh

@@ -85,13 +85,17 @@ public final class ContextService: Sendable {
 
     /// Route, credentials, tenant, content type, body: everything but the store.
     func prepare(_ request: CoreRequest) -> Prepared {
-        let route: RESTRoute
         switch RESTRoute.parse(method: request.method, target: request.target, basePath: configuration.basePath) {
-        case .success(let r):
-            route = r
+        case .success(let route):
+            return prepare(route, request)
         case .failure(let error):
             return .respond(CoreResponse(error, method: request.method, target: request.target))
         }
+    }
+
+    /// Credentials, tenant, content type, body of a request whose route is known (a batch
+    /// item's comes typed): `request`'s method and target are not read.
+    func prepare(_ route: RESTRoute, _ request: CoreRequest) -> Prepared {
         do throws(ContextError) {
             try RESTChecks.notRepeated(request.repeatedHeader)
             try authorize(request.authorization)
@@ -176,15 +180,68 @@ public final class ContextService: Sendable {
     private func claim(_ request: CoreRequest, route: RESTRoute, tenant: String) throws(ContextError) -> IdempotencyClaim? {
         guard let key = try RESTChecks.idempotencyKey(request.idempotencyKey) else { return nil }
         var hash = SHA256()
-        hash.update(data: Array(route.method.utf8))
-        hash.update(data: [0])
-        hash.update(data: Array(route.target(basePath: "").utf8))
-        hash.update(data: [0])
+        Self.withFingerprintPrefix(route) { hash.update(bufferPointer: $0) }
         hash.update(data: request.body)
         return IdempotencyClaim(tenant: tenant, key: key, fingerprint: Array(hash.finalize()),
                                 lifetimeSeconds: request.keyMadeByGateway ? configuration.gatewayKeyLifetimeSeconds
                                     : configuration.idempotencyKeyLifetimeSeconds,
                                 fresh: request.keyMadeByGateway && request.keyIsFresh)
+    }
+
+    /// Calls `body` with `method NUL target NUL` of `route`: the bytes of `route.method` and
+    /// `route.target(basePath: "")`, the canonical form every key's fingerprint starts with.
+    /// A write (the only routes with keys) has no query string, so its bytes are written here
+    /// from the ids, on the stack, without building a string per call; the fingerprints stay
+    /// byte for byte those of keys stored before (`fingerprintPrefixIsTheRouteText`).
+    static func withFingerprintPrefix(_ route: RESTRoute, _ body: (UnsafeRawBufferPointer) -> Void) {
+        let (suffix, child): (StaticString, Int64?) = switch route {
+        case .startService: ("/start", nil)
+        case .endService: ("/end", nil)
+        case .deleteService: ("", nil)
+        case .startState: ("/states/start", nil)
+        case .endState(_, let id): ("/states/", id)
+        case .startTask: ("/tasks/start", nil)
+        case .endTask(_, let id): ("/tasks/", id)
+        case .queryService, .queryState, .queryTask, .queryTasks: ("", nil)
+        }
+        guard route.takesBody || route.operation == .deleteService, route.serviceID >= 0, (child ?? 0) >= 0 else {
+            // Reads (never keyed) and ids out of range (never routed): the text itself.
+            return Array((route.method + "\0" + route.target(basePath: "") + "\0").utf8).withUnsafeBytes(body)
+        }
+        // "DELETE" NUL "/services/" 19 digits "/states/" 10 digits "/end" NUL: 60 bytes at most.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { out in
+            var n = 0
+            func put(_ text: StaticString) {
+                text.withUTF8Buffer { for byte in $0 { out[n] = byte; n += 1 } }
+            }
+            func put(_ id: Int64) {
+                var digits = 0
+                var rest = id
+                repeat { digits += 1; rest /= 10 } while rest > 0
+                rest = id
+                for i in stride(from: n + digits - 1, through: n, by: -1) {
+                    out[i] = UInt8(truncatingIfNeeded: 0x30 + rest % 10)
+                    rest /= 10
+                }
+                n += digits
+            }
+            put(route.operation == .deleteService ? "DELETE" : "POST")
+            out[n] = 0
+            n += 1
+            put("/services")
+            if route.operation != .startService {
+                put("/")
+                put(route.serviceID)
+            }
+            put(suffix)
+            if let child {
+                put(child)
+                put("/end")
+            }
+            out[n] = 0
+            n += 1
+            body(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[..<n]))
+        }
     }
 
     /// Runs a prepared read and answers it.

@@ -112,21 +112,23 @@ extension ContextService {
 
     /// Every item of a batch: counted, and logged with the trace it came with (a failed item
     /// at `notice`), its duration the batch's.
-    func observeBatch(_ items: [BatchItem], _ responses: [CoreResponse], startedNanos: UInt64) {
+    func observeBatch(_ items: [ReceivedBatchItem], _ responses: [CoreResponse], startedNanos: UInt64) {
         let nanos = Int64(NIODeadline.now().uptimeNanoseconds &- startedNanos)
         var random = SystemRandomNumberGenerator()
         for (item, response) in zip(items, responses) {
-            let request = request(for: item)
             let failed = response.status >= 400
             let logs = logger.logLevel <= (failed ? .notice : .debug)
             guard metrics != nil || logs else { continue }
-            let operation = operationName(request)
+            let route = try? item.route.get()
+            let operation = route?.operationName ?? "unknown"
             metrics?.batchItemEnded(operation: operation, status: response.status)
             guard logs else { continue }
+            // The path the single call would have had: built for the log line only.
+            let target = route?.target(basePath: configuration.basePath) ?? String(RESTRoute.trimmedBase(configuration.basePath)) + BatchCodec.path
             CallLog.write(logger, failed: failed, protocol: "batch_item", method: operation, status: String(response.status),
                           exception: failed ? CallLog.exception(inBody: response.body) : nil, tenant: item.tenant,
                           nanos: nanos, trace: TraceContext(continuing: item.trace, using: &random),
-                          path: CallLog.path(target: request.target))
+                          path: CallLog.path(target: target))
         }
     }
 }

@@ -29,7 +29,16 @@ public final class SQLiteTaskStore: TaskStore {
     /// Commits on the writer connection (`committedTransactions`).
     let commits = CommitCounter()
 
+    /// Throws a `TaskStoreError` (never one of GRDB's) when the file cannot be opened or
+    /// migrated.
     public init(_ configuration: Configuration) throws {
+        let opened = try Self.mappingErrorsSync { try Self.open(configuration) }
+        pool = opened.pool
+        identity = opened.identity
+        pool.add(transactionObserver: commits, extent: .databaseLifetime)
+    }
+
+    private static func open(_ configuration: Configuration) throws -> (pool: DatabasePool, identity: StoreIdentity) {
         var config = GRDB.Configuration()
         config.maximumReaderCount = configuration.maximumReaderCount
         config.busyMode = .timeout(configuration.busyTimeoutSeconds)
@@ -37,7 +46,7 @@ public final class SQLiteTaskStore: TaskStore {
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
-        pool = try DatabasePool(path: configuration.path, configuration: config)
+        let pool = try DatabasePool(path: configuration.path, configuration: config)
         // Set on the one writer connection, after the pool is open: GRDB's WAL set-up runs
         // after `prepareDatabase` and sets synchronous=NORMAL, which would silently trade
         // away power-loss durability (caught by TaskStoreTests.synchronousSetting).
@@ -45,11 +54,10 @@ public final class SQLiteTaskStore: TaskStore {
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
-        try Self.migrator.migrate(pool)
+        try migrator.migrate(pool)
         let id = try pool.read { db in try String.fetchOne(db, sql: "SELECT store_id FROM cs_store") }
         guard let id else { throw TaskStoreError(.failed, "cs_store has no row") }
-        identity = StoreIdentity(id: id, engine: "sqlite")
-        pool.add(transactionObserver: commits, extent: .databaseLifetime)
+        return (pool, StoreIdentity(id: id, engine: "sqlite"))
     }
 
     /// The schema, versioned by GRDB's migrator (table `grdb_migrations`). Add a migration
@@ -128,7 +136,7 @@ public final class SQLiteTaskStore: TaskStore {
     }
 
     public func close() async throws {
-        try pool.close()
+        try Self.mappingErrorsSync { try pool.close() }
     }
 
     // MARK: Writes
@@ -155,11 +163,32 @@ public final class SQLiteTaskStore: TaskStore {
     private static func mappingErrors<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as DatabaseError {
+        } catch {
+            throw mapped(error)
+        }
+    }
+
+    private static func mappingErrorsSync<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw mapped(error)
+        }
+    }
+
+    /// The contract's refusals and the store's own errors pass; anything of GRDB's (or any
+    /// other library's) becomes a `TaskStoreError`.
+    private static func mapped(_ error: any Error) -> any Error {
+        switch error {
+        case is ContextError, is TaskStoreError:
+            return error
+        case let error as DatabaseError:
             if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-                throw TaskStoreError(.busy, "\(error)")
+                return TaskStoreError(.busy, "\(error)")
             }
-            throw TaskStoreError(.failed, "\(error)")
+            return TaskStoreError(.failed, "\(error)")
+        default:
+            return TaskStoreError(.failed, "\(error)")
         }
     }
 

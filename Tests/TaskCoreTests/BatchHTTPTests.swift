@@ -1,6 +1,5 @@
 import ContextModel
 import Foundation
-import GRDB
 import Testing
 @testable import TaskCore
 
@@ -141,11 +140,12 @@ struct BatchHTTPTests {
             item(.post, "/services/1/tasks/start", #"{"timestamp":"\#(ts)"}"#, auth: "Bearer nope"),
             item(.post, "/services/1/tasks/start", #"{"x":""# + String(repeating: "y", count: 5000) + #""}"#),
             item(.post, "/services/1/tasks/start", #"{"task_id":3}"#),
-            item(.get, "/services/1/tasks/start"),
-            item(.delete, "/services/1/tasks/start"),
-            item(.get, "/nothing/here"),
-            item(.post, "/batch", "{}"),
-            item(.get, "/services/abc"),
+            // Ids out of range: what REST answers for the same path (a batch item has no path,
+            // so the 404/405 of an unknown path or method cannot be sent: BatchCodecTests).
+            BatchItem(.queryService(serviceID: 0, include: ServiceInclude()), authorization: auth),
+            BatchItem(.queryTask(serviceID: 1, taskID: 0), authorization: auth),
+            BatchItem(.endTask(serviceID: 1, taskID: 2147483648), authorization: auth,
+                      body: Array(#"{"timestamp":"\#(ts)"}"#.utf8)),
             item(.post, "/services/1/tasks/start", #"{"task_type":"b","state_id":1,"timestamp":"\#(ts)"}"#),
             item(.get, "/services/1/tasks"),
             item(.post, "/services/1/tasks/1/end", #"{"disposition":"ok","timestamp":"\#(ts)"}"#),
@@ -205,7 +205,7 @@ struct BatchHTTPTests {
             #expect(b == s, "item \(i) \(items[i].method.name) \(items[i].target): batch \(b.status) \(String(decoding: b.body, as: UTF8.self)) vs single \(s.status) \(String(decoding: s.body, as: UTF8.self))")
         }
         // The answers are the ones the contract gives, not merely equal.
-        #expect(batched.map(\.status) == [201, 400, 404, 404, 404, 400, 401, 401, 413, 400, 405, 405, 404, 415, 400,
+        #expect(batched.map(\.status) == [201, 400, 404, 404, 404, 400, 401, 401, 413, 400, 400, 400, 400,
                                           201, 200, 204, 409, 200, 200, 201, 204, 200, 201, 200, 404, 404, 201, 200])
     }
 
@@ -403,8 +403,8 @@ struct BatchHTTPTests {
         try await CoreHarness.with { core in
             let sid = try await core.startService()
             let good = try BatchCodec.encodeRequest((0..<3).map { _ in Self.start(sid, "{}") })
-            var unknownMethod = good
-            unknownMethod[8 + 2 * (good.count - 8) / 3] = 9  // the third item's method byte
+            var reservedFlags = good
+            reservedFlags[8 + 2 * (good.count - 8) / 3 + 21] = 8  // the third item's flags byte
             var countZero = good
             countZero[4...7] = [0, 0, 0, 0]
             var countTooHigh = good
@@ -417,7 +417,8 @@ struct BatchHTTPTests {
                 ("count past the items", countTooHigh),
                 ("truncated", Array(good.dropLast())),
                 ("trailing bytes", good + [0]),
-                ("unknown method in the last item", unknownMethod),
+                ("reserved flag bits in the last item", reservedFlags),
+                ("version 2", Array("CSB2".utf8) + good.dropFirst(4)),
             ]
             let before = core.commits
             for (name, body) in bodies {
@@ -429,7 +430,39 @@ struct BatchHTTPTests {
             }
             #expect(core.commits == before)
             #expect(try await core.call("GET", "/services/\(sid)/tasks").text == "[]")
-            #expect(try await core.batch(try BatchCodec.decodeRequest(good)).1.map(\.status) == [201, 201, 201])
+            #expect(try await core.batch(try BatchCodec.decodeRequest(good).map { $0.item! }).1.map(\.status) == [201, 201, 201])
+        }
+    }
+
+    @Test("A malformed item (unknown operation, id 0, bad parameters) fails alone, as its REST request would; the others run")
+    func malformedItem() async throws {
+        try await CoreHarness.with { core in
+            let sid = try await core.startService()
+            var body: [UInt8] = []
+            try BatchCodec.appendRequestHeader(count: 5, to: &body)
+            try BatchCodec.appendItem(Self.start(sid, "{}"), to: &body)
+            // Operation 99, else a Start Task: no such operation (404).
+            var unknown: [UInt8] = []
+            try BatchCodec.appendItem(Self.start(sid, "{}"), to: &unknown)
+            unknown[0] = 99
+            body += unknown
+            // Start Task with service id 0: the 400 of POST /services/0/tasks/start.
+            try BatchCodec.appendItem(BatchItem(.startTask(serviceID: 0), body: Array("{}".utf8)), to: &body)
+            // Query Service with an unknown include bit.
+            try BatchCodec.appendItem(BatchItem(.queryService(serviceID: sid, include: ServiceInclude())), to: &body)
+            body[body.count - 1 - 4 - 1 - 2 - 2 - 2] = 0x10
+            try BatchCodec.appendItem(Self.start(sid, "{}"), to: &body)
+            let before = core.commits
+            let r = try await core.send(core.batchRequest(body))
+            #expect(r.status == 200)
+            let results = try BatchCodec.decodeResponse(r.body)
+            #expect(results.map(\.status) == [201, 404, 400, 400, 201])
+            #expect(core.commits - before == 1, "the refusals split no group")
+            #expect(try jsonObject(results[1].body)["exception"] as? String == "NotFoundException")
+            let single = try await core.call("POST", "/services/0/tasks/start", body: "{}")
+            #expect(results[2].body == single.body)
+            #expect(try jsonObject(results[3].body)["exception"] as? String == "ValidationException")
+            #expect(String(decoding: results[4].body, as: UTF8.self) == #"{"task_id":2}"#)
         }
     }
 
@@ -566,13 +599,13 @@ struct BatchStorageFailureTests {
         store.failNext(with: TaskStoreError(kind, "injected"))
         let results = try await Self.batch(service, [
             Self.startService, Self.startService,
-            BatchItem(method: .get, target: "/services/1/tasks/start"),  // 405: needs no store, no group boundary
+            BatchItem(.queryTask(serviceID: 0, taskID: 1)),  // 400: needs no store, no group boundary
             Self.startService,
             BatchItem(method: .get, target: "/services/1"),
             Self.startService,
         ])
         #expect(store.locked { store.writeCalls } == [3, 1], "one write call per group of writes")
-        #expect(results.map(\.status) == [status, status, 405, status, 404, 201])
+        #expect(results.map(\.status) == [status, status, 400, status, 404, 201])
         for r in [results[0], results[1], results[3]] {
             #expect(r.location == nil)
             #expect(r.retryAfter == (status == 503 ? 1 : nil))
@@ -630,4 +663,41 @@ extension CoreHarness {
         guard response.status == 200 else { throw RawHTTPClient.Failure(description: "batch failed: \(response)") }
         return (response, try BatchCodec.decodeResponse(response.body))
     }
+}
+
+extension BatchItem {
+    /// Tests: how the single call's method is spelled.
+    enum Method: Sendable {
+        case get, post, delete
+
+        var name: String {
+            switch self {
+            case .get: "GET"
+            case .post: "POST"
+            case .delete: "DELETE"
+            }
+        }
+    }
+
+    /// Tests: the item of the REST call `method target` (relative to the base path), routed as
+    /// the gateway routes a call before it batches it. The target must name an operation.
+    init(method: Method, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
+         idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false) {
+        guard case .success(let route) = RESTRoute.parse(method: method.name, target: RESTRoute.defaultBasePath + target) else {
+            preconditionFailure("\(method.name) \(target) names no operation")
+        }
+        self.init(route, tenant: tenant, authorization: authorization, body: body, idempotencyKey: idempotencyKey,
+                  keyMadeByGateway: keyMadeByGateway, keyIsFresh: keyIsFresh)
+    }
+
+    /// Tests: the single call's method and target (relative to the base path).
+    var method: Method {
+        switch route.method {
+        case "GET": .get
+        case "DELETE": .delete
+        default: .post
+        }
+    }
+
+    var target: String { route.target(basePath: "") }
 }

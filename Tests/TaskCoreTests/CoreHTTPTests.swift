@@ -1,6 +1,5 @@
 import ContextModel
 import Foundation
-import GRDB
 import HTTPServing
 import Testing
 @testable import TaskCore

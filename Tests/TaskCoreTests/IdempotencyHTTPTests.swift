@@ -130,3 +130,31 @@ struct IdempotencyHTTPTests {
         }
     }
 }
+
+@Suite("Idempotency fingerprints")
+struct FingerprintTests {
+    static var routes: [RESTRoute] {
+        var include = ServiceInclude()
+        include.activeTasks = true
+        var filter = TaskFilter()
+        filter.taskTypes = ["a b"]
+        var routes: [RESTRoute] = [.startService, .queryService(serviceID: 3, include: include),
+                                   .queryTasks(serviceID: 3, filter: filter), .queryTask(serviceID: 1, taskID: 9)]
+        for sid: Int64 in [1, 9, 10, 21456878, Int64.max] {
+            routes += [.endService(serviceID: sid), .deleteService(serviceID: sid), .startState(serviceID: sid),
+                       .startTask(serviceID: sid)]
+            for id: Int64 in [1, 10, 99, 2147483647] {
+                routes += [.endState(serviceID: sid, stateID: id), .endTask(serviceID: sid, taskID: id)]
+            }
+        }
+        return routes
+    }
+
+    @Test("A fingerprint starts with method NUL path NUL, the route's own text, written without building it",
+          arguments: routes)
+    func fingerprintPrefixIsTheRouteText(route: RESTRoute) {
+        var bytes: [UInt8] = []
+        ContextService.withFingerprintPrefix(route) { bytes = Array($0) }
+        #expect(bytes == Array(route.method.utf8) + [0] + Array(route.target(basePath: "").utf8) + [0])
+    }
+}

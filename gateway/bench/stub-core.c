@@ -61,10 +61,10 @@ static long content_length(const char *p, size_t n) {
 
 static void put16(char *p, unsigned v) { p[0] = (char)(v >> 8); p[1] = (char)v; }
 static void put32(char *p, unsigned long v) { p[0] = (char)(v >> 24); p[1] = (char)(v >> 16); p[2] = (char)(v >> 8); p[3] = (char)v; }
-/* A result's tail: retry_after 0, the flags byte (version 2), the body. */
-static size_t put_tail(char *out, size_t o, int v2, const char *body, int bl) {
+/* A result's tail: retry_after 0, the flags byte, the body. */
+static size_t put_tail(char *out, size_t o, const char *body, int bl) {
   put16(out + o, 0); o += 2;
-  if (v2) out[o++] = 0;
+  out[o++] = 0;
   put32(out + o, (unsigned long)bl); memcpy(out + o + 4, body, (size_t)bl);
   return o + 4 + (size_t)bl;
 }
@@ -72,54 +72,51 @@ static unsigned get16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1
 static unsigned long get32(const unsigned char *p) {
   return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
 }
+static long long get64(const unsigned char *p) { return (long long)((unsigned long long)get32(p) << 32 | get32(p + 4)); }
 
-/* POST …/batch: "CSB2", u32 count, items (u8 method, u16+target, u16+tenant, u16+auth,
- * u16+key, u8 key flags [trace:25 with flag bit 2], u32+body) → 200 "CSR2", u32 count, results (u16 status,
- * u16+location, u16 retry, u8 flags, u32+body). Version 1 ("CSB1": no key, no flags) is
- * answered in version 1. */
+/* POST …/batch: "CSB3", u32 count, items (u8 operation, u64 service id, u32 child id,
+ * u16+params, u16+tenant, u16+auth, u16+key, u8 flags [trace:25 with flag bit 2], u32+body)
+ * → 200 "CSR3", u32 count, results (u16 status, u16+location, u16 retry, u8 flags, u32+body).
+ * Operation 1 is StartService, 8 StartTask (README, "The batch extension"). */
 static void answer_batch(struct conn *c, const unsigned char *in, size_t n) {
   static char out[BUF];
   size_t o = 8, i = 8;
-  int v2 = n >= 8 && !memcmp(in, "CSB2", 4);
-  unsigned long count = n >= 8 && (v2 || !memcmp(in, "CSB1", 4)) ? get32(in + 4) : 0;
-  memcpy(out, v2 ? "CSR2" : "CSR1", 4);
+  unsigned long count = n >= 8 && !memcmp(in, "CSB3", 4) ? get32(in + 4) : 0;
+  memcpy(out, "CSR3", 4);
   put32(out + 4, count);
   for (unsigned long k = 0; k < count && o + 128 < sizeof out; k++) {
-    if (i + 1 + 2 > n) break;
-    i += 1; /* method */
-    unsigned tl = get16(in + i); i += 2;
-    const char *target = (const char *)in + i; i += tl;
-    if (i + 4 > n) break;
+    if (i + 15 > n) break;
+    unsigned op = in[i];
+    long long sid = get64(in + i + 1);
+    i += 1 + 8 + 4;
+    i += 2 + get16(in + i); /* params */
+    if (i + 6 > n) break;
     i += 2 + get16(in + i); /* tenant */
     i += 2 + get16(in + i); /* authorization */
-    if (v2) {
-      if (i + 3 > n) break;
-      i += 2 + get16(in + i) + 1; /* key, key flags */
-      if (in[i - 1] & 4) i += 16 + 8 + 1; /* bit 2: a trace (trace id, parent id, flags) */
-    }
+    i += 2 + get16(in + i); /* key */
+    if (i + 1 > n) break;
+    if (in[i++] & 4) i += 16 + 8 + 1; /* bit 2: a trace (trace id, parent id, flags) */
     if (i + 4 > n) break;
     i += 4 + get32(in + i); /* body */
     char body[64], location[128];
-    const char *services_at = tl > 10 ? memmem(target, tl, "/services/", 10) : NULL;
-    if (services_at && tl > 12 && !memcmp(target + tl - 12, "/tasks/start", 12)) {
-      long long sid = strtoll(services_at + 10, NULL, 10);
+    if (op == 8) {
       long long tid = (sid > 0 && sid < MAX_SERVICES) ? ++last_task[sid] : 1;
       tasks++;
       int bl = snprintf(body, sizeof body, "{\"task_id\":%lld}", tid);
       int ll = snprintf(location, sizeof location, "/genesys/1/cs/service/%lld/tasks/%lld", sid, tid);
       put16(out + o, 201); put16(out + o + 2, (unsigned)ll); memcpy(out + o + 4, location, (size_t)ll); o += 4 + (size_t)ll;
-      o = put_tail(out, o, v2, body, bl);
-    } else if (tl == 15 && !memcmp(target, "/services/start", 15)) {
-      long long sid = ++services;
-      int bl = snprintf(body, sizeof body, "{\"service_id\":%lld}", sid);
-      int ll = snprintf(location, sizeof location, "/genesys/1/cs/services/%lld", sid);
+      o = put_tail(out, o, body, bl);
+    } else if (op == 1) {
+      long long id = ++services;
+      int bl = snprintf(body, sizeof body, "{\"service_id\":%lld}", id);
+      int ll = snprintf(location, sizeof location, "/genesys/1/cs/services/%lld", id);
       put16(out + o, 201); put16(out + o + 2, (unsigned)ll); memcpy(out + o + 4, location, (size_t)ll); o += 4 + (size_t)ll;
-      o = put_tail(out, o, v2, body, bl);
+      o = put_tail(out, o, body, bl);
     } else {
       other++;
       int bl = snprintf(body, sizeof body, "{\"error\":\"not found\"}");
       put16(out + o, 404); put16(out + o + 2, 0); o += 4;
-      o = put_tail(out, o, v2, body, bl);
+      o = put_tail(out, o, body, bl);
     }
   }
   int h = snprintf(c->out + c->out_len, sizeof c->out - c->out_len,

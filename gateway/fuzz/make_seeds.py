@@ -55,64 +55,45 @@ def json_seeds():
 
 # --- batch-codec -------------------------------------------------------------------------
 def batch_request(items):
-    out = b"CSB1" + struct.pack(">I", len(items))
-    for method, target, tenant, auth, body in items:
-        out += bytes([method])
-        for t in (target, tenant, auth):
-            t = t.encode()
-            out += struct.pack(">H", len(t)) + t
-        out += struct.pack(">I", len(body)) + body
-    return out
-
-
-def batch_request_v2(items):
-    """Version 2: each item also carries an idempotency key and its flags byte."""
-    out = b"CSB2" + struct.pack(">I", len(items))
-    for method, target, tenant, auth, key, flags, body in items:
-        out += bytes([method])
-        for t in (target, tenant, auth, key):
+    """Version 3: each item is an operation number, its ids and parameters, then headers,
+    flags and body (BatchCodec.swift)."""
+    out = b"CSB3" + struct.pack(">I", len(items))
+    for op, sid, cid, params, tenant, auth, key, flags, body in items:
+        out += struct.pack(">BQIH", op, sid, cid, len(params)) + params
+        for t in (tenant, auth, key):
             t = t.encode()
             out += struct.pack(">H", len(t)) + t
         out += bytes([flags]) + struct.pack(">I", len(body)) + body
     return out
 
 
-def batch_response_v2(results):
-    out = b"CSR2" + struct.pack(">I", len(results))
+def batch_response(results):
+    out = b"CSR3" + struct.pack(">I", len(results))
     for status, location, retry, flags, body in results:
         location = location.encode()
         out += struct.pack(">HH", status, len(location)) + location + struct.pack(">HBI", retry, flags, len(body)) + body
     return out
 
 
-def batch_response(results):
-    out = b"CSR1" + struct.pack(">I", len(results))
-    for status, location, retry, body in results:
-        location = location.encode()
-        out += struct.pack(">HH", status, len(location)) + location + struct.pack(">HI", retry, len(body)) + body
-    return out
-
-
 def batch_seeds():
     start = b'{"task_type":"customer info","question3":"will be better with cable tv"}'
-    write("batch-codec", "one-start-task", batch_request([(2, "/services/7/tasks/start", "", "", start)]))
-    write("batch-codec", "three-methods", batch_request([
-        (1, "/services/7?active_tasks=true", "cc-1", "Bearer t", b""),
-        (2, "/services/7/tasks/3/end", "cc-1", "", b'{"disposition":3}'),
-        (3, "/services/7", "", "Bearer t", b"")]))
-    write("batch-codec", "utf8-target", batch_request([(1, "/services/1/tasks?task_types=caf%C3%A9,\u00e9", "\u00e9", "", b"")]))
-    write("batch-codec", "empty-count", b"CSB1\0\0\0\0")
-    write("batch-codec", "truncated", batch_request([(2, "/services/start", "", "", b"{}")])[:-1])
-    write("batch-codec", "bad-method", batch_request([(9, "/x", "", "", b"")]))
-    write("batch-codec", "response-ok", batch_response([(201, "/genesys/1/cs/service/7/tasks/1", 0, b'{"task_id":1}'),
-                                                        (429, "", 1, b'{"message":"busy","exception":"OverloadedException"}')]))
-    write("batch-codec", "response-one", batch_response([(204, "", 0, b"")]))
-    write("batch-codec", "v2-keyed", batch_request_v2([
-        (2, "/services/7/tasks/start", "cc-1", "", "ivr-7-call-42", 0, start),
-        (2, "/services/7/tasks/start", "", "", "gw-0123456789abcdef-0-1", 1, b"{}"),
-        (1, "/services/7", "", "", "", 0, b"")]))
-    write("batch-codec", "v2-response", batch_response_v2([(201, "/genesys/1/cs/service/7/tasks/1", 0, 1, b'{"task_id":1}'),
-                                                          (422, "", 0, 0, b'{"message":"m","exception":"IdempotencyKeyMismatchException"}')]))
+    types = b"".join(struct.pack(">H", len(t)) + t for t in ["café".encode(), b"a,b"])
+    write("batch-codec", "one-start-task", batch_request([(8, 7, 0, b"", "", "", "", 0, start)]))
+    write("batch-codec", "three-operations", batch_request([
+        (3, 7, 0, b"\x04", "cc-1", "Bearer t", "", 0, b""),
+        (9, 7, 3, b"", "cc-1", "", "", 0, b'{"disposition":3}'),
+        (4, 7, 0, b"", "", "Bearer t", "", 0, b"")]))
+    write("batch-codec", "query-tasks", batch_request([(11, 1, 0, b"\x01" + struct.pack(">I", 2) + types, "\u00e9", "", "", 0, b"")]))
+    write("batch-codec", "empty-count", b"CSB3\0\0\0\0")
+    write("batch-codec", "truncated", batch_request([(1, 0, 0, b"", "", "", "", 0, b"{}")])[:-1])
+    write("batch-codec", "bad-operation", batch_request([(99, 1, 0, b"", "", "", "", 0, b""), (10, 0, 0, b"", "", "", "", 0, b"")]))
+    write("batch-codec", "keyed", batch_request([
+        (8, 7, 0, b"", "cc-1", "", "ivr-7-call-42", 0, start),
+        (8, 7, 0, b"", "", "", "gw-0123456789abcdef-0-1", 3, b"{}"),
+        (3, 7, 0, b"\x00", "", "", "", 0, b"")]))
+    write("batch-codec", "response", batch_response([(201, "/genesys/1/cs/service/7/tasks/1", 0, 1, b'{"task_id":1}'),
+                                                     (429, "", 1, 0, b'{"message":"busy","exception":"OverloadedException"}')]))
+    write("batch-codec", "response-one", batch_response([(204, "", 0, 0, b"")]))
 
 
 # --- rest-route: [method index, base index] + target ------------------------------------

@@ -45,6 +45,8 @@ final class UpstreamBatcher {
 
     private struct Waiting {
         var item: BatchItem
+        /// Its encoded size (`BatchCodec.encodedSize`), measured once when it was queued.
+        var bytes: Int
         var promise: EventLoopPromise<UpstreamResponse>
         var id: UInt64 = 0
         var deadline: NIODeadline? = nil
@@ -56,6 +58,8 @@ final class UpstreamBatcher {
     let eventLoop: any EventLoop
     private let pool: UpstreamPool
     private let batchTarget: String
+    /// Allocates the buffer each batch is encoded into (the HTTP request body itself).
+    private let allocator = ByteBufferAllocator()
     private let logger: Logger
     private var machine: BatcherStateMachine
     private var waiting: [UInt64: Waiting] = [:]
@@ -64,7 +68,7 @@ final class UpstreamBatcher {
     /// False in vendor mode (configured, or the core answered a batch with 404): every call
     /// then goes singly.
     private(set) var batchSupported: Bool
-    /// The core's base path without trailing slashes: item targets are relative to it.
+    /// The core's base path without trailing slashes: vendor-mode calls go under it.
     private let base: String
     private let vendorMaxInFlight: Int
     private let maxResends: Int
@@ -107,7 +111,16 @@ final class UpstreamBatcher {
         nextID &+= 1
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
         let now = Self.now
-        switch machine.enqueue(.init(id: id, bytes: Self.bytes(of: item), deadline: deadline?.uptimeNanoseconds), now: now) {
+        let bytes: Int
+        do {
+            bytes = try BatchCodec.encodedSize(of: item)
+        } catch {
+            // A field the wire format cannot carry (over 64 KiB): this call fails alone, before
+            // it could spoil a batch.
+            promise.fail(UpstreamError.rejected(.validation("the call cannot be sent to the task core: \(error)")))
+            return (id, promise.futureResult)
+        }
+        switch machine.enqueue(.init(id: id, bytes: bytes, deadline: deadline?.uptimeNanoseconds), now: now) {
         case .failure(.queueFull):
             metrics?.shedQueueFull &+= 1
             promise.fail(UpstreamError.overloaded("too many calls are waiting for the task core; retry shortly"))
@@ -115,17 +128,10 @@ final class UpstreamBatcher {
             metrics?.shedDeadline &+= 1
             promise.fail(UpstreamError.overloaded("the call's deadline is sooner than the task core is answering now"))
         case .success(let actions):
-            waiting[id] = Waiting(item: item, promise: promise, id: id, deadline: deadline, queuedAt: now)
+            waiting[id] = Waiting(item: item, bytes: bytes, promise: promise, id: id, deadline: deadline, queuedAt: now)
             perform(actions)
         }
         return (id, promise.futureResult)
-    }
-
-    private static func bytes(of item: BatchItem) -> Int {
-        // Item framing: 1 + 2 + 2 + 2 + 2 + 1 + 4 bytes around target, tenant, authorization,
-        // key, body.
-        14 + item.target.utf8.count + (item.tenant?.utf8.count ?? 0) + (item.authorization?.utf8.count ?? 0)
-            + (item.idempotencyKey?.utf8.count ?? 0) + item.body.count + (item.trace == nil ? 0 : 25)
     }
 
     /// A batch that was sent and never got an answer (its connection broke): its keyed calls
@@ -163,7 +169,7 @@ final class UpstreamBatcher {
             call.resends += 1
             call.item.keyIsFresh = false  // it may be stored now: the core must look it up
             eventLoop.assumeIsolated().scheduleTask(in: jittered) {
-                switch self.machine.enqueue(.init(id: call.id, bytes: Self.bytes(of: call.item),
+                switch self.machine.enqueue(.init(id: call.id, bytes: call.bytes,
                                                   deadline: call.deadline?.uptimeNanoseconds), now: Self.now) {
                 case .failure:
                     call.promise.fail(error)
@@ -238,18 +244,21 @@ final class UpstreamBatcher {
             }
             return
         }
-        var body: [UInt8] = []
+        // Encoded straight into the buffer that goes out as the HTTP request body, sized once.
+        var size = BatchCodec.headerBytes
+        for call in calls { size += call.bytes }
+        var body = BatchBufferSink(buffer: allocator.buffer(capacity: size))
         do {
             try BatchCodec.appendRequestHeader(count: calls.count, to: &body)
             for call in calls { try BatchCodec.appendItem(call.item, to: &body) }
         } catch {
-            // An item the wire format cannot carry (a field over 64 KiB): fail the batch's calls.
-            let status = ContextError.validation("the call cannot be sent to the task core: \(error)")
+            // Unreachable: every item was measured (and its fields checked) when queued.
+            let status = ContextError.internalError("the batch cannot be encoded: \(error)")
             for call in calls { call.promise.fail(UpstreamError.rejected(status)) }
             perform(machine.batchCompleted(roundTrip: 0, now: Self.now))
             return
         }
-        let request = UpstreamRequest(method: .POST, target: batchTarget, body: body, contentType: BatchCodec.contentType)
+        let request = UpstreamRequest(method: .POST, target: batchTarget, body: body.buffer, contentType: BatchCodec.contentType)
         // The batch may wait for a connection as long as its last call may wait: past that,
         // every call in it has been answered DEADLINE_EXCEEDED, and it is better not sent.
         let deadline = calls.allSatisfy({ $0.deadline != nil }) ? calls.lazy.compactMap(\.deadline).max() : nil
@@ -305,10 +314,25 @@ final class UpstreamBatcher {
     /// Vendor mode: the call on its own, pipelined on the pool's connections.
     private func sendSingly(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
         // A vendor core keeps no keys: only a client's own key goes along (it may honour it).
-        let request = UpstreamRequest(method: HTTPMethod(rawValue: item.method.name), target: base + item.target,
-                                      tenant: item.tenant, authorization: item.authorization, body: item.body,
+        // Real REST text for a vendor server: the route's path under the base.
+        let request = UpstreamRequest(method: item.route.httpMethod, target: item.route.target(basePath: base),
+                                      tenant: item.tenant, authorization: item.authorization,
+                                      body: allocator.buffer(bytes: item.body),
                                       idempotencyKey: item.keyMadeByGateway ? nil : item.idempotencyKey,
                                       traceparent: item.trace?.header)
         return pool.send(request, deadline: deadline)
     }
+}
+
+/// `BatchCodec` writing into a `ByteBuffer`: the gateway encodes a batch straight into the
+/// buffer that becomes the HTTP request body.
+struct BatchBufferSink: BatchSink {
+    var buffer: ByteBuffer
+
+    mutating func writeU8(_ v: UInt8) { buffer.writeInteger(v) }
+    mutating func writeU16(_ v: UInt16) { buffer.writeInteger(v) }  // big-endian by default
+    mutating func writeU32(_ v: UInt32) { buffer.writeInteger(v) }
+    mutating func writeU64(_ v: UInt64) { buffer.writeInteger(v) }
+    mutating func writeBytes(_ bytes: [UInt8]) { buffer.writeBytes(bytes) }
+    mutating func writeText(_ text: String) { buffer.writeString(text) }
 }

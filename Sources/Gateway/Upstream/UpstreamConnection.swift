@@ -34,16 +34,17 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         var headers = HTTPHeaders()
         headers.reserveCapacity(6)
         headers.add(name: "host", value: hostHeader)
-        headers.add(name: "content-length", value: String(request.body.count))
-        if !request.body.isEmpty { headers.add(name: "content-type", value: request.contentType ?? "application/json") }
+        headers.add(name: "content-length", value: String(request.body.readableBytes))
+        if request.body.readableBytes > 0 { headers.add(name: "content-type", value: request.contentType ?? "application/json") }
         if let tenant = request.tenant { headers.add(name: "ContactCenterId", value: tenant) }
         if let authorization = request.authorization { headers.add(name: "authorization", value: authorization) }
         if let key = request.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
         if let traceparent = request.traceparent { headers.add(name: "traceparent", value: traceparent) }
         let head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !request.body.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: request.body)))), promise: nil)
+        if request.body.readableBytes > 0 {
+            // The batch was encoded into this buffer: it goes out as it is (no copy).
+            context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil)
         }
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
     }

@@ -9,8 +9,9 @@ public struct UpstreamRequest: Sendable {
     /// `ContactCenterId` (CONTEXT-SERVICES.md §6).
     public var tenant: String?
     public var authorization: String?
-    /// Canonical JSON, a batch, or empty.
-    public var body: [UInt8]
+    /// Canonical JSON, a batch (encoded straight into this buffer), or empty: written to the
+    /// connection as it is, never copied again.
+    public var body: ByteBuffer
     /// The body's media type; nil: application/json.
     public var contentType: String?
     /// `Idempotency-Key`, for a write sent on its own (vendor mode).
@@ -18,7 +19,7 @@ public struct UpstreamRequest: Sendable {
     /// The W3C `traceparent` header of the call (README, "Tracing").
     public var traceparent: String?
 
-    public init(method: HTTPMethod, target: String, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
+    public init(method: HTTPMethod, target: String, tenant: String? = nil, authorization: String? = nil, body: ByteBuffer = ByteBuffer(),
                 contentType: String? = nil, idempotencyKey: String? = nil, traceparent: String? = nil) {
         self.method = method
         self.target = target
@@ -30,9 +31,22 @@ public struct UpstreamRequest: Sendable {
         self.traceparent = traceparent
     }
 
-    public init(_ route: RESTRoute, basePath: String, tenant: String?, authorization: String?, body: [UInt8]) {
-        self.init(method: HTTPMethod(rawValue: route.method), target: route.target(basePath: basePath),
+    /// The plain REST call of a route (vendor mode): real path text, for a server that speaks
+    /// only the contract.
+    public init(_ route: RESTRoute, basePath: String, tenant: String?, authorization: String?, body: ByteBuffer) {
+        self.init(method: route.httpMethod, target: route.target(basePath: basePath),
                   tenant: tenant, authorization: authorization, body: body)
+    }
+}
+
+extension RESTRoute {
+    /// The route's HTTP method, without going through its name.
+    var httpMethod: HTTPMethod {
+        switch self {
+        case .startService, .endService, .startState, .endState, .startTask, .endTask: .POST
+        case .deleteService: .DELETE
+        case .queryService, .queryState, .queryTask, .queryTasks: .GET
+        }
     }
 }
 
