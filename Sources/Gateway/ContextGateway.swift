@@ -16,23 +16,8 @@ public final class ContextGateway: GRPCService {
         /// Batch calls toward the core (its group-commit extension); false: every call on
         /// its own (vendor mode, for a core without the extension).
         public var batching = true
-        /// The batcher's knobs, when batching.
-        /// Defaults from the sweep of `gateway/bench/batch-knobs.sh` (RESULTS.md, "The
-        /// batcher's knobs"): throughput was the same within noise across 64–1024 items,
-        /// 0–2000 µs and 1–8 in flight, while latency at 10k calls/s was lowest with one batch
-        /// in flight per core (p50 1.3 ms against 2–3 ms with 2 or 4). Between 64 and 256
-        /// items with one in flight, CPU time per call decided: 32.5–34.0 µs for 256 against
-        /// 35.5–39.9 µs for 64 (larger batches at peak load; at half load batches stay
-        /// smaller than either bound).
-        public var batchMaxItems = 256
-        public var batchMaxBytes = 4 << 20
-        public var batchMaxDelay: TimeAmount = .microseconds(500)
-        /// nil: one per core address. A core commits one batch at a time (one writer), so
-        /// more in flight toward one core only queue there, adding latency, not throughput.
-        /// In vendor mode (nil): enough groups of single calls for 1,024 calls in flight.
-        public var batchMaxInFlight: Int?
-        /// Calls waiting per event loop before new ones are refused with RESOURCE_EXHAUSTED.
-        public var maxQueued = 10_000
+        /// The batcher's knobs (its queue bound applies in vendor mode too).
+        public var batcher = BatcherConfiguration()
         /// REST: bearer tokens checked at the gateway, in the core's order, before anything
         /// is sent (set the core's tokens here too for identical refusals); empty: the core
         /// alone checks.
@@ -116,21 +101,13 @@ public final class ContextGateway: GRPCService {
         self.group = group
         var byLoop: [ObjectIdentifier: Upstream] = [:]
         let keyPrefix = GatewayKeys.processPrefix()
-        var batching = UpstreamBatcher.Configuration()
-        batching.maxItems = configuration.batchMaxItems
-        batching.maxBytes = configuration.batchMaxBytes
-        batching.maxDelay = configuration.batchMaxDelay
-        batching.maxInFlight = configuration.batchMaxInFlight ?? max(1, upstream.addresses.count)
-        // Vendor mode (configured or detected): groups of single calls, which a core runs
-        // concurrently; as many as keep 1,024 calls per event loop going, as before the sweep.
-        batching.vendorMaxInFlight = configuration.batchMaxInFlight ?? max(1, 1024 / max(1, configuration.batchMaxItems))
-        batching.maxQueued = configuration.maxQueued
         for loop in group.makeIterator() {
             let pool = UpstreamPool(eventLoop: loop, configuration: upstream, logger: logger)
             // Vendor mode (batching off) still queues through the batcher: its bound,
             // deadline checks and shedding apply; only the sending differs.
             let batcher = UpstreamBatcher(eventLoop: loop, pool: pool, basePath: configuration.basePath,
-                                          configuration: batching, batchSupported: configuration.batching, logger: logger)
+                                          configuration: configuration.batcher, cores: upstream.addresses.count,
+                                          batchSupported: configuration.batching, logger: logger)
             let observer = GatewayObserver(metrics: configuration.metrics ? GatewayLoopMetrics() : nil, logger: logger)
             batcher.metrics = observer.metrics
             pool.metrics = observer.metrics

@@ -102,10 +102,10 @@ struct ServeCommand: AsyncParsableCommand {
         gatewayConfig.basePath = core.basePath
         gatewayConfig.limits = core.coreConfiguration.limits
         gatewayConfig.batching = settings.bool("batcher.enabled")
-        gatewayConfig.batchMaxItems = settings.int("batcher.max-items")
-        gatewayConfig.batchMaxDelay = .microseconds(Int64(settings.int("batcher.max-delay-micros")))
-        gatewayConfig.batchMaxInFlight = settings.optionalInt("batcher.max-in-flight")
-        gatewayConfig.maxQueued = settings.int("batcher.max-queued")
+        gatewayConfig.batcher.maxItems = settings.int("batcher.max-items")
+        gatewayConfig.batcher.maxDelay = .microseconds(Int64(settings.int("batcher.max-delay-micros")))
+        gatewayConfig.batcher.maxInFlight = settings.optionalInt("batcher.max-in-flight")
+        gatewayConfig.batcher.maxQueued = settings.int("batcher.max-queued")
         gatewayConfig.authTokens = core.coreConfiguration.authTokens  // refuse at the gateway as the core would
         gatewayConfig.restTimeout = .milliseconds(Int64(settings.int("gateway.rest-timeout-millis")))
         gatewayConfig.healthPath = settings.string("gateway.health-path")
@@ -153,7 +153,7 @@ struct ServeCommand: AsyncParsableCommand {
             admission.maxWait = .milliseconds(Int64(settings.int("admission.max-wait-millis")))
             // Never more in flight than the batcher may queue: with admission on, the surplus
             // waits here instead of being refused there.
-            admission.maxLimit = min(settings.int("admission.max-calls"), gatewayConfig.maxQueued)
+            admission.maxLimit = min(settings.int("admission.max-calls"), gatewayConfig.batcher.maxQueued)
             admission.minLimit = min(admission.minLimit, admission.maxLimit)
             admission.initialLimit = min(admission.initialLimit, admission.maxLimit)
             handlerConfig.admissions = LoopAdmissions(group: group, configuration: admission)

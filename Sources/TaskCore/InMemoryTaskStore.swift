@@ -36,8 +36,9 @@ public final class InMemoryTaskStore: TaskStore {
         identity = StoreIdentity(id: "memory-" + id, engine: "memory")
     }
 
-    /// Test hook: sets a service's counters, e.g. next to the 32-bit limit.
-    public func setCounters(serviceID: Int64, lastStateID: Int64? = nil, lastTaskID: Int64? = nil) {
+    /// Sets a service's counters, e.g. next to the 32-bit limit: for the tests of id exhaustion
+    /// (`@testable`), which cannot reach 2^31 by starting tasks. Not part of the store's API.
+    func setCounters(serviceID: Int64, lastStateID: Int64? = nil, lastTaskID: Int64? = nil) {
         state.withLockedValue { s in
             if let v = lastStateID { s.services[serviceID]?.lastStateID = v }
             if let v = lastTaskID { s.services[serviceID]?.lastTaskID = v }

@@ -19,29 +19,45 @@ import NIOHTTP1
 /// deadline passed): nothing reached the core.
 struct CallCancelled: Error {}
 
+/// The batcher's knobs, each default stated here once (`gateway serve`'s settings table reads
+/// them from here). Defaults from the sweep of `gateway/bench/batch-knobs.sh` (RESULTS.md, "The
+/// batcher's knobs"): throughput was the same within noise across 64–1024 items, 0–2000 µs and
+/// 1–8 in flight, while latency at 10k calls/s was lowest with one batch in flight per core
+/// (p50 1.3 ms against 2–3 ms with 2 or 4). Between 64 and 256 items with one in flight, CPU
+/// time per call decided: 32.5–34.0 µs for 256 against 35.5–39.9 µs for 64 (larger batches at
+/// peak load; at half load batches stay smaller than either bound).
+public struct BatcherConfiguration: Sendable, Equatable {
+    /// Calls per batch at most.
+    public var maxItems = 256
+    /// Encoded bytes per batch at most (the core refuses batches over 16 MiB).
+    public var maxBytes = 4 << 20
+    /// How long a call may wait for companions while batches are in flight.
+    public var maxDelay: TimeAmount = .microseconds(500)
+    /// Batches in flight per event loop; nil: one per core address. A core commits one batch
+    /// at a time (one writer), so more in flight toward one core only queue there, adding
+    /// latency, not throughput. In vendor mode a "batch" is a group of single calls that the
+    /// core runs concurrently, and nil means enough groups for 1,024 calls in flight.
+    public var maxInFlight: Int?
+    /// Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).
+    public var maxQueued = 10_000
+    /// Times a keyed call lost with its connection is sent again (its deadline permitting).
+    /// Eight, with the backoff below, span about 4 s: a core restarted by its supervisor
+    /// is back by then, so a write it committed before dying is answered from its key
+    /// rather than failed.
+    public var maxResends = 8
+    /// Backoff before the first resend; doubled for each next one up to 1 s, plus jitter.
+    public var resendBackoff: TimeAmount = .milliseconds(20)
+
+    public init() {}
+
+    /// Batches in flight with `cores` core addresses.
+    func maxInFlight(cores: Int) -> Int { maxInFlight ?? max(1, cores) }
+    /// Groups of single calls in flight in vendor mode (configured or detected).
+    var vendorMaxInFlight: Int { maxInFlight ?? max(1, 1024 / max(1, maxItems)) }
+}
+
 final class UpstreamBatcher {
-    struct Configuration: Sendable, Equatable {
-        /// Calls per batch at most.
-        var maxItems = 256
-        /// Encoded bytes per batch at most (the core refuses batches over 16 MiB).
-        var maxBytes = 4 << 20
-        /// How long a call may wait for companions while batches are in flight.
-        var maxDelay: TimeAmount = .microseconds(500)
-        /// Batches in flight per event loop.
-        var maxInFlight = 1
-        /// The same in vendor mode, where a "batch" is a group of single calls that the core
-        /// runs concurrently: enough groups to keep the pool's connections busy.
-        var vendorMaxInFlight = 16
-        /// Calls waiting per event loop before new ones are refused (RESOURCE_EXHAUSTED).
-        var maxQueued = 10_000
-        /// Times a keyed call lost with its connection is sent again (its deadline permitting).
-        /// Eight, with the backoff below, span about 4 s: a core restarted by its supervisor
-        /// is back by then, so a write it committed before dying is answered from its key
-        /// rather than failed.
-        var maxResends = 8
-        /// Backoff before the first resend; doubled for each next one up to 1 s, plus jitter.
-        var resendBackoff: TimeAmount = .milliseconds(20)
-    }
+    typealias Configuration = BatcherConfiguration
 
     private struct Waiting {
         var item: BatchItem
@@ -80,7 +96,7 @@ final class UpstreamBatcher {
     /// Calls waiting for a batch now.
     var queuedCount: Int { machine.queuedCount }
 
-    init(eventLoop: any EventLoop, pool: UpstreamPool, basePath: String, configuration: Configuration,
+    init(eventLoop: any EventLoop, pool: UpstreamPool, basePath: String, configuration: Configuration, cores: Int,
          batchSupported: Bool = true, logger: Logger) {
         self.eventLoop = eventLoop
         self.batchSupported = batchSupported
@@ -89,10 +105,8 @@ final class UpstreamBatcher {
         self.batchTarget = self.base + BatchCodec.path
         self.logger = logger
         self.machine = BatcherStateMachine(configuration: .init(
-            maxItems: configuration.maxItems, maxBytes: configuration.maxBytes,
-            maxDelayNanos: UInt64(max(0, configuration.maxDelay.nanoseconds)),
-            maxInFlight: batchSupported ? configuration.maxInFlight : configuration.vendorMaxInFlight,
-            maxQueued: configuration.maxQueued))
+            configuration,
+            maxInFlight: batchSupported ? configuration.maxInFlight(cores: cores) : configuration.vendorMaxInFlight))
         self.vendorMaxInFlight = configuration.vendorMaxInFlight
         self.maxResends = configuration.maxResends
         self.resendBackoff = configuration.resendBackoff
