@@ -678,7 +678,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     // MARK: Carrying out a gRPC call's actions
 
     /// Does what the call's state machine decided, in order.
-    private func perform(_ s: Stream, _ actions: [GRPCServerStream.Action]) {
+    private func perform(_ s: Stream, _ actions: GRPCServerStream.Actions) {
         for action in actions {
             switch action {
             case .startDeadlineTimer(let deadline):
@@ -845,6 +845,10 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         guard let s = streams[streamID] else { return }
         streams[streamID] = nil
         dropAnswer(s)
+        // A call's handle may outlive the stream (the service still holds it): keep nothing
+        // large alive with it.
+        s.body = nil
+        s.head.otherHeaders = []
         if s.http != nil {
             let previous = s.http!.close()
             if previous == .waitingForAdmission { leaveWaiting() }  // costs nothing: not a cancel

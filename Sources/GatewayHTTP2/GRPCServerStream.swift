@@ -93,6 +93,82 @@ struct GRPCServerStream {
         case reportEnd(code: Int, status: GRPCStatus?)
     }
 
+    /// The actions of one input, in order. Up to eight are held inline, so that an input
+    /// costs no allocation on the hot path (no input of a unary call returns more than
+    /// seven); a message stream's answers beyond that spill into an array.
+    struct Actions: Sequence, Equatable, ExpressibleByArrayLiteral, CustomStringConvertible {
+        private var a0, a1, a2, a3, a4, a5, a6, a7: Action?
+        private var more: [Action] = []
+        private(set) var count = 0
+
+        init() {}
+
+        init(arrayLiteral elements: Action...) {
+            for element in elements { append(element) }
+        }
+
+        var isEmpty: Bool { count == 0 }
+
+        mutating func append(_ action: Action) {
+            switch count {
+            case 0: a0 = action
+            case 1: a1 = action
+            case 2: a2 = action
+            case 3: a3 = action
+            case 4: a4 = action
+            case 5: a5 = action
+            case 6: a6 = action
+            case 7: a7 = action
+            default: more.append(action)
+            }
+            count += 1
+        }
+
+        mutating func append(contentsOf actions: Actions) {
+            for action in actions { append(action) }
+        }
+
+        subscript(i: Int) -> Action {
+            switch i {
+            case 0: a0!
+            case 1: a1!
+            case 2: a2!
+            case 3: a3!
+            case 4: a4!
+            case 5: a5!
+            case 6: a6!
+            case 7: a7!
+            default: more[i - 8]
+            }
+        }
+
+        struct Iterator: IteratorProtocol {
+            let actions: Actions
+            var index = 0
+
+            mutating func next() -> Action? {
+                guard index < actions.count else { return nil }
+                defer { index += 1 }
+                return actions[index]
+            }
+        }
+
+        func makeIterator() -> Iterator { Iterator(actions: self) }
+
+        var first: Action? { count > 0 ? self[0] : nil }
+        var last: Action? { count > 0 ? self[count - 1] : nil }
+
+        static func == (lhs: Actions, rhs: Actions) -> Bool { lhs.elementsEqual(rhs) }
+
+        static func + (lhs: Actions, rhs: Actions) -> Actions {
+            var all = lhs
+            all.append(contentsOf: rhs)
+            return all
+        }
+
+        var description: String { "\(Array(self))" }
+    }
+
     /// `:status 200`, `content-type: application/grpc`: every successful response's headers.
     /// Never mutated after it is built, so sharing it across event loops is safe.
     nonisolated(unsafe) static let okHeaders = HeaderBlock([(":status", "200"), ("content-type", "application/grpc")])
@@ -140,7 +216,7 @@ struct GRPCServerStream {
 
     /// The request headers are complete: refuse what is not a gRPC call served here before
     /// reading its message (PROTOCOL-HTTP2.md "Requests").
-    mutating func receivedHeaders(_ head: Head, method: Method, now: NIODeadline) -> [Action] {
+    mutating func receivedHeaders(_ head: Head, method: Method, now: NIODeadline) -> Actions {
         guard state == .idle else { return [] }
         state = .receiving
         path = head.path
@@ -170,9 +246,9 @@ struct GRPCServerStream {
     /// Request bytes (DATA) arrived. A message stream's messages are answered at once through
     /// `reply` (the service's synchronous answer, or the status that ends the call).
     mutating func receivedData(_ bytes: UnsafeRawBufferPointer,
-                               reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus>) -> [Action] {
+                               reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus>) -> Actions {
         guard state == .receiving else { return [] }
-        var actions: [Action] = []
+        var actions = Actions()
         for event in reader?.feed(bytes) ?? [] {
             switch event {
             case .message(let message) where isMessageStream:
@@ -205,7 +281,7 @@ struct GRPCServerStream {
     }
 
     /// The client half-closed (END_STREAM on HEADERS or DATA).
-    mutating func receivedEndOfStream() -> [Action] {
+    mutating func receivedEndOfStream() -> Actions {
         requestEnded = true
         guard state == .receiving else { return [] }
         if reader?.hasPartialMessage ?? false { return respond(.endedInsideMessage) }
@@ -218,21 +294,21 @@ struct GRPCServerStream {
     }
 
     /// An admission slot is the call's (the owner took it off its queue, if it was queued).
-    mutating func admissionGranted() -> [Action] {
+    mutating func admissionGranted() -> Actions {
         guard state == .waitingForAdmission else { return [] }
         holdsSlot = true
         return dispatch()
     }
 
     /// No slot in time: refused (RESOURCE_EXHAUSTED) rather than started late.
-    mutating func admissionRefused(_ message: String) -> [Action] {
+    mutating func admissionRefused(_ message: String) -> Actions {
         guard state == .waitingForAdmission else { return [] }
         return respond(GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException"))
     }
 
     /// The service's answer (`GRPCCall.succeed`/`fail`). Ignored unless the call is
     /// dispatched: a second answer, or one after a reset, deadline or lost connection.
-    mutating func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)] = []) -> [Action] {
+    mutating func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)] = []) -> Actions {
         guard state == .dispatched else { return [] }
         switch result {
         case .success(let message):
@@ -244,7 +320,7 @@ struct GRPCServerStream {
                 block.add("grpc-status", "0")
                 for (name, value) in trailers { block.add(name, value) }
             }
-            var actions: [Action] = [.sendHeadersAndMessage(message), .sendTrailers(block)]
+            var actions: Actions = [.sendHeadersAndMessage(message), .sendTrailers(block)]
             cancelDeadline(&actions)
             releaseSlot(&actions)
             return actions
@@ -255,14 +331,14 @@ struct GRPCServerStream {
 
     /// The owner refuses the call for a reason of its own (a budget): `status` ends it, if it
     /// was not answered yet.
-    mutating func fail(_ status: GRPCStatus) -> [Action] {
+    mutating func fail(_ status: GRPCStatus) -> Actions {
         guard state == .receiving || state == .waitingForAdmission || state == .dispatched else { return [] }
         return respond(status)
     }
 
     /// The deadline timer fired: DEADLINE_EXCEEDED, and a call still queued toward the core
     /// is dropped, not sent late.
-    mutating func deadlineFired() -> [Action] {
+    mutating func deadlineFired() -> Actions {
         deadlineArmed = false
         guard state == .receiving || state == .waitingForAdmission || state == .dispatched else { return [] }
         let wasDispatched = state == .dispatched
@@ -274,11 +350,11 @@ struct GRPCServerStream {
     /// nghttp2 closed the stream: RST_STREAM from the client, a GOAWAY, or our end went out.
     /// A call not answered yet is cancelled; one reset away from its deadline after it was
     /// dispatched counts toward the connection's rapid-reset budget.
-    mutating func streamClosed(now: NIODeadline) -> [Action] {
+    mutating func streamClosed(now: NIODeadline) -> Actions {
         guard state != .closed else { return [] }
         let previous = state
         state = .closed
-        var actions: [Action] = []
+        var actions = Actions()
         if previous == .waitingForAdmission { actions.append(.leaveAdmissionQueue) }
         actions.append(.releaseRequestBytes)
         cancelDeadline(&actions)
@@ -293,11 +369,11 @@ struct GRPCServerStream {
 
     /// The connection went away: whatever the call held goes (its request bytes are the
     /// owner's to drop with the connection).
-    mutating func connectionClosed() -> [Action] {
+    mutating func connectionClosed() -> Actions {
         guard state != .closed else { return [] }
         let previous = state
         state = .closed
-        var actions: [Action] = []
+        var actions = Actions()
         cancelDeadline(&actions)
         if previous == .dispatched { actions.append(.runCancel) }
         releaseSlot(&actions)
@@ -321,7 +397,7 @@ struct GRPCServerStream {
 
     // MARK: Transitions
 
-    private mutating func dispatch() -> [Action] {
+    private mutating func dispatch() -> Actions {
         guard let message else { return [] }
         self.message = nil
         state = .dispatched
@@ -331,7 +407,7 @@ struct GRPCServerStream {
 
     /// The status ends the call: trailers-only before any response message, else trailers
     /// after the body sent so far.
-    private mutating func respond(_ status: GRPCStatus) -> [Action] {
+    private mutating func respond(_ status: GRPCStatus) -> Actions {
         if bodyStarted { return endMessageStream(status) }
         outcome = Int(status.code.rawValue)
         if status.code != .ok { failure = status }
@@ -346,14 +422,14 @@ struct GRPCServerStream {
     }
 
     /// A plain HTTP refusal of a request that is not gRPC at all; gRPC clients report UNKNOWN.
-    private mutating func refuseHTTP(_ status: String) -> [Action] {
+    private mutating func refuseHTTP(_ status: String) -> Actions {
         outcome = Int(GRPCStatusCode.unknown.rawValue)
         return finish(HeaderBlock([(":status", status)]))
     }
 
     /// One HEADERS frame ends our side of the stream.
-    private mutating func finish(_ block: HeaderBlock) -> [Action] {
-        var actions: [Action] = []
+    private mutating func finish(_ block: HeaderBlock) -> Actions {
+        var actions = Actions()
         if state == .waitingForAdmission { actions.append(.leaveAdmissionQueue) }
         if state != .dispatched { actions.append(.releaseRequestBytes) }
         state = .responding
@@ -367,9 +443,9 @@ struct GRPCServerStream {
 
     /// Ends a message stream whose body started: OK when the client half-closed (`status`
     /// nil), else `status`, in trailers after the answers queued so far.
-    private mutating func endMessageStream(_ status: GRPCStatus?) -> [Action] {
+    private mutating func endMessageStream(_ status: GRPCStatus?) -> Actions {
         guard bodyStarted else { return respond(status ?? GRPCStatus(code: .ok, message: "", exception: nil)) }
-        var actions: [Action] = [.releaseRequestBytes]
+        var actions: Actions = [.releaseRequestBytes]
         state = .responding
         dropReader()
         cancelDeadline(&actions)
@@ -388,13 +464,13 @@ struct GRPCServerStream {
         return actions
     }
 
-    private mutating func cancelDeadline(_ actions: inout [Action]) {
+    private mutating func cancelDeadline(_ actions: inout Actions) {
         guard deadlineArmed else { return }
         deadlineArmed = false
         actions.append(.cancelDeadlineTimer)
     }
 
-    private mutating func releaseSlot(_ actions: inout [Action]) {
+    private mutating func releaseSlot(_ actions: inout Actions) {
         guard holdsSlot else { return }
         holdsSlot = false
         actions.append(.releaseSlot)

@@ -51,7 +51,7 @@ struct GRPCServerStreamTests {
                      reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus> = { _ in
                          Issue.record("a unary call replies to nothing")
                          return .success([])
-                     }) -> [A] {
+                     }) -> SM.Actions {
         bytes.withUnsafeBytes { sm.receivedData($0, reply: reply) }
     }
 
@@ -538,5 +538,19 @@ struct GRPCServerStreamTests {
         _ = Self.feed(&sm, Self.framed([1]), reply: { _ in .success([1]) })
         #expect(sm.streamClosed(now: Self.t0) == [.releaseRequestBytes, .reportEnd(code: Self.cancelled, status: nil)])
         #expect(!sm.bodyMayGrow)
+    }
+
+    @Test("More answers in one input than are held inline keep their order")
+    func manyActions() {
+        var sm = Self.receiving(timeout: nil, stream: true)
+        let messages = (0..<20).map { [UInt8($0)] }
+        let actions = Self.feed(&sm, messages.flatMap { Self.framed($0) }, reply: { .success(Array($0.readableBytesView)) })
+        #expect(actions.count == 20)
+        #expect(Array(actions) == [.sendHeadersAndMessage([0])] + (1..<20).map { A.sendMessage([UInt8($0)]) })
+        var built = SM.Actions()
+        for i in 0..<12 { built.append(.sendMessage([UInt8(i)])) }
+        #expect(built.first == .sendMessage([0]))
+        #expect(built.last == .sendMessage([11]))
+        #expect(built != built + [.runCancel])
     }
 }
