@@ -136,7 +136,7 @@ public final class ContextGateway: GRPCService {
         ServerReflection.answer(Array(message.readableBytesView))
     }
 
-    public func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop) {
+    public func handle(_ request: GRPCRequest, call responder: GRPCCall, eventLoop: any EventLoop) {
         guard let method = RPCMethod(path: request.path), let upstream = pools.byLoop[ObjectIdentifier(eventLoop)] else {
             if ServerReflection.serves(path: request.path) {
                 // gRPC-Web (no client streaming): one request, one response.
@@ -224,7 +224,7 @@ public final class ContextGateway: GRPCService {
     /// `genesys.cs.v1.ContextServices` are SERVING when ready (`Readiness`: started, not
     /// draining) and a task core can be reached; server reflection, which needs no core, when
     /// ready. Any other name is NOT_FOUND (health checking protocol).
-    private func healthCheck(_ request: GRPCRequest, responder: GRPCResponder, pool: UpstreamPool) {
+    private func healthCheck(_ request: GRPCRequest, responder: GRPCCall, pool: UpstreamPool) {
         let service: String
         do {
             service = try request.message.withUnsafeReadableBytes { bytes throws(GRPCStatus) in

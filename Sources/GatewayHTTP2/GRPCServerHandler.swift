@@ -9,16 +9,22 @@ import NIOHTTP1
 /// headers and length-prefixed message → the service; answers → `mem_send` → one flush per
 /// read cycle (or per event-loop tick for answers that arrive between reads).
 ///
+/// Each gRPC call's life is decided by its `GRPCServerStream`, a state machine held as a
+/// value: this handler feeds it what nghttp2, the timers, the admission control and the
+/// service report, and carries out the actions it returns. What the handler keeps itself is
+/// the connection's: the nghttp2 session, its I/O, the byte budgets, admission, the table of
+/// streams. The service answers a call through its `GRPCCall`.
+///
 /// With a `RESTResponder`, a request that is not native gRPC (its content type does not
 /// start with `application/grpc`, or is `application/grpc-web…`) is a plain HTTP exchange
-/// instead: its body is collected up to the responder's limit and it gets one HTTP answer
-/// (REST, gRPC-Web, health) that ends the stream without trailers.
+/// (`H2HTTPExchange`) instead: its body is collected up to the responder's limit and it gets
+/// one HTTP answer (REST, gRPC-Web, health) that ends the stream without trailers.
 ///
 /// Calls that go to the core take a slot of the event loop's `LoopAdmission`; a complete call
 /// that finds none waits, unread beyond its request, and the connection is not read until its
 /// waiting calls started (issue 11, item 5). Answers wait in memory only within `AnswerBudget`,
 /// and nothing is taken from nghttp2 while the socket is not writable (item 2).
-public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelegate, GRPCCallSink, AdmissionWaiter {
+public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelegate, AdmissionWaiter {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = Never
     public typealias OutboundOut = ByteBuffer
@@ -64,75 +70,68 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         public static var defaults: Configuration { Configuration() }
     }
 
-    private final class Stream {
-        /// `waiting`: the request is complete and waits for an admission slot (its bytes
-        /// still count in the request budget).
-        enum Phase { case receiving, waiting, dispatched, responding, done }
-        var phase = Phase.receiving
-        let generation: UInt64
-        /// A plain HTTP exchange (see the type's comment), not a gRPC call.
-        var isHTTP = false
-        var method = ""
-        var isPost: Bool { method == "POST" }
-        var path: String?
-        var contentType: String?
-        var encoding: String?
-        var timeout: TimeAmount?
-        var timeoutHeader: String?
-        var badTimeout = false
-        var tenant: String?
-        /// The `idempotency-key` metadata or header.
-        var idempotencyKey: String?
-        var authorization: String?
-        /// `RESTChecks.singleHeaders`: a tenant or credentials given twice.
-        var repeatedHeader: String?
-        var reader: GRPCMessageReader
-        var message: ByteBuffer?
-        /// A message stream (`GRPCService.isMessageStream`): each request message is answered
-        /// as it arrives; the phase stays `.receiving` until the client half-closes.
-        var streaming = false
-        /// A message stream's response headers are submitted: its status goes in trailers.
-        var streamStarted = false
-        var requestEnded = false
-        var deadline: NIODeadline?
+    /// One HTTP/2 stream of the connection: a gRPC call, whose life is its
+    /// `GRPCServerStream` (a value: the handler carries out its actions), or, once its headers
+    /// say so, a plain HTTP exchange (`H2HTTPExchange`); plus what the handler keeps for it:
+    /// request bytes counted in the budgets, the answer being sent, its timer. It is also the
+    /// call's `GRPCCallHandle`: the `GRPCCall` given to the service answers through it.
+    fileprivate final class Stream: GRPCCallHandle {
+        let id: Int32
+        /// Weak: an answer may come after the connection closed and its handler left the
+        /// pipeline; the call is closed by then (`connectionClosed`) and the answer ignored.
+        weak var connection: GRPCServerHandler?
+        var grpc: GRPCServerStream
+        /// Set when the headers make it a plain HTTP exchange, not a gRPC call.
+        var http: H2HTTPExchange?
+        var head = H2RequestHead()
         var deadlineTask: Scheduled<Void>?
-        /// The service's hook to drop queued work for the call (`GRPCResponder.onCancel`).
+        /// The service's hook to drop queued work for the call (`GRPCCall.onCancel`).
         var cancel: (() -> Void)?
-        /// Holds a slot of the loop's admission until it is answered or ends.
-        var admitted = false
-        /// When it began waiting for a slot (`.waiting`), on the loop's clock.
+        /// When it began waiting for a slot, on the loop's clock.
         var waitingSince: UInt64 = 0
         /// Answer bytes counted in the connection's `AnswerBudget` and not yet sent, and
         /// whether they count in the process's budget too.
         var answerHeld = 0
         var answerInProcess = false
-        /// For the observer: the `traceparent` received, the call's trace, when it opened, and
-        /// the status sent (-1: none yet; `failure` for an error status).
-        var traceParent: TraceParent?
+        /// For the observer: the call's trace and when it opened.
         var trace: TraceContext?
         var startedNanos: UInt64 = 0
-        var outcome = -1
-        var failure: GRPCStatus?
         /// Request bytes buffered for this stream: window given back (`held`) or not yet
         /// (`unconsumed`). Both go when the request is complete or the stream ends.
         var held = 0
         var unconsumed = 0
+        /// The response body nghttp2 pulls (`readBody`), and the trailers that follow it.
         var body: ByteBuffer?
-        var trailers = HeaderBlock()
+        var trailers: HeaderBlock?
         /// Answered before the client finished sending: RST_STREAM(NO_ERROR) once our end
         /// of the stream is on the wire (sooner, nghttp2 would drop the queued answer).
         var resetWhenSent = false
-        /// HTTP exchanges: the body so far, its limit, and the headers the gRPC path does not
-        /// read (as `name\0value\0` pairs: one allocation, turned into `HTTPHeaders` only
-        /// for an HTTP exchange).
-        var httpBody: ByteBuffer?
-        var httpLimit = 0
-        var httpTooLarge: RESTResponse?
-        var otherHeaders: [UInt8] = []
 
-        init(generation: UInt64, maxMessageBytes: Int, allocator: ByteBufferAllocator) {
-            self.generation = generation
-            reader = GRPCMessageReader(maxMessageBytes: maxMessageBytes, allocator: allocator)
+        init(id: Int32, connection: GRPCServerHandler, maxMessageBytes: Int, allocator: ByteBufferAllocator) {
+            self.id = id
+            self.connection = connection
+            grpc = GRPCServerStream(maxMessageBytes: maxMessageBytes, allocator: allocator)
+        }
+
+        /// Request bytes are read, not dropped.
+        var acceptsData: Bool { http.map { $0.state == .receiving } ?? grpc.acceptsData }
+        var isWaitingForAdmission: Bool {
+            http.map { $0.state == .waitingForAdmission } ?? (grpc.state == .waitingForAdmission)
+        }
+        /// The response body may grow (a message stream still receiving): empty is not done.
+        var bodyMayGrow: Bool { http == nil && grpc.bodyMayGrow }
+
+        // GRPCCallHandle
+        var isActive: Bool { http == nil && grpc.isActive }
+        var deadline: NIODeadline? { grpc.deadline }
+
+        func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
+            guard isActive, let connection else { return }
+            connection.answer(self, result, trailers: trailers)
+        }
+
+        func onCancel(_ body: @escaping () -> Void) {
+            if isActive { cancel = body }
         }
 
         /// Runs the cancel hook once, if the call had one.
@@ -150,7 +149,6 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     private var session: NGHTTP2Session?
     private var context: ChannelHandlerContext?
     private var streams: [Int32: Stream] = [:]
-    private var nextGeneration: UInt64 = 1
     private var inReadCycle = false
     private var flushScheduled = false
     private var draining = false
@@ -165,7 +163,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     private var admission: LoopAdmission?
     /// Complete calls waiting for a slot, oldest first (entries of streams gone since are
     /// skipped); `waitingCount` counts the live ones.
-    private var waitingCalls = CircularBuffer<(id: Int32, generation: UInt64)>()
+    private var waitingCalls = CircularBuffer<Int32>()
     private var waitingCount = 0
     private var inAdmissionRing = false
     private var answers: AnswerBudget
@@ -273,11 +271,12 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             stream.held = 0
             stream.unconsumed = 0
             dropAnswer(stream)
-            stream.deadlineTask?.cancel()
-            stream.phase = .done
-            stream.runCancel()
-            releaseSlot(stream)
-            reportEnd(stream)
+            if stream.http != nil {
+                _ = stream.http!.close()
+                releaseHTTPSlot(stream)
+            } else {
+                perform(stream, stream.grpc.connectionClosed())
+            }
         }
         observer?.connectionClosed()
         observer = nil
@@ -483,12 +482,11 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
     }
 
+
     func streamOpened(_ streamID: Int32) {
         idleTimer?.cancel()
         idleTimer = nil
-        let generation = nextGeneration
-        nextGeneration &+= 1
-        let stream = Stream(generation: generation, maxMessageBytes: configuration.maxMessageBytes,
+        let stream = Stream(id: streamID, connection: self, maxMessageBytes: configuration.maxMessageBytes,
                             allocator: context!.channel.allocator)
         streams[streamID] = stream
         if let observer {
@@ -501,48 +499,47 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         guard !isTrailer, let s = streams[streamID] else { return }
         switch name.count {
         case 5 where name.elementsEqual(":path".utf8):
-            s.path = String(decoding: value, as: UTF8.self)
+            s.head.path = String(decoding: value, as: UTF8.self)
         case 7 where name.elementsEqual(":method".utf8):
-            s.method = String(decoding: value, as: UTF8.self)  // short: no allocation
+            s.head.method = String(decoding: value, as: UTF8.self)  // short: no allocation
         case 12 where name.elementsEqual("content-type".utf8):
-            s.contentType = String(decoding: value, as: UTF8.self)
+            s.head.contentType = String(decoding: value, as: UTF8.self)
         case 12 where name.elementsEqual("grpc-timeout".utf8):
-            s.timeout = GRPCFraming.parseTimeout(value)
-            s.badTimeout = s.timeout == nil
-            if rest != nil { s.timeoutHeader = String(decoding: value, as: UTF8.self) }
+            s.head.timeout = GRPCFraming.parseTimeout(value)
+            s.head.badTimeout = s.head.timeout == nil
+            if rest != nil { s.head.timeoutHeader = String(decoding: value, as: UTF8.self) }
         case 13 where name.elementsEqual("grpc-encoding".utf8):
-            s.encoding = String(decoding: value, as: UTF8.self)
+            s.head.encoding = String(decoding: value, as: UTF8.self)
         case 13 where name.elementsEqual("authorization".utf8):
-            if s.authorization != nil { s.repeatedHeader = "Authorization" }
-            s.authorization = String(decoding: value, as: UTF8.self)
+            if s.head.authorization != nil { s.head.repeatedHeader = "Authorization" }
+            s.head.authorization = String(decoding: value, as: UTF8.self)
         case 15 where name.elementsEqual("contactcenterid".utf8):
-            if s.tenant != nil { s.repeatedHeader = "ContactCenterId" }
-            s.tenant = String(decoding: value, as: UTF8.self)
+            if s.head.tenant != nil { s.head.repeatedHeader = "ContactCenterId" }
+            s.head.tenant = String(decoding: value, as: UTF8.self)
         case 15 where name.elementsEqual("idempotency-key".utf8):
-            if s.idempotencyKey != nil { s.repeatedHeader = "Idempotency-Key" }
-            s.idempotencyKey = String(decoding: value, as: UTF8.self)
+            if s.head.idempotencyKey != nil { s.head.repeatedHeader = "Idempotency-Key" }
+            s.head.idempotencyKey = String(decoding: value, as: UTF8.self)
         case 2 where name.elementsEqual("te".utf8), 10 where name.elementsEqual("user-agent".utf8),
              20 where name.elementsEqual("grpc-accept-encoding".utf8):
             break  // what every gRPC client sends and nothing here reads: not kept
         case 11 where name.elementsEqual("traceparent".utf8):
-            s.traceParent = TraceParent(value)
+            s.head.traceParent = TraceParent(value)
             fallthrough  // and kept for an HTTP exchange, like any other header
         default:
             guard rest != nil, name.first != UInt8(ascii: ":") else { break }
-            if s.otherHeaders.isEmpty { s.otherHeaders.reserveCapacity(128) }
-            s.otherHeaders.append(contentsOf: name)
-            s.otherHeaders.append(0)
-            s.otherHeaders.append(contentsOf: value)
-            s.otherHeaders.append(0)
+            if s.head.otherHeaders.isEmpty { s.head.otherHeaders.reserveCapacity(128) }
+            s.head.otherHeaders.append(contentsOf: name)
+            s.head.otherHeaders.append(0)
+            s.head.otherHeaders.append(contentsOf: value)
+            s.head.otherHeaders.append(0)
         }
     }
 
     func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {
         if let s = streams[streamID] {
             // What was kept of the block goes now; the reset closes the stream.
-            s.phase = .done
-            s.outcome = Int(GRPCStatusCode.resourceExhausted.rawValue)  // ENHANCE_YOUR_CALM, as clients report it
-            s.otherHeaders = []
+            s.grpc.headerBlockRefused()
+            s.head.otherHeaders = []
         }
         if connectionEnding {
             logger.notice("closing a connection that keeps sending over-large header blocks (GOAWAY ENHANCE_YOUR_CALM)",
@@ -555,53 +552,29 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {
         guard let s = streams[streamID] else { return }
         if !isTrailer {
-            checkRequestHeaders(streamID, s)
+            checkRequestHeaders(s)
         }
-        if endStream { requestEnded(streamID, s) }
+        if endStream { requestEnded(s) }
     }
 
-    /// PROTOCOL-HTTP2.md "Requests": refuse what is not a gRPC call we serve before reading
-    /// its message.
-    private func checkRequestHeaders(_ streamID: Int32, _ s: Stream) {
-        guard s.phase == .receiving else { return }
-        if let rest, !(s.contentType.map(Self.isGRPCProto) ?? false) {
-            s.isHTTP = true
-            (s.httpLimit, s.httpTooLarge) = rest.bodyLimit(method: s.method, target: s.path ?? "/")
-            s.httpBody = context!.channel.allocator.buffer(capacity: 0)
+    /// A plain HTTP exchange (with a `RESTResponder`, anything but native gRPC), or a gRPC
+    /// call whose state machine checks the headers (PROTOCOL-HTTP2.md "Requests").
+    private func checkRequestHeaders(_ s: Stream) {
+        guard s.http == nil, s.grpc.state == .idle else { return }
+        let head = s.head
+        if let rest, !(head.contentType.map(Self.isGRPCProto) ?? false) {
+            let (limit, tooLarge) = rest.bodyLimit(method: head.method, target: head.path ?? "/")
+            s.http = H2HTTPExchange(limit: limit, tooLarge: tooLarge, allocator: context!.channel.allocator)
             return
         }
-        guard s.isPost else {
-            return respondHTTP(streamID, s, status: "405")
+        let grpcHead = head.grpc
+        var method = GRPCServerStream.Method(served: false)
+        if grpcHead.isPost, grpcHead.isGRPCProto, let path = head.path, service.serves(path: path) {
+            method.served = true
+            method.messageStream = service.isMessageStream(path: path)
+            method.needsAdmission = admission != nil && service.needsAdmission(path: path)
         }
-        // "If Content-Type does not begin with "application/grpc", gRPC servers SHOULD
-        // respond with HTTP status of 415". gRPC-Web and other codecs are not served here.
-        guard let type = s.contentType, Self.isGRPCProto(type) else {
-            return respondHTTP(streamID, s, status: "415")
-        }
-        guard let path = s.path, service.serves(path: path) else {
-            return respondStatus(streamID, s, .unknownMethod(s.path ?? ""))
-        }
-        if let encoding = s.encoding, encoding != "identity" {
-            // "If a client sends a message compressed with an algorithm the server does not
-            // support, the server SHOULD respond with UNIMPLEMENTED" (compression.md).
-            s.trailers.add("grpc-accept-encoding", "identity")
-            return respondStatus(streamID, s, .unsupportedEncoding(encoding))
-        }
-        if let repeated = s.repeatedHeader {
-            return respondStatus(streamID, s, .repeatedHeader(repeated))
-        }
-        if s.badTimeout {
-            return respondStatus(streamID, s, .malformedTimeout)
-        }
-        s.streaming = service.isMessageStream(path: path)
-        if let timeout = s.timeout {
-            let deadline = NIODeadline.now() + timeout
-            s.deadline = deadline
-            let generation = s.generation
-            s.deadlineTask = context!.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                self?.deadlineExpired(streamID, generation)
-            }
-        }
+        perform(s, s.grpc.receivedHeaders(grpcHead, method: method, now: .now()))
     }
 
     static func isGRPCProto(_ contentType: String) -> Bool {
@@ -611,7 +584,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     }
 
     func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let s = streams[streamID], s.phase == .receiving else {
+        guard let s = streams[streamID], s.acceptsData else {
             session?.consume(streamID: streamID, bytes.count)  // nothing of it is kept
             return
         }
@@ -619,13 +592,17 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         // one chunk.
         guard configuration.processRequestBudget.reserve(bytes.count) else {
             session?.consume(streamID: streamID, bytes.count)
-            return overBudget(streamID, s, "the gateway's buffered request bytes are at their budget (\(configuration.processRequestBudget.maxBytes) bytes)")
+            return overBudget(s, "the gateway's buffered request bytes are at their budget (\(configuration.processRequestBudget.maxBytes) bytes)")
         }
         requestBudget.received(bytes.count)
         s.unconsumed += bytes.count
-        receive(streamID, s, bytes)
-        guard s.phase == .receiving else {
-            return releaseRequestBytes(streamID, s)  // answered (an error): nothing more is kept
+        if s.http != nil {
+            if let refusal = s.http!.receive(bytes) { respondHTTP(s, refusal) }
+        } else {
+            perform(s, s.grpc.receivedData(bytes) { streamReply(s, $0) })
+        }
+        guard s.acceptsData else {
+            return releaseRequestBytes(s)  // answered (an error): nothing more is kept
         }
         // A partial request gets its window back only within the connection's budget; a
         // stream that would need more is refused rather than stalled (a stalled stream keeps
@@ -637,142 +614,215 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             s.held += s.unconsumed
             s.unconsumed = 0
         } else {
-            overBudget(streamID, s, "request bytes buffered on this connection are at their budget (\(requestBudget.maxBytes) bytes)")
+            overBudget(s, "request bytes buffered on this connection are at their budget (\(requestBudget.maxBytes) bytes)")
         }
     }
 
     /// The stream's request bytes are no longer buffered here: its message went to the
     /// service, or the stream was answered or ended. Window back for what was unconsumed.
-    private func releaseRequestBytes(_ streamID: Int32, _ s: Stream) {
+    private func releaseRequestBytes(_ s: Stream) {
         guard s.held > 0 || s.unconsumed > 0 else { return }
-        session?.consume(streamID: streamID, s.unconsumed)
+        session?.consume(streamID: s.id, s.unconsumed)
         requestBudget.release(held: s.held, unconsumed: s.unconsumed)
         configuration.processRequestBudget.release(s.held + s.unconsumed)
         s.held = 0
         s.unconsumed = 0
-        s.reader = GRPCMessageReader(maxMessageBytes: 0, allocator: context!.channel.allocator)
-        s.httpBody = nil
     }
 
     /// RESOURCE_EXHAUSTED for gRPC (REST: 503 `OverloadedException`); the bytes are dropped.
-    private func overBudget(_ streamID: Int32, _ s: Stream, _ message: String) {
-        logger.debug("request over the buffering budget", metadata: ["stream": "\(streamID)", "why": "\(message)"])
-        if s.isHTTP {
-            respondHTTP(streamID, s, RESTResponse(.overloaded(status: 503, message)))
+    private func overBudget(_ s: Stream, _ message: String) {
+        logger.debug("request over the buffering budget", metadata: ["stream": "\(s.id)", "why": "\(message)"])
+        if s.http != nil {
+            respondHTTP(s, RESTResponse(.overloaded(status: 503, message)))
         } else {
-            respondStatus(streamID, s, GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException"))
+            perform(s, s.grpc.fail(GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException")))
         }
-        releaseRequestBytes(streamID, s)
+        releaseRequestBytes(s)
     }
 
-    private func receive(_ streamID: Int32, _ s: Stream, _ bytes: UnsafeRawBufferPointer) {
-        if s.isHTTP {
-            return httpData(streamID, s, bytes)
-        }
-        for event in s.reader.feed(bytes) {
-            switch event {
-            case .message(let message) where s.streaming:
-                streamMessage(streamID, s, message)
-                guard s.phase == .receiving else { return }
-            case .message(let message):
-                guard s.message == nil else {
-                    // A unary method takes exactly one message (grpc-java: "More than one
-                    // request messages for unary call").
-                    return respondStatus(streamID, s, .secondMessage)
-                }
-                s.message = message
-            case .tooLarge(let length):
-                return respondStatus(streamID, s, .messageTooLarge(length, limit: configuration.maxMessageBytes))
-            case .compressed:
-                // Compressed-Flag 1 without a grpc-encoding we accepted (PROTOCOL-HTTP2.md).
-                return respondStatus(streamID, s, .compressedWithoutEncoding)
-            case .badFlag(let flag):
-                return respondStatus(streamID, s, .badCompressedFlag(flag))
+    /// One request message of a message stream → its response (counted in the answer
+    /// budget), or the status that ends the stream.
+    private func streamReply(_ s: Stream, _ message: ByteBuffer) -> Result<[UInt8], GRPCStatus> {
+        switch service.respond(toStreamMessage: message, path: s.head.path ?? "") {
+        case .success(let reply):
+            guard holdAnswer(s, reply.count + 5) else {
+                return .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: reply.count + 5),
+                                           exception: "OverloadedException"))
             }
+            return .success(reply)
+        case .failure(let status):
+            return .failure(status)
         }
     }
 
     func dataEndedStream(_ streamID: Int32) {
         guard let s = streams[streamID] else { return }
-        requestEnded(streamID, s)
+        requestEnded(s)
     }
 
-    private func requestEnded(_ streamID: Int32, _ s: Stream) {
-        s.requestEnded = true
-        guard s.phase == .receiving else { return }
-        if !s.isHTTP {
-            let problem: GRPCStatus? = s.reader.hasPartialMessage ? .endedInsideMessage
-                : !s.streaming && s.message == nil ? .endedWithoutMessage  // grpc-java: "Half-closed without a request"
-                : nil
-            if problem != nil || s.streaming {
-                releaseRequestBytes(streamID, s)
-                if let problem { return respondStatus(streamID, s, problem) }
-                return endMessageStream(streamID, s, nil)
-            }
-        }
-        // A complete call. One for the core takes an admission slot, or waits for one with
-        // its bytes still counted, and the connection is not read meanwhile.
-        if let admission, needsAdmission(s) {
+    private func requestEnded(_ s: Stream) {
+        guard s.http != nil else { return perform(s, s.grpc.receivedEndOfStream()) }
+        guard s.http!.endOfStream() else { return }
+        // A complete exchange. One for the core takes an admission slot, or waits for one
+        // with its bytes still counted, and the connection is not read meanwhile.
+        if let admission, rest?.needsAdmission(method: s.head.method, target: s.head.path ?? "/") ?? true {
             guard admission.tryAcquire() else {
-                s.phase = .waiting
-                s.waitingSince = admission.now
-                waitingCalls.append((streamID, s.generation))
-                waitingCount += 1
-                if !inAdmissionRing {
-                    inAdmissionRing = true
-                    admission.wait(self)
-                }
-                return
+                s.http!.waitForAdmission()
+                return queueForAdmission(s)
             }
-            s.admitted = true
+            s.http!.admitted()
         }
-        start(streamID, s)
+        dispatchHTTP(s)
     }
 
-    private func needsAdmission(_ s: Stream) -> Bool {
-        if s.isHTTP { return rest?.needsAdmission(method: s.method, target: s.path ?? "/") ?? true }
-        return service.needsAdmission(path: s.path ?? "")
+    // MARK: Carrying out a gRPC call's actions
+
+    /// Does what the call's state machine decided, in order.
+    private func perform(_ s: Stream, _ actions: GRPCServerStream.Actions) {
+        for action in actions {
+            switch action {
+            case .startDeadlineTimer(let deadline):
+                let id = s.id
+                s.deadlineTask = context!.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                    // Stream ids are never reused on a connection: the id names this call.
+                    guard let self, let s = self.streams[id], s.http == nil else { return }
+                    self.perform(s, s.grpc.deadlineFired())
+                }
+            case .cancelDeadlineTimer:
+                s.deadlineTask?.cancel()
+                s.deadlineTask = nil
+            case .requestAdmission:
+                // A complete call for the core takes a slot, or waits for one with its bytes
+                // still counted, and the connection is not read meanwhile.
+                if let admission, !admission.tryAcquire() {
+                    queueForAdmission(s)
+                } else {
+                    perform(s, s.grpc.admissionGranted())
+                }
+            case .leaveAdmissionQueue:
+                leaveWaiting()
+            case .dispatch(let message):
+                dispatch(s, message)
+            case .releaseRequestBytes:
+                releaseRequestBytes(s)
+            case .sendHeadersOnly(let block):
+                submit(s, block, hasBody: false)
+            case .sendHeadersAndMessage(let message):
+                s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
+                submit(s, GRPCServerStream.okHeaders, hasBody: true)
+            case .sendMessage(let message):
+                let framed = GRPCFraming.frame(message, allocator: context!.channel.allocator)
+                if var body = s.body {
+                    s.body = nil  // one reference, so the write below grows the buffer in place
+                    body.writeImmutableBuffer(framed)
+                    s.body = body
+                } else {
+                    s.body = framed
+                }
+                session?.resumeBody(streamID: s.id)
+                scheduleFlush()
+            case .sendTrailers(let trailers):
+                s.trailers = trailers
+                // A message stream's body may be deferred (it waited for more): resumed, it
+                // ends and the trailers follow (`bodyComplete`).
+                if s.grpc.isMessageStream { session?.resumeBody(streamID: s.id) }
+                scheduleFlush()
+            case .resetWhenSent:
+                s.resetWhenSent = true
+            case .runCancel:
+                s.runCancel()
+            case .releaseSlot:
+                admission?.release()
+            case .countCancel:
+                countCancel()
+            case .reportEnd(let code, let status):
+                observer?.callEnded(GRPCCallRecord(path: s.head.path, code: code, status: status,
+                                                   startedNanos: s.startedNanos, tenant: s.head.tenant, trace: s.trace))
+            }
+        }
     }
 
-    /// Hands a complete call to the service (`GRPCService` or the `RESTResponder`); its
-    /// request bytes leave the budget.
-    private func start(_ streamID: Int32, _ s: Stream) {
-        defer { releaseRequestBytes(streamID, s) }
-        if s.isHTTP {
-            return dispatchHTTP(streamID, s)
+    private func submit(_ s: Stream, _ block: HeaderBlock, hasBody: Bool) {
+        do {
+            try session?.submitHeaders(streamID: s.id, block, hasBody: hasBody)
+        } catch {
+            logger.error("cannot submit a response", metadata: ["error": "\(error)"])
         }
-        guard let message = s.message else { return }
-        s.message = nil
-        s.phase = .dispatched
-        s.trace = observer?.traceContext(continuing: s.traceParent)
-        var request = GRPCRequest(path: s.path!, message: message, deadline: s.deadline,
-                                  tenant: s.tenant, authorization: s.authorization, idempotencyKey: s.idempotencyKey)
+        scheduleFlush()
+    }
+
+    /// Hands a complete call to the service with its `GRPCCall`.
+    private func dispatch(_ s: Stream, _ message: ByteBuffer) {
+        s.trace = observer?.traceContext(continuing: s.head.traceParent)
+        var request = GRPCRequest(path: s.head.path!, message: message, deadline: s.grpc.deadline,
+                                  tenant: s.head.tenant, authorization: s.head.authorization,
+                                  idempotencyKey: s.head.idempotencyKey)
         request.trace = s.trace
-        service.handle(request, responder: GRPCResponder(sink: self, streamID: streamID, generation: s.generation),
-                       eventLoop: context!.eventLoop)
+        service.handle(request, call: GRPCCall(s), eventLoop: context!.eventLoop)
+    }
+
+    /// The service answered a dispatched call (`Stream.answer`).
+    fileprivate func answer(_ s: Stream, _ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
+        guard s.grpc.isActive else { return }
+        s.cancel = nil
+        var result = result
+        if case .success(let message) = result, !holdAnswer(s, message.count + 5) {
+            result = .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: message.count + 5),
+                                         exception: "OverloadedException"))
+        }
+        perform(s, s.grpc.answer(result, trailers: trailers))
+    }
+
+    /// A cancelled call: past the connection's budget of them, GOAWAY ENHANCE_YOUR_CALM.
+    private func countCancel() {
+        guard !closing, !terminatedForCancels, !cancelBudget.admit(now: NIODeadline.now().uptimeNanoseconds) else { return }
+        // Rapid reset with complete requests: each costs a decoded, queued call. Closing
+        // (GOAWAY ENHANCE_YOUR_CALM, sent when this read cycle flushes) bounds it per
+        // connection.
+        logger.notice("closing a connection that cancels too many calls (GOAWAY ENHANCE_YOUR_CALM)", metadata: [
+            "remote": "\(context?.remoteAddress.map { "\($0)" } ?? "?")",
+            "burst": "\(cancelBudget.burst)", "per_second": "\(cancelBudget.perSecond)",
+        ])
+        terminatedForCancels = true
+        session?.terminate(errorCode: 0xB)
+        scheduleCloseAfterFlush()
     }
 
     // MARK: AdmissionWaiter
+
+    private func queueForAdmission(_ s: Stream) {
+        guard let admission else { return }
+        s.waitingSince = admission.now
+        waitingCalls.append(s.id)
+        waitingCount += 1
+        if !inAdmissionRing {
+            inAdmissionRing = true
+            admission.wait(self)
+        }
+    }
 
     /// A slot for this connection's oldest waiting call.
     public func admitOne() -> (started: Bool, more: Bool) {
         inAdmissionRing = false
         var started = false
-        while let (id, generation) = waitingCalls.popFirst() {
-            guard let s = streams[id], s.generation == generation, s.phase == .waiting else { continue }
+        while let id = waitingCalls.popFirst() {
+            guard let s = streams[id], s.isWaitingForAdmission else { continue }
             if let admission, let message = admission.waitedTooLong(since: s.waitingSince) {
                 // Refused now rather than started late; the slot goes to the next call.
-                if s.isHTTP {
-                    respondHTTP(id, s, RESTResponse(.overloaded(status: 429, message), retryAfter: 1))
+                if s.http != nil {
+                    respondHTTP(s, RESTResponse(.overloaded(status: 429, message), retryAfter: 1))
                 } else {
-                    respondStatus(id, s, GRPCStatus(code: .resourceExhausted, message: message, exception: "OverloadedException"))
+                    perform(s, s.grpc.admissionRefused(message))
                 }
                 continue
             }
             waitingCount -= 1
-            s.phase = .receiving
-            s.admitted = true
-            start(id, s)
+            if s.http != nil {
+                s.http!.admitted()
+                dispatchHTTP(s)
+            } else {
+                perform(s, s.grpc.admissionGranted())
+            }
             started = true
             break
         }
@@ -784,66 +834,38 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         return (started, more)
     }
 
-    /// The call's slot (if it holds one) is free: the next waiting call, here or on another
-    /// connection of the loop, may start. Last in what calls it, as it may start calls.
-    private func releaseSlot(_ s: Stream) {
-        guard s.admitted else { return }
-        s.admitted = false
-        admission?.release()
-    }
-
     /// A waiting call ends without starting (deadline, reset, error).
-    private func leaveWaiting(_ streamID: Int32, _ s: Stream) {
-        guard s.phase == .waiting else { return }
-        s.phase = .receiving
+    private func leaveWaiting() {
         waitingCount -= 1
-        releaseRequestBytes(streamID, s)
         if waitingCount == 0 { waitingCalls.removeAll() }
         resumeReadsIfAllowed()
     }
 
     func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         guard let s = streams[streamID] else { return }
-        if s.phase == .waiting {
-            leaveWaiting(streamID, s)
-            s.phase = .done  // a waiting call costs nothing: not counted as a cancel
-        }
-        releaseRequestBytes(streamID, s)
-        dropAnswer(s)
         streams[streamID] = nil
-        s.deadlineTask?.cancel()
-        let wasDispatched = s.phase == .dispatched
-        if s.phase == .dispatched || s.phase == .receiving {
-            // RST_STREAM from the client (or a GOAWAY): the call is cancelled. The responder
-            // turns inactive and a call still queued toward the core leaves the queue unsent.
-            logger.trace("stream cancelled", metadata: ["stream": "\(streamID)", "code": "\(errorCode)"])
-        }
-        s.phase = .done
-        s.runCancel()
-        reportEnd(s)
-        if wasDispatched && !closing && !terminatedForCancels && !isNearDeadline(s)
-            && !cancelBudget.admit(now: NIODeadline.now().uptimeNanoseconds) {
-            // Rapid reset with complete requests: each costs a decoded, queued call. Closing
-            // (GOAWAY ENHANCE_YOUR_CALM, sent when this read cycle flushes) bounds it per
-            // connection.
-            logger.notice("closing a connection that cancels too many calls (GOAWAY ENHANCE_YOUR_CALM)", metadata: [
-                "remote": "\(context?.remoteAddress.map { "\($0)" } ?? "?")",
-                "burst": "\(cancelBudget.burst)", "per_second": "\(cancelBudget.perSecond)",
-            ])
-            terminatedForCancels = true
-            session?.terminate(errorCode: 0xB)
-            scheduleCloseAfterFlush()
+        dropAnswer(s)
+        // A call's handle may outlive the stream (the service still holds it): keep nothing
+        // large alive with it.
+        s.body = nil
+        s.head.otherHeaders = []
+        if s.http != nil {
+            let previous = s.http!.close()
+            if previous == .waitingForAdmission { leaveWaiting() }  // costs nothing: not a cancel
+            releaseRequestBytes(s)
+            if previous == .dispatched { countCancel() }
+        } else {
+            if s.grpc.state == .dispatched || s.grpc.state == .receiving {
+                // RST_STREAM from the client (or a GOAWAY): the call is cancelled. Its
+                // `GRPCCall` turns inactive and a call still queued toward the core leaves
+                // the queue unsent.
+                logger.trace("stream cancelled", metadata: ["stream": "\(streamID)", "code": "\(errorCode)"])
+            }
+            perform(s, s.grpc.streamClosed(now: .now()))
         }
         finishDrainIfIdle()
         if streams.isEmpty { armIdleTimer() }
-        releaseSlot(s)
-    }
-
-    /// Tells the observer a gRPC call ended: with the status sent, else CANCELLED.
-    private func reportEnd(_ s: Stream) {
-        guard let observer, !s.isHTTP else { return }
-        observer.callEnded(GRPCCallRecord(path: s.path, code: s.outcome >= 0 ? s.outcome : 1, status: s.failure,
-                                          startedNanos: s.startedNanos, tenant: s.tenant, trace: s.trace))
+        releaseHTTPSlot(s)
     }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {
@@ -867,143 +889,16 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
         // A message stream still receiving may have more to say: nothing to send is "later"
         // (nghttp2 defers the body until `resumeBody`), not the end.
-        return (n, body.readableBytes == 0 && !(s.streaming && s.phase == .receiving))
+        return (n, body.readableBytes == 0 && !s.bodyMayGrow)
     }
 
     func bodyComplete(_ streamID: Int32) -> Bool {
         guard let s = streams[streamID] else { return false }
         s.body = nil
-        if s.isHTTP { return false }  // the last DATA frame ends the stream
+        if s.http != nil { return false }  // the last DATA frame ends the stream
         // A successful call's trailers are always the same block: shared, not built per call.
-        try? session?.submitTrailers(streamID: streamID, s.trailers.isEmpty ? Self.okTrailers : s.trailers)
+        try? session?.submitTrailers(streamID: streamID, s.trailers ?? GRPCServerStream.okTrailers)
         return true
-    }
-
-    // MARK: Answers
-
-    public func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool {
-        guard let s = streams[streamID], s.generation == generation else { return false }
-        return s.phase == .dispatched
-    }
-
-    // MARK: Plain HTTP exchanges
-
-    private func httpData(_ streamID: Int32, _ s: Stream, _ bytes: UnsafeRawBufferPointer) {
-        guard var body = s.httpBody else { return }
-        guard body.readableBytes + bytes.count <= s.httpLimit else {
-            return respondHTTP(streamID, s, s.httpTooLarge ?? RESTResponse(status: 413))
-        }
-        s.httpBody = nil  // one reference, so the write below grows the buffer in place
-        body.writeBytes(bytes)
-        s.httpBody = body
-    }
-
-    private func dispatchHTTP(_ streamID: Int32, _ s: Stream) {
-        guard let rest, let body = s.httpBody else { return }
-        s.httpBody = nil
-        s.phase = .dispatched
-        var headers = HTTPHeaders()
-        var rest8 = s.otherHeaders[...]
-        while let nameEnd = rest8.firstIndex(of: 0) {
-            let valueStart = rest8.index(after: nameEnd)
-            guard let valueEnd = rest8[valueStart...].firstIndex(of: 0) else { break }
-            headers.add(name: String(decoding: rest8[..<nameEnd], as: UTF8.self),
-                        value: String(decoding: rest8[valueStart..<valueEnd], as: UTF8.self))
-            rest8 = rest8[rest8.index(after: valueEnd)...]
-        }
-        if let type = s.contentType { headers.add(name: "content-type", value: type) }
-        if let timeout = s.timeoutHeader { headers.add(name: "grpc-timeout", value: timeout) }
-        s.otherHeaders = []
-        if let key = s.idempotencyKey { headers.add(name: "idempotency-key", value: key) }
-        let request = RESTRequest(method: s.method, target: s.path ?? "/", contentType: s.contentType, tenant: s.tenant,
-                                  authorization: s.authorization, repeatedHeader: s.repeatedHeader,
-                                  body: Array(body.readableBytesView), headers: headers, idempotencyKey: s.idempotencyKey)
-        let generation = s.generation
-        rest.respond(to: request, eventLoop: context!.eventLoop).assumeIsolated().whenComplete { result in
-            guard let s = self.streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
-            self.respondHTTP(streamID, s, (try? result.get()) ?? RESTResponse(.internalError("the request failed")))
-        }
-    }
-
-    /// One whole HTTP answer: headers, then the body, whose last DATA frame ends the stream.
-    private func respondHTTP(_ streamID: Int32, _ s: Stream, _ response: RESTResponse) {
-        guard s.phase == .receiving || s.phase == .dispatched || s.phase == .waiting else { return }
-        leaveWaiting(streamID, s)
-        defer { releaseSlot(s) }
-        if !response.body.isEmpty && !holdAnswer(s, response.body.count) {
-            // Over the answer budget (never the small answer below, so this ends here).
-            return respondHTTP(streamID, s, RESTResponse(.overloaded(status: 503, answers.refusal(answerBytes: response.body.count))))
-        }
-        var block = HeaderBlock()
-        block.add(":status", String(response.status))
-        response.forEachHeader { block.add($0, $1) }
-        block.add("content-length", String(response.body.count))
-        guard !response.body.isEmpty else { return finish(streamID, s, block) }
-        s.deadlineTask?.cancel()
-        s.resetWhenSent = !s.requestEnded
-        s.phase = .responding
-        s.body = context!.channel.allocator.buffer(bytes: response.body)
-        do {
-            try session?.submitHeaders(streamID: streamID, block, hasBody: true)
-        } catch {
-            logger.error("cannot submit a response", metadata: ["error": "\(error)"])
-        }
-        scheduleFlush()
-    }
-
-    public func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline? {
-        guard let s = streams[streamID], s.generation == generation else { return nil }
-        return s.deadline
-    }
-
-    public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>,
-                        trailers: [(String, String)]) {
-        guard !trailers.isEmpty, case .success = result, let s = streams[streamID], s.generation == generation,
-              s.phase == .dispatched else {
-            return respond(streamID, generation, result)
-        }
-        s.trailers.add("grpc-status", "0")
-        for (name, value) in trailers { s.trailers.add(name, value) }
-        respond(streamID, generation, result)
-    }
-
-    public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
-        guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
-        s.cancel = nil
-        defer { releaseSlot(s) }
-        switch result {
-        case .success(let message):
-            guard holdAnswer(s, message.count + 5) else {
-                return respondStatus(streamID, s, GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: message.count + 5),
-                                                             exception: "OverloadedException"))
-            }
-            s.phase = .responding
-            s.outcome = 0
-            s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
-            do {
-                try session?.submitHeaders(streamID: streamID, Self.okHeaders, hasBody: true)
-            } catch {
-                logger.error("cannot submit a response", metadata: ["error": "\(error)"])
-            }
-            s.deadlineTask?.cancel()
-            scheduleFlush()
-        case .failure(let status):
-            respondStatus(streamID, s, status)
-        }
-    }
-
-    private func deadlineExpired(_ streamID: Int32, _ generation: UInt64) {
-        guard let s = streams[streamID], s.generation == generation,
-              s.phase == .receiving || s.phase == .dispatched || s.phase == .waiting else { return }
-        respondStatus(streamID, s, GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil))
-        s.runCancel()  // a call still queued toward the core is dropped, not sent late
-    }
-
-    /// A client cancelling a call whose deadline is about to pass (within an eighth of its
-    /// timeout) is timing out, not abusing resets: grpcio's deadline fires before ours.
-    private func isNearDeadline(_ s: Stream) -> Bool {
-        guard let deadline = s.deadline, let timeout = s.timeout else { return false }
-        return NIODeadline.now() + .nanoseconds(timeout.nanoseconds / 8) + .milliseconds(5) >= deadline
     }
 
     /// Sends what nghttp2 queued (the GOAWAY) and closes, outside nghttp2's callbacks.
@@ -1017,114 +912,48 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
     }
 
-    public func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {
-        guard let s = streams[streamID], s.generation == generation, s.phase == .dispatched else { return }
-        s.cancel = body
+    // MARK: Plain HTTP exchanges
+
+    private func dispatchHTTP(_ s: Stream) {
+        guard let rest, let body = s.http?.dispatch() else { return }
+        defer { releaseRequestBytes(s) }
+        let request = s.head.restRequest(body: body)
+        s.head.otherHeaders = []
+        rest.respond(to: request, eventLoop: context!.eventLoop).assumeIsolated().whenComplete { result in
+            guard self.streams[s.id] === s, s.http?.state == .dispatched else { return }
+            self.respondHTTP(s, (try? result.get()) ?? RESTResponse(.internalError("the request failed")))
+        }
     }
 
-    /// `:status 200`, `content-type: application/grpc`: every successful response's headers.
-    /// `grpc-status: 0`: every successful response's trailers.
-    nonisolated(unsafe) private static let okTrailers = HeaderBlock([("grpc-status", "0")])
-
-    /// Never mutated after it is built, so sharing it across event loops is safe.
-    nonisolated(unsafe) private static let okHeaders = HeaderBlock([(":status", "200"), ("content-type", "application/grpc")])
-
-    /// A trailers-only response (PROTOCOL-HTTP2.md "Responses"): one HEADERS frame with the
-    /// status that ends the stream.
-    private func respondStatus(_ streamID: Int32, _ s: Stream, _ status: GRPCStatus) {
-        guard s.phase == .receiving || s.phase == .dispatched || s.phase == .waiting else { return }
-        leaveWaiting(streamID, s)
-        if s.streamStarted {
-            return endMessageStream(streamID, s, status)  // headers are out: the status goes in trailers
+    /// One whole HTTP answer: headers, then the body, whose last DATA frame ends the stream.
+    private func respondHTTP(_ s: Stream, _ response: RESTResponse) {
+        guard let http = s.http, http.mayRespond else { return }
+        if http.state == .waitingForAdmission {
+            leaveWaiting()
+            releaseRequestBytes(s)
         }
-        s.outcome = Int(status.code.rawValue)
-        if status.code != .ok { s.failure = status }
+        defer { releaseHTTPSlot(s) }
+        if !response.body.isEmpty && !holdAnswer(s, response.body.count) {
+            // Over the answer budget (never the small answer below, so this ends here).
+            return respondHTTP(s, RESTResponse(.overloaded(status: 503, answers.refusal(answerBytes: response.body.count))))
+        }
         var block = HeaderBlock()
-        block.add(":status", "200")
-        block.add("content-type", "application/grpc")
-        block.add("grpc-status", String(status.code.rawValue))
-        if !status.message.isEmpty { block.add("grpc-message", GRPCFraming.percentEncode(status.message)) }
-        if let exception = status.exception { block.add("cs-exception", exception) }
-        for (name, value) in s.trailers.pairs { block.add(name, value) }
-        finish(streamID, s, block)
-    }
-
-    // MARK: Message streams (bidirectional, one response per request message)
-
-    /// Answers one request message of a message stream: the first answer submits the response
-    /// headers with a body that nghttp2 pulls through `readBody`; later ones append to that
-    /// body and resume it.
-    private func streamMessage(_ streamID: Int32, _ s: Stream, _ message: ByteBuffer) {
-        switch service.respond(toStreamMessage: message, path: s.path ?? "") {
-        case .success(let reply):
-            guard holdAnswer(s, reply.count + 5) else {
-                return respondStatus(streamID, s, GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: reply.count + 5),
-                                                             exception: "OverloadedException"))
-            }
-            let framed = GRPCFraming.frame(reply, allocator: context!.channel.allocator)
-            if s.streamStarted, var body = s.body {
-                s.body = nil  // one reference, so the write below grows the buffer in place
-                body.writeImmutableBuffer(framed)
-                s.body = body
-                session?.resumeBody(streamID: streamID)
-            } else {
-                s.streamStarted = true
-                s.body = framed
-                do {
-                    try session?.submitHeaders(streamID: streamID, Self.okHeaders, hasBody: true)
-                } catch {
-                    logger.error("cannot submit a response", metadata: ["error": "\(error)"])
-                }
-            }
-            scheduleFlush()
-        case .failure(let status):
-            respondStatus(streamID, s, status)
-        }
-    }
-
-    /// Ends a message stream: OK when the client half-closed (`status` nil), else `status`.
-    /// Before any answer it is a trailers-only response; after, the body still queued goes
-    /// first and the trailers follow (`bodyComplete`).
-    private func endMessageStream(_ streamID: Int32, _ s: Stream, _ status: GRPCStatus?) {
-        guard s.streamStarted else {
-            return respondStatus(streamID, s, status ?? GRPCStatus(code: .ok, message: "", exception: nil))
-        }
-        s.deadlineTask?.cancel()
-        s.phase = .responding
-        s.outcome = Int(status?.code.rawValue ?? 0)
-        if let status, status.code != .ok {
-            s.failure = status
-            var trailers = HeaderBlock()
-            trailers.add("grpc-status", String(status.code.rawValue))
-            if !status.message.isEmpty { trailers.add("grpc-message", GRPCFraming.percentEncode(status.message)) }
-            if let exception = status.exception { trailers.add("cs-exception", exception) }
-            s.trailers = trailers
-        }
-        s.resetWhenSent = !s.requestEnded
-        session?.resumeBody(streamID: streamID)
-        scheduleFlush()
-        releaseSlot(s)
-    }
-
-    /// A plain HTTP answer for requests that are not gRPC at all (405, 415).
-    private func respondHTTP(_ streamID: Int32, _ s: Stream, status: String) {
-        s.outcome = Int(GRPCStatusCode.unknown.rawValue)
-        finish(streamID, s, HeaderBlock([(":status", status)]))
-    }
-
-    private func finish(_ streamID: Int32, _ s: Stream, _ block: HeaderBlock) {
-        s.deadlineTask?.cancel()
-        let stillSending = !s.requestEnded
-        s.phase = .done
-        do {
-            try session?.submitHeaders(streamID: streamID, block, hasBody: false)
-        } catch {
-            logger.error("cannot submit a response", metadata: ["error": "\(error)"])
-        }
+        block.add(":status", String(response.status))
+        response.forEachHeader { block.add($0, $1) }
+        block.add("content-length", String(response.body.count))
+        s.http!.responded()
         // RFC 9113 §8.1: a server that answers before the request is complete may ask the
         // client to stop sending with RST_STREAM NO_ERROR; see `frameSent`.
-        s.resetWhenSent = stillSending
-        scheduleFlush()
-        releaseSlot(s)
+        s.resetWhenSent = !http.requestEnded
+        guard !response.body.isEmpty else { return submit(s, block, hasBody: false) }
+        s.body = context!.channel.allocator.buffer(bytes: response.body)
+        submit(s, block, hasBody: true)
+    }
+
+    /// The exchange's slot (if it holds one) is free: the next waiting call, here or on
+    /// another connection of the loop, may start. Last in what calls it, as it may start calls.
+    private func releaseHTTPSlot(_ s: Stream) {
+        guard s.http?.releaseSlot() == true else { return }
+        admission?.release()
     }
 }

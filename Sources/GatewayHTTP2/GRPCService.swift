@@ -29,12 +29,12 @@ public struct GRPCRequest {
 }
 
 /// What serves the calls. Shared by every connection; `handle` is called on the calling
-/// connection's event loop, and the responder must be used on that loop too.
+/// connection's event loop, and the call must be answered on that loop too.
 public protocol GRPCService: Sendable {
     /// Whether `path` names a method served here: unknown ones are answered UNIMPLEMENTED
     /// as soon as their headers arrive, without reading the message.
     func serves(path: String) -> Bool
-    func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop)
+    func handle(_ request: GRPCRequest, call: GRPCCall, eventLoop: any EventLoop)
     /// Whether `path` (a method `serves` accepts) is a bidirectional stream answered message by
     /// message: each request message gets `respond(toStreamMessage:path:)`'s one response as
     /// it arrives, and the call ends OK when the client half-closes. Asked once per call, on
@@ -58,71 +58,57 @@ extension GRPCService {
     }
 }
 
-/// Where a call's answer goes: the HTTP/2 connection it came on, or a gRPC-Web exchange.
-/// Used on the call's event loop only.
-public protocol GRPCCallSink: AnyObject {
-    func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool
-    func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline?
-    func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>)
-    /// The same, with more trailing metadata on success (a default drops it).
-    func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)])
-    /// Registers what to run if the call is cancelled before it is answered: the client reset
-    /// the stream, its deadline passed, or the connection went away. Runs at most once.
-    func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void)
+/// What a `GRPCCall` answers through: the HTTP/2 stream the call came on
+/// (`GRPCServerHandler`), or a gRPC-Web exchange (`GRPCWeb`). Used on the call's event loop only.
+protocol GRPCCallHandle: AnyObject {
+    var isActive: Bool { get }
+    var deadline: NIODeadline? { get }
+    /// Answers the call unless it was answered or ended already (then nothing happens).
+    func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)])
+    func onCancel(_ body: @escaping () -> Void)
 }
 
-extension GRPCCallSink {
-    /// Sinks that cannot send more trailing metadata send the answer without it.
-    public func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>,
-                        trailers: [(String, String)]) {
-        respond(streamID, generation, result)
-    }
-
-    /// Sinks whose calls cannot be cancelled apart from their exchange ignore it.
-    public func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {}
-}
-
-/// Answers one call, once. Not Sendable: use it on the connection's event loop.
-public struct GRPCResponder {
+/// One call, answered once: given to `GRPCService.handle` with its request. Not Sendable: use
+/// it on the connection's event loop only. An answer after the call ended (answered already,
+/// timed out, reset by the client, lost with its connection) is ignored.
+public struct GRPCCall {
     /// Strong on purpose: an answer may arrive after the connection closed and its handler
-    /// left the pipeline; the handler then ignores it (`isActive` is false). `unowned` here
-    /// crashed the gateway under load when clients went away with calls in flight.
-    let connection: any GRPCCallSink
-    let streamID: Int32
-    let generation: UInt64
+    /// left the pipeline; the call then ignores it (`isActive` is false). An `unowned`
+    /// reference to the connection here once crashed the gateway under load when clients
+    /// went away with calls in flight.
+    let handle: any GRPCCallHandle
 
-    public init(sink: any GRPCCallSink, streamID: Int32, generation: UInt64) {
-        self.connection = sink
-        self.streamID = streamID
-        self.generation = generation
+    init(_ handle: any GRPCCallHandle) {
+        self.handle = handle
     }
 
     /// False once the call was answered, timed out, cancelled by the client (RST_STREAM) or
     /// lost with its connection: work for it can be skipped.
-    public var isActive: Bool { connection.isActive(streamID, generation) }
+    public var isActive: Bool { handle.isActive }
 
     /// The deadline of the call, if any.
-    public var deadline: NIODeadline? { connection.deadline(streamID, generation) }
+    public var deadline: NIODeadline? { handle.deadline }
 
     /// Runs `body` if the call is cancelled (RST_STREAM, deadline, connection lost) before it
-    /// is answered, so queued work for it can be dropped. At most one per call.
+    /// is answered, so queued work for it can be dropped. At most one per call; runs at most
+    /// once.
     public func onCancel(_ body: @escaping () -> Void) {
-        connection.onCancel(streamID, generation, body)
+        handle.onCancel(body)
     }
 
     /// Sends the response message and an OK status.
     public func succeed(_ message: [UInt8]) {
-        connection.respond(streamID, generation, .success(message))
+        handle.answer(.success(message), trailers: [])
     }
 
     /// Sends the response message and an OK status with more trailing metadata (lower-case
     /// names), e.g. `idempotent-replayed: true`.
     public func succeed(_ message: [UInt8], trailers: [(String, String)]) {
-        connection.respond(streamID, generation, .success(message), trailers: trailers)
+        handle.answer(.success(message), trailers: trailers)
     }
 
     /// Sends a status-only answer (trailers-only response).
     public func fail(_ status: GRPCStatus) {
-        connection.respond(streamID, generation, .failure(status))
+        handle.answer(.failure(status), trailers: [])
     }
 }

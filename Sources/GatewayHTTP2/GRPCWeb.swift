@@ -52,23 +52,23 @@ public enum GRPCWeb {
             return eventLoop.makeSucceededFuture(RESTResponse(.methodNotAllowed(request.method, path: path), allow: ["POST"]))
         }
         let call = Call(mode: mode, headers: headers, eventLoop: eventLoop)
-        let responder = GRPCResponder(sink: call, streamID: 1, generation: 1)
+        let answer = GRPCCall(call)
         guard service.serves(path: path) else {
-            responder.fail(.unknownMethod(path))
+            answer.fail(.unknownMethod(path))
             return call.promise.futureResult
         }
         if let repeated = request.repeatedHeader {
-            responder.fail(.repeatedHeader(repeated))
+            answer.fail(.repeatedHeader(repeated))
             return call.promise.futureResult
         }
         if let encoding = request.headers.first(name: "grpc-encoding"), encoding != "identity" {
-            responder.fail(.unsupportedEncoding(encoding))
+            answer.fail(.unsupportedEncoding(encoding))
             return call.promise.futureResult
         }
         var deadline: NIODeadline?
         if let value = request.headers.first(name: "grpc-timeout") {
             guard let timeout = GRPCFraming.parseTimeout(value.utf8) else {
-                responder.fail(.malformedTimeout)
+                answer.fail(.malformedTimeout)
                 return call.promise.futureResult
             }
             deadline = .now() + timeout
@@ -77,7 +77,7 @@ public enum GRPCWeb {
         switch readMessage(request.body, mode: mode, maxMessageBytes: maxMessageBytes) {
         case .success(let m): message = m
         case .failure(let status):
-            responder.fail(status)
+            answer.fail(status)
             return call.promise.futureResult
         }
         if let deadline { call.arm(deadline) }
@@ -85,7 +85,7 @@ public enum GRPCWeb {
                                       authorization: request.authorization,
                                       idempotencyKey: request.idempotencyKey ?? request.headers.first(name: "idempotency-key"))
         grpcRequest.trace = trace
-        service.handle(grpcRequest, responder: responder, eventLoop: eventLoop)
+        service.handle(grpcRequest, call: answer, eventLoop: eventLoop)
         return call.promise.futureResult
     }
 
@@ -148,15 +148,17 @@ public enum GRPCWeb {
         out.append(contentsOf: payload)
     }
 
-    /// One call's answer, once: the service's responder writes here.
-    final class Call: GRPCCallSink {
+    /// One gRPC-Web call's answer, once: its `GRPCCall` writes here, and the exchange's HTTP
+    /// answer is the promise's.
+    final class Call: GRPCCallHandle {
         let mode: Mode
         let headers: [RESTResponse.Field]
         let promise: EventLoopPromise<RESTResponse>
         private let eventLoop: any EventLoop
         private var done = false
-        private var deadline: NIODeadline?
+        private(set) var deadline: NIODeadline?
         private var timer: Scheduled<Void>?
+        private var cancel: (() -> Void)?
 
         init(mode: Mode, headers: [RESTResponse.Field], eventLoop: any EventLoop) {
             self.mode = mode
@@ -170,25 +172,19 @@ public enum GRPCWeb {
             timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
                 guard let self else { return }
                 let cancel = self.cancel
-                self.respond(1, 1, .failure(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil)))
+                self.answer(.failure(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded", exception: nil)),
+                            trailers: [])
                 cancel?()
             }
         }
 
-        private var cancel: (() -> Void)?
-        func onCancel(_ streamID: Int32, _ generation: UInt64, _ body: @escaping () -> Void) {
+        func onCancel(_ body: @escaping () -> Void) {
             if !done { cancel = body }
         }
 
-        func isActive(_ streamID: Int32, _ generation: UInt64) -> Bool { !done }
-        func deadline(_ streamID: Int32, _ generation: UInt64) -> NIODeadline? { deadline }
+        var isActive: Bool { !done }
 
-        func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>) {
-            respond(streamID, generation, result, trailers: [])
-        }
-
-        func respond(_ streamID: Int32, _ generation: UInt64, _ result: Result<[UInt8], GRPCStatus>,
-                     trailers: [(String, String)]) {
+        func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
             guard !done else { return }
             done = true
             cancel = nil

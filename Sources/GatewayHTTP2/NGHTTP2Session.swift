@@ -189,7 +189,10 @@ final class NGHTTP2Session {
         }
     }
 
-    /// Resumes a body whose `readBody` said "nothing yet".
+    /// Resumes a body whose `readBody` said "nothing yet" (nghttp2 deferred it). Live: a
+    /// message stream's response (server reflection) is deferred between answers whenever the
+    /// client sends its next request only once the previous one is answered, as grpcurl does
+    /// (GRPCMessageStreamTests.nextMessageAfterAnswer, test_reflection.py).
     func resumeBody(streamID: Int32) {
         nghttp2_session_resume_data(session, streamID)
     }

@@ -58,4 +58,25 @@ struct GRPCMessageStreamTests {
         #expect(stream.data == H2TestClient.framed([1]))
         #expect(stream.trailer("grpc-status") == "13")
     }
+
+    @Test("The next message sent only once the previous one is answered (grpcurl's way): the deferred response body resumes")
+    func nextMessageAfterAnswer() throws {
+        // The server's body is empty after the first answer went out: nghttp2 defers it
+        // (`readBody` said "later"), and only `resumeBody` sends the second answer.
+        let (_, client, service) = try GRPCServerHandlerTests.make()
+        let id = try client.request(path: "/test.Echo/Stream", body: H2TestClient.framed([1]), keepOpen: true)
+        try client.exchange()
+        #expect(client.streams[id]?.data == H2TestClient.framed([1]))
+        #expect(client.streams[id]?.closedWith == nil, "the stream stays open")
+        client.send(H2TestClient.framed([2, 2]), on: id)
+        try client.exchange()
+        #expect(service.streamed == [[1], [2, 2]])
+        #expect(client.streams[id]?.data == H2TestClient.framed([1]) + H2TestClient.framed([2, 2]))
+        #expect(client.streams[id]?.trailer("grpc-status") == nil)
+        client.send([], on: id, end: true)
+        try client.exchange()
+        let stream = try #require(client.streams[id])
+        #expect(stream.trailer("grpc-status") == "0")
+        #expect(stream.closedWith == 0)
+    }
 }

@@ -104,4 +104,52 @@ struct GRPCWebTests {
         }
         #expect(status.code == .resourceExhausted)
     }
+
+    @Test("gRPC-Web's own GRPCCall: its deadline, the cancel hook at the deadline (once), only the first answer counts")
+    func callHandle() throws {
+        let loop = EmbeddedEventLoop()
+        let service = FakeService()
+        service.behaviour = .hold
+        var request = RESTRequest(method: "POST", target: "/test.Echo/Call", contentType: "application/grpc-web",
+                                  tenant: "t", body: H2TestClient.framed([1]))
+        request.headers.add(name: "grpc-timeout", value: "100m")
+        final class Box: @unchecked Sendable { var value: RESTResponse?; var answers = 0; var cancels = 0 }
+        let box = Box()
+        GRPCWeb.serve(request, mode: .binary, service: service, eventLoop: loop, maxMessageBytes: 100).whenSuccess {
+            box.value = $0
+            box.answers += 1
+        }
+        loop.run()
+        let call = try #require(service.held.first)
+        #expect(call.isActive)
+        #expect(call.deadline != nil)
+        call.onCancel { box.cancels += 1 }
+        loop.advanceTime(to: .now() + .milliseconds(150))
+        #expect(box.cancels == 1)
+        #expect(box.answers == 1)
+        #expect(!call.isActive)
+        call.succeed([2])
+        call.fail(.secondMessage)
+        loop.run()
+        #expect(box.answers == 1, "the promise is completed once")
+        #expect(box.cancels == 1)
+
+        // Answered first: the deadline then runs no cancel hook and sends nothing more. (A new
+        // loop: the first one's clock is already past this call's wall-clock deadline.)
+        let loop2 = EmbeddedEventLoop()
+        let answered = Box()
+        GRPCWeb.serve(request, mode: .binary, service: service, eventLoop: loop2, maxMessageBytes: 100).whenSuccess {
+            answered.value = $0
+            answered.answers += 1
+        }
+        loop2.run()
+        let second = try #require(service.held.last)
+        second.onCancel { answered.cancels += 1 }
+        second.succeed([3])
+        second.succeed([4])
+        loop2.advanceTime(to: .now() + .milliseconds(300))
+        #expect(answered.answers == 1)
+        #expect(answered.cancels == 0)
+        #expect(answered.value?.body == GRPCWeb.responseBody(.success([3]), mode: .binary))
+    }
 }

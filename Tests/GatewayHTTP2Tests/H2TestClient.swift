@@ -15,6 +15,8 @@ final class H2TestClient: NGHTTP2SessionDelegate {
         /// Request body still to send, and the size of each DATA chunk.
         var pendingBody: [UInt8] = []
         var chunk = 16_384
+        /// Not ended once `pendingBody` is out: more may follow (`send(_:on:end:)`).
+        var keepOpen = false
 
         func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
         func trailer(_ name: String) -> String? { trailers.first { $0.0 == name }?.1 }
@@ -37,7 +39,8 @@ final class H2TestClient: NGHTTP2SessionDelegate {
     /// Starts a gRPC request; the body is sent in DATA frames of `chunk` bytes.
     @discardableResult
     func request(path: String, body: [UInt8], contentType: String? = "application/grpc", method: String = "POST",
-                 extraHeaders: [(String, String)] = [], chunk: Int = 16_384, hasBody: Bool = true) throws -> Int32 {
+                 extraHeaders: [(String, String)] = [], chunk: Int = 16_384, hasBody: Bool = true,
+                 keepOpen: Bool = false) throws -> Int32 {
         var headers = HeaderBlock()
         let type = contentType.map { [("content-type", $0)] } ?? []
         for (n, v) in [(":method", method), (":scheme", "http"), (":path", path), (":authority", "test")] + type
@@ -48,8 +51,16 @@ final class H2TestClient: NGHTTP2SessionDelegate {
         var record = StreamRecord()
         record.pendingBody = body
         record.chunk = chunk
+        record.keepOpen = keepOpen
         streams[id] = record
         return id
+    }
+
+    /// More request body on a stream started with `keepOpen`; `end`: the last of it.
+    func send(_ bytes: [UInt8], on id: Int32, end: Bool = false) {
+        streams[id]?.pendingBody += bytes
+        if end { streams[id]?.keepOpen = false }
+        session.resumeBody(streamID: id)
     }
 
     /// A gRPC length-prefixed message.
@@ -112,7 +123,8 @@ final class H2TestClient: NGHTTP2SessionDelegate {
         if n > 0 { record.pendingBody.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) } }
         record.pendingBody.removeFirst(n)
         streams[streamID] = record
-        return (n, record.pendingBody.isEmpty)
+        // Nothing yet on a stream kept open: nghttp2 defers its body until `send` resumes it.
+        return (n, record.pendingBody.isEmpty && !record.keepOpen)
     }
 
     func bodyComplete(_ streamID: Int32) -> Bool { false }
@@ -126,7 +138,7 @@ final class FakeService: GRPCService, @unchecked Sendable {
     enum Behaviour { case echo, hold, fail(GRPCStatus) }
     var behaviour = Behaviour.echo
     var requests: [GRPCRequest] = []
-    var held: [GRPCResponder] = []
+    var held: [GRPCCall] = []
 
     func serves(path: String) -> Bool { path.hasPrefix("/test.Echo/") || path == Self.healthPath }
 
@@ -135,7 +147,7 @@ final class FakeService: GRPCService, @unchecked Sendable {
     static let healthPath = "/grpc.health.v1.Health/Check"
     func needsAdmission(path: String) -> Bool { path != Self.healthPath }
 
-    func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop) {
+    func handle(_ request: GRPCRequest, call responder: GRPCCall, eventLoop: any EventLoop) {
         if request.path == Self.healthPath { return responder.succeed([8, 1]) }
         requests.append(request)
         switch behaviour {

@@ -29,7 +29,7 @@ private let loop = EmbeddedEventLoop()
 /// Echoes the message of /test.Echo/Call; refuses /test.Echo/Fail.
 private struct EchoService: GRPCService {
     func serves(path: String) -> Bool { path.hasPrefix("/test.Echo/") }
-    func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop) {
+    func handle(_ request: GRPCRequest, call responder: GRPCCall, eventLoop: any EventLoop) {
         if request.path == "/test.Echo/Fail" {
             responder.fail(GRPCStatus(code: .invalidArgument, message: "no\r\nway %", exception: "ValidationException"))
         } else {

@@ -32,13 +32,13 @@ private let readSizes = [Int.max, 1, 13, 1000]
 private final class Service: GRPCService, @unchecked Sendable {
     // Only touched on the embedded event loop (this thread).
     var hold = false
-    var held: [GRPCResponder] = []
+    var held: [GRPCCall] = []
     var calls = 0
     var headerBytes = 0
 
     func serves(path: String) -> Bool { path.hasPrefix("/test.Echo/") }
 
-    func handle(_ request: GRPCRequest, responder: GRPCResponder, eventLoop: any EventLoop) {
+    func handle(_ request: GRPCRequest, call responder: GRPCCall, eventLoop: any EventLoop) {
         calls += 1
         headerBytes += request.path.utf8.count + (request.tenant?.utf8.count ?? 0) + (request.authorization?.utf8.count ?? 0)
         if request.path == "/test.Echo/Fail" {
