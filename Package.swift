@@ -113,10 +113,19 @@ let package = Package(
             pkgConfig: "libnghttp2",
             providers: [.apt(["libnghttp2-dev"])]
         ),
+        // The nghttp2 session (server and client role) and its header block: HTTP/2 framing,
+        // flow control and the header limits nghttp2 does not enforce. No gRPC in it.
+        .target(
+            name: "NGHTTP2",
+            dependencies: [
+                "CNghttp2",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "GatewayHTTP2",
             dependencies: [
-                "CNghttp2",
+                "NGHTTP2",
                 "ContextModel",
                 "HTTPServing",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -131,7 +140,7 @@ let package = Package(
                 "ContextModel",
                 "ContextProto",
                 "CProtobufC",
-                "GatewayHTTP2",
+                "NGHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -165,6 +174,7 @@ let package = Package(
                 "ContextModel",
                 "Gateway",
                 "GatewayHTTP2",
+                "NGHTTP2",
                 "HTTPServing",
                 "TaskCore",
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -183,6 +193,7 @@ let package = Package(
             name: "GatewayHTTP2Tests",
             dependencies: [
                 "GatewayHTTP2",
+                "NGHTTP2",
                 "HTTPServing",
                 "ContextModel",
                 .product(name: "NIOCore", package: "swift-nio"),

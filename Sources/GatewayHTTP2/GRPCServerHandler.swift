@@ -1,6 +1,7 @@
 import ContextModel
 import HTTPServing
 import Logging
+import NGHTTP2
 import NIOCore
 import NIOHTTP1
 
@@ -460,7 +461,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
 
     // MARK: NGHTTP2SessionDelegate
 
-    func settingsReceived(_ isAck: Bool) {
+    package func settingsReceived(_ isAck: Bool) {
         guard !isAck, !settingsReceived else { return }
         settingsReceived = true
         prefaceTimer?.cancel()
@@ -483,7 +484,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     }
 
 
-    func streamOpened(_ streamID: Int32) {
+    package func streamOpened(_ streamID: Int32) {
         idleTimer?.cancel()
         idleTimer = nil
         let stream = Stream(id: streamID, connection: self, maxMessageBytes: configuration.maxMessageBytes,
@@ -495,7 +496,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
     }
 
-    func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
+    package func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
         guard !isTrailer, let s = streams[streamID] else { return }
         switch name.count {
         case 5 where name.elementsEqual(":path".utf8):
@@ -535,7 +536,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
     }
 
-    func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {
+    package func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {
         if let s = streams[streamID] {
             // What was kept of the block goes now; the reset closes the stream.
             s.grpc.headerBlockRefused()
@@ -549,7 +550,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
     }
 
-    func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {
+    package func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {
         guard let s = streams[streamID] else { return }
         if !isTrailer {
             checkRequestHeaders(s)
@@ -583,7 +584,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         return base.elementsEqual("application/grpc".utf8) || base.elementsEqual("application/grpc+proto".utf8)
     }
 
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+    package func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
         guard let s = streams[streamID], s.acceptsData else {
             session?.consume(streamID: streamID, bytes.count)  // nothing of it is kept
             return
@@ -655,7 +656,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         }
     }
 
-    func dataEndedStream(_ streamID: Int32) {
+    package func dataEndedStream(_ streamID: Int32) {
         guard let s = streams[streamID] else { return }
         requestEnded(s)
     }
@@ -841,7 +842,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         resumeReadsIfAllowed()
     }
 
-    func streamClosed(_ streamID: Int32, errorCode: UInt32) {
+    package func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         guard let s = streams[streamID] else { return }
         streams[streamID] = nil
         dropAnswer(s)
@@ -868,13 +869,13 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         releaseHTTPSlot(s)
     }
 
-    func frameSent(_ streamID: Int32, endStream: Bool) {
+    package func frameSent(_ streamID: Int32, endStream: Bool) {
         guard endStream, let s = streams[streamID], s.resetWhenSent else { return }
         s.resetWhenSent = false
         session?.submitReset(streamID: streamID, errorCode: 0)
     }
 
-    func readBody(_ streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
+    package func readBody(_ streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
         guard let s = streams[streamID], var body = s.body else { return (0, true) }
         let n = min(buffer.count, body.readableBytes)
         body.withUnsafeReadableBytes { src in
@@ -892,7 +893,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         return (n, body.readableBytes == 0 && !s.bodyMayGrow)
     }
 
-    func bodyComplete(_ streamID: Int32) -> Bool {
+    package func bodyComplete(_ streamID: Int32) -> Bool {
         guard let s = streams[streamID] else { return false }
         s.body = nil
         if s.http != nil { return false }  // the last DATA frame ends the stream

@@ -1,4 +1,5 @@
 import ContextModel
+import NGHTTP2
 import NIOCore
 
 /// One native gRPC call on an HTTP/2 stream (PROTOCOL-HTTP2.md), as a value: what it may do

@@ -1,6 +1,7 @@
 import ContextModel
 internal import Gateway
 internal import GatewayHTTP2
+internal import NGHTTP2
 import HTTPServing
 internal import TaskCore
 

@@ -1,4 +1,4 @@
-import GatewayHTTP2
+import NGHTTP2
 import NIOCore
 
 /// One gRPC client connection (h2c with prior knowledge) through the gateway's own nghttp2

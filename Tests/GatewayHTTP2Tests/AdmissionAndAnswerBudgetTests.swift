@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import GatewayHTTP2
+@testable import NGHTTP2
 
 /// Issue 11, items 5 and 2, as values and on embedded connections: the adaptive admission
 /// limit, calls waiting their turn unread with connections served in turn, and answers held

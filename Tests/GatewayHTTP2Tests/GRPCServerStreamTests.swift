@@ -2,6 +2,7 @@ import ContextModel
 import NIOCore
 import Testing
 @testable import GatewayHTTP2
+@testable import NGHTTP2
 
 /// The gRPC call's state machine as a value, with a fake clock: every input in every state,
 /// and the exact actions it asks of its handler.

@@ -2,6 +2,7 @@ import ContextModel
 import NIOCore
 import NIOEmbedded
 @testable import GatewayHTTP2
+@testable import NGHTTP2
 
 /// A real nghttp2 client session wired to a `GRPCServerHandler` on an `EmbeddedChannel`:
 /// every byte the client produces is fed to the server (one byte per read when asked), and

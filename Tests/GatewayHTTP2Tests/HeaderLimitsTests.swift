@@ -3,6 +3,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import GatewayHTTP2
+@testable import NGHTTP2
 
 private func admit(_ budget: inout HeaderListBudget, _ name: Int, _ value: Int) -> Bool {
     budget.admit(nameLength: name, valueLength: value)

@@ -1,10 +1,10 @@
-import CNghttp2
+internal import CNghttp2
 import NIOCore
 
 /// Receives what an nghttp2 session parses. Called synchronously from inside
 /// `NGHTTP2Session.receive`, on the connection's event loop. Raw buffers are valid only for
 /// the duration of the call.
-protocol NGHTTP2SessionDelegate: AnyObject {
+package protocol NGHTTP2SessionDelegate: AnyObject {
     /// A HEADERS frame opened a stream (server: a request; client: a response).
     func streamOpened(_ streamID: Int32)
     /// A SETTINGS frame arrived (`isAck`: the peer acknowledging ours).
@@ -67,8 +67,8 @@ public struct HTTP2Settings: Sendable, Equatable {
 /// One nghttp2 session (server or client) driven through memory buffers: bytes in with
 /// `receive`, bytes out with `drainOutput`. The only place that sees nghttp2's pointers and
 /// C callbacks (STYLE.md: C interop kept at the edge). Not thread-safe: use it on one event loop.
-final class NGHTTP2Session {
-    enum Role { case server, client }
+package final class NGHTTP2Session {
+    package enum Role { case server, client }
 
     struct Failure: Error, CustomStringConvertible {
         var code: Int32
@@ -77,17 +77,17 @@ final class NGHTTP2Session {
 
     private var session: OpaquePointer?
     unowned let delegate: any NGHTTP2SessionDelegate
-    let role: Role
+    package let role: Role
     /// The header block being received (blocks never interleave: RFC 9113 §6.10).
     private var headerBudget: HeaderListBudget
     private var refusedBlocks: OversizedHeaderStrikes
     /// Header blocks refused on this connection (over the list size or field count).
-    private(set) var refusedHeaderBlocks = 0
+    package private(set) var refusedHeaderBlocks = 0
     /// Set once too many blocks were refused: GOAWAY ENHANCE_YOUR_CALM is queued and the
     /// session ends once it is sent.
-    private(set) var terminatedForHeaders = false
+    package private(set) var terminatedForHeaders = false
 
-    init(role: Role, delegate: any NGHTTP2SessionDelegate, settings: HTTP2Settings) throws {
+    package init(role: Role, delegate: any NGHTTP2SessionDelegate, settings: HTTP2Settings) throws {
         self.role = role
         self.delegate = delegate
         headerBudget = HeaderListBudget(maxBytes: Int(settings.maxHeaderListSize), maxFields: settings.maxHeaderFields)
@@ -129,7 +129,7 @@ final class NGHTTP2Session {
 
     /// Feeds received bytes. A thrown error is fatal to the connection: nghttp2 has queued a
     /// GOAWAY where the protocol wants one, so drain the output, then close.
-    func receive(_ bytes: UnsafeRawBufferPointer) throws {
+    package func receive(_ bytes: UnsafeRawBufferPointer) throws {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         let n = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         if n < 0 { throw Failure(code: Int32(n)) }
@@ -140,7 +140,7 @@ final class NGHTTP2Session {
     /// more (the rest stays queued in nghttp2, and response bodies unread in their providers,
     /// until the next call): a socket the peer does not drain never makes nghttp2 empty every
     /// body it may send into memory at once.
-    func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws {
+    package func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws {
         while buffer.readableBytes < limit {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &data)
@@ -151,10 +151,10 @@ final class NGHTTP2Session {
     }
 
     /// nghttp2 has something to send now (frames queued, or a body with window to send in).
-    var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
+    package var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
 
     /// Both sides are done (GOAWAY exchanged, no streams): the connection can close.
-    var isFinished: Bool {
+    package var isFinished: Bool {
         nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
     }
 
@@ -163,7 +163,7 @@ final class NGHTTP2Session {
     /// Response or request headers, with a body pulled through the delegate when `hasBody`.
     /// Server: a response on `streamID`. Client: a new request; returns its stream id.
     @discardableResult
-    func submitHeaders(streamID: Int32, _ headers: HeaderBlock, hasBody: Bool) throws -> Int32 {
+    package func submitHeaders(streamID: Int32, _ headers: HeaderBlock, hasBody: Bool) throws -> Int32 {
         var provider = nghttp2_data_provider()
         provider.read_callback = Callbacks.readBody
         return try headers.withNV { nv, count in
@@ -183,7 +183,7 @@ final class NGHTTP2Session {
     }
 
     /// A trailer block that ends the stream (gRPC's status).
-    func submitTrailers(streamID: Int32, _ trailers: HeaderBlock) throws {
+    package func submitTrailers(streamID: Int32, _ trailers: HeaderBlock) throws {
         try trailers.withNV { nv, count in
             try check(nghttp2_submit_trailer(session, streamID, nv, count))
         }
@@ -193,22 +193,22 @@ final class NGHTTP2Session {
     /// message stream's response (server reflection) is deferred between answers whenever the
     /// client sends its next request only once the previous one is answered, as grpcurl does
     /// (GRPCMessageStreamTests.nextMessageAfterAnswer, test_reflection.py).
-    func resumeBody(streamID: Int32) {
+    package func resumeBody(streamID: Int32) {
         nghttp2_session_resume_data(session, streamID)
     }
 
-    func submitReset(streamID: Int32, errorCode: UInt32) {
+    package func submitReset(streamID: Int32, errorCode: UInt32) {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
     }
 
     /// RFC 9113 §6.8: a GOAWAY with the highest stream id, telling the client to open no new
     /// streams while those in flight finish.
-    func submitShutdownNotice() {
+    package func submitShutdownNotice() {
         nghttp2_submit_shutdown_notice(session)
     }
 
     /// The final GOAWAY: streams above the last one processed are refused.
-    func submitGoAway(errorCode: UInt32 = 0) {
+    package func submitGoAway(errorCode: UInt32 = 0) {
         nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
                               nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
     }
@@ -217,13 +217,13 @@ final class NGHTTP2Session {
     /// no longer buffered; their window goes back to the peer (stream and connection), in a
     /// WINDOW_UPDATE once half a window is due. A closed stream's bytes count for the
     /// connection alone.
-    func consume(streamID: Int32, _ count: Int) {
+    package func consume(streamID: Int32, _ count: Int) {
         guard count > 0 else { return }
         nghttp2_session_consume(session, streamID, count)
     }
 
     /// GOAWAY with `errorCode` and the last stream processed; the session ends once it is sent.
-    func terminate(errorCode: UInt32) {
+    package func terminate(errorCode: UInt32) {
         nghttp2_session_terminate_session(session, errorCode)
     }
 
@@ -421,8 +421,8 @@ public protocol HTTP2ClientSessionDelegate: AnyObject {
 }
 
 /// The client role of `NGHTTP2Session` for other modules (the load tool), so that clients and
-/// the gateway share one nghttp2 edge. A wrapper rather than a public `NGHTTP2SessionDelegate`:
-/// that protocol's requirements would have to become public API of `GRPCServerHandler` too.
+/// the gateway share one nghttp2 edge. A wrapper rather than a public `NGHTTP2SessionDelegate`
+/// (a package protocol): its requirements would become public API of `GRPCServerHandler` too.
 /// Not thread-safe: use it on one event loop.
 public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     private unowned let delegate: any HTTP2ClientSessionDelegate
@@ -465,19 +465,19 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     public var isFinished: Bool { session.isFinished }
 
     // NGHTTP2SessionDelegate: forwarded, minus what only a server needs.
-    func streamOpened(_ streamID: Int32) {}
-    func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
+    package func streamOpened(_ streamID: Int32) {}
+    package func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) {
         delegate.header(streamID, name: name, value: value, isTrailer: isTrailer)
     }
-    func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
-    func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
-    func settingsReceived(_ isAck: Bool) {}
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate.data(streamID, bytes) }
-    func dataEndedStream(_ streamID: Int32) {}
-    func streamClosed(_ streamID: Int32, errorCode: UInt32) { delegate.streamClosed(streamID, errorCode: errorCode) }
-    func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
+    package func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
+    package func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
+    package func settingsReceived(_ isAck: Bool) {}
+    package func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate.data(streamID, bytes) }
+    package func dataEndedStream(_ streamID: Int32) {}
+    package func streamClosed(_ streamID: Int32, errorCode: UInt32) { delegate.streamClosed(streamID, errorCode: errorCode) }
+    package func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
         delegate.readBody(streamID, into: into)
     }
-    func frameSent(_ streamID: Int32, endStream: Bool) {}
-    func bodyComplete(_ streamID: Int32) -> Bool { false }  // never called for a client
+    package func frameSent(_ streamID: Int32, endStream: Bool) {}
+    package func bodyComplete(_ streamID: Int32) -> Bool { false }  // never called for a client
 }

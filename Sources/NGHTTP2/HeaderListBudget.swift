@@ -3,7 +3,7 @@
 /// (STACK-NOTES-2: a 100 KB list arrived whole; an HPACK block of 14 KB decoded to 40 MB),
 /// so the `on_header` callback counts every decoded field here and stops the block the moment
 /// it is over. A pure value: no I/O, tested as a value.
-struct HeaderListBudget: Equatable {
+package struct HeaderListBudget: Equatable {
     /// Decoded bytes per block, RFC 9113 §10.5.1 accounting: name + value + 32 per field.
     let maxBytes: Int
     /// Fields per block. The byte limit alone lets ~500 empty fields through at 16 KiB; no
@@ -38,7 +38,7 @@ struct HeaderListBudget: Equatable {
 /// Counts a connection's refused header blocks: one may be an honest mistake; a client that
 /// keeps sending them is attacking (an HPACK bomb costs us decoding even when refused), and its
 /// connection gets GOAWAY ENHANCE_YOUR_CALM.
-struct OversizedHeaderStrikes: Equatable {
+package struct OversizedHeaderStrikes: Equatable {
     /// Refused blocks tolerated on one connection; the next one ends it.
     let tolerated: Int
     private(set) var count = 0
