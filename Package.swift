@@ -17,7 +17,7 @@ let package = Package(
         .library(name: "Gateway", targets: ["Gateway"]),
         // For gateway/fuzz (a separate package): its targets link these instead of Gateway, so
         // that a cold fuzz build compiles neither BoringSSL (swift-nio-ssl) nor NIOPosix.
-        .library(name: "GatewayHTTP2", targets: ["GatewayHTTP2"]),
+        .library(name: "GRPCServer", targets: ["GRPCServer"]),
         .library(name: "ContextProto", targets: ["ContextProto"]),
     ],
     dependencies: [
@@ -80,7 +80,7 @@ let package = Package(
                 "ContextModel",
                 "ContextProto",
                 "CProtobufC",
-                "GatewayHTTP2",
+                "GRPCServer",
                 "HTTPServing",
                 "Observability",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -123,7 +123,7 @@ let package = Package(
             ]
         ),
         .target(
-            name: "GatewayHTTP2",
+            name: "GRPCServer",
             dependencies: [
                 "NGHTTP2",
                 "ContextModel",
@@ -153,7 +153,7 @@ let package = Package(
                 "LoadTool",
                 "TaskCore",
                 "Gateway",
-                "GatewayHTTP2",
+                "GRPCServer",
                 "HTTPServing",
                 "ContextModel",
                 "Observability",
@@ -173,7 +173,7 @@ let package = Package(
             dependencies: [
                 "ContextModel",
                 "Gateway",
-                "GatewayHTTP2",
+                "GRPCServer",
                 "NGHTTP2",
                 "HTTPServing",
                 "TaskCore",
@@ -190,9 +190,9 @@ let package = Package(
             exclude: ["vectors"]  // the generator of GoldenVectors.swift and its Python inputs
         ),
         .testTarget(
-            name: "GatewayHTTP2Tests",
+            name: "GRPCServerTests",
             dependencies: [
-                "GatewayHTTP2",
+                "GRPCServer",
                 "NGHTTP2",
                 "HTTPServing",
                 "ContextModel",

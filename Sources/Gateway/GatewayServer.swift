@@ -1,4 +1,4 @@
-import GatewayHTTP2
+import GRPCServer
 import HTTPServing
 import Logging
 import NIOConcurrencyHelpers

@@ -2,7 +2,7 @@ import ArgumentParser
 import ContextModel
 import Foundation
 import Gateway
-import GatewayHTTP2
+import GRPCServer
 import GatewaySettings
 import HTTPServing
 import Logging

@@ -1,6 +1,6 @@
 import ContextModel
 internal import Gateway
-internal import GatewayHTTP2
+internal import GRPCServer
 internal import NGHTTP2
 import HTTPServing
 internal import TaskCore

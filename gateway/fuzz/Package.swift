@@ -7,7 +7,7 @@ import PackageDescription
 // gateway/fuzz/run.sh, which passes
 //
 //   -Xswiftc -sanitize=fuzzer   coverage instrumentation and libFuzzer's main
-//   -Xswiftc -enable-testing    `@testable import GatewayCodec` / `GatewayHTTP2` (Codec,
+//   -Xswiftc -enable-testing    `@testable import GatewayCodec` / `GRPCServer` (Codec,
 //                               Base64, GRPCWeb.readMessage are internal)
 //
 // Each target checks invariants (round trips, "accepted output is accepted again"), not only
@@ -16,7 +16,7 @@ let package = Package(
     name: "cs-gateway-fuzz",
     platforms: [.macOS(.v14)],
     dependencies: [
-        // The main package (library products ContextModel, ContextProto, GatewayHTTP2), named so
+        // The main package (library products ContextModel, ContextProto, GRPCServer), named so
         // that the products below do not depend on the name of the folder the repository is
         // cloned in.
         .package(name: "cs-gateway", path: "../.."),
@@ -64,7 +64,7 @@ let package = Package(
             dependencies: [
                 "FuzzSupport",
                 .product(name: "ContextModel", package: "cs-gateway"),
-                .product(name: "GatewayHTTP2", package: "cs-gateway"),  // brings HTTPServing
+                .product(name: "GRPCServer", package: "cs-gateway"),  // brings HTTPServing
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -75,7 +75,7 @@ let package = Package(
             dependencies: [
                 "FuzzSupport",
                 .product(name: "ContextModel", package: "cs-gateway"),
-                .product(name: "GatewayHTTP2", package: "cs-gateway"),  // brings HTTPServing
+                .product(name: "GRPCServer", package: "cs-gateway"),  // brings HTTPServing
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -1,5 +1,5 @@
 import ContextModel
-import GatewayHTTP2
+import GRPCServer
 import HTTPServing
 import NIOCore
 

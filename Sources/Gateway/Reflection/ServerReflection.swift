@@ -1,5 +1,5 @@
 import ContextModel
-import GatewayHTTP2
+import GRPCServer
 import NIOCore
 
 /// gRPC server reflection (gRPC's `server-reflection.md`; proto/grpc/reflection), served by the

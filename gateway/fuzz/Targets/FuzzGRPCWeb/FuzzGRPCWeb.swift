@@ -14,7 +14,7 @@
 //   success) whose first line is a grpc-status, base64 in text mode.
 import ContextModel
 import FuzzSupport
-@testable import GatewayHTTP2
+@testable import GRPCServer
 import HTTPServing
 import NIOCore
 import NIOEmbedded

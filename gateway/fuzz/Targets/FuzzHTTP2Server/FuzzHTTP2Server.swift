@@ -16,7 +16,7 @@
 // - once the channel is gone, nothing keeps the handler alive (no retain cycle).
 import ContextModel
 import FuzzSupport
-@testable import GatewayHTTP2
+@testable import GRPCServer
 import HTTPServing
 import NIOCore
 import NIOEmbedded

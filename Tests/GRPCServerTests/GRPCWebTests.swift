@@ -3,7 +3,7 @@ import HTTPServing
 import NIOCore
 import NIOEmbedded
 import Testing
-@testable import GatewayHTTP2
+@testable import GRPCServer
 
 @Suite("gRPC-Web framing")
 struct GRPCWebTests {

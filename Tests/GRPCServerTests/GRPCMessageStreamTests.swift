@@ -2,7 +2,7 @@ import ContextModel
 import NIOCore
 import NIOEmbedded
 import Testing
-@testable import GatewayHTTP2
+@testable import GRPCServer
 
 /// Bidirectional message streams (server reflection's shape): one response per request message,
 /// the status in trailers when the client half-closes.

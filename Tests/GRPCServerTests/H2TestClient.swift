@@ -1,7 +1,7 @@
 import ContextModel
 import NIOCore
 import NIOEmbedded
-@testable import GatewayHTTP2
+@testable import GRPCServer
 @testable import NGHTTP2
 
 /// A real nghttp2 client session wired to a `GRPCServerHandler` on an `EmbeddedChannel`:

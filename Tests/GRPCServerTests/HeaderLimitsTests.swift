@@ -2,7 +2,7 @@ import ContextModel
 import NIOCore
 import NIOEmbedded
 import Testing
-@testable import GatewayHTTP2
+@testable import GRPCServer
 @testable import NGHTTP2
 
 private func admit(_ budget: inout HeaderListBudget, _ name: Int, _ value: Int) -> Bool {

@@ -4,7 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import Testing
-@testable import GatewayHTTP2
+@testable import GRPCServer
 
 /// Requests that are not native gRPC, on the same HTTP/2 connection, with a `RESTResponder`:
 /// collected whole and answered as plain HTTP (REST, gRPC-Web, health).

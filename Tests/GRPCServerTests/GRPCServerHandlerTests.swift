@@ -2,7 +2,7 @@ import ContextModel
 import NIOCore
 import NIOEmbedded
 import Testing
-@testable import GatewayHTTP2
+@testable import GRPCServer
 
 /// Stream state and gRPC framing, driven by a real nghttp2 client, byte by byte, no sleeps.
 @Suite("gRPC over HTTP/2: stream state and framing")

@@ -3,7 +3,7 @@ import HTTPServing
 import NIOCore
 import NIOEmbedded
 import Testing
-@testable import GatewayHTTP2
+@testable import GRPCServer
 @testable import NGHTTP2
 
 /// Issue 11, items 5 and 2, as values and on embedded connections: the adaptive admission

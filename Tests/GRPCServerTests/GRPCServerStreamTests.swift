@@ -1,7 +1,7 @@
 import ContextModel
 import NIOCore
 import Testing
-@testable import GatewayHTTP2
+@testable import GRPCServer
 @testable import NGHTTP2
 
 /// The gRPC call's state machine as a value, with a fake clock: every input in every state,
