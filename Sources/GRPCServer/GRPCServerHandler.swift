@@ -39,11 +39,14 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         /// Largest request message (gRPC's customary default: 4 MiB). Larger ones get
         /// RESOURCE_EXHAUSTED before they are buffered.
         public var maxMessageBytes = 4 << 20
-        /// From the handler's start to the client's first SETTINGS frame (RFC 9113 §3.4: the
-        /// preface ends with it); nil: no limit.
-        public var prefaceTimeout: TimeAmount? = .seconds(10)
-        /// No open stream for this long: GOAWAY, then close. nil: no limit.
-        public var idleTimeout: TimeAmount? = .minutes(5)
+        /// What every connection is held to, whatever it speaks (the same value the HTTP/1.1
+        /// handler gets): the header list's size and fields (announced in SETTINGS and enforced
+        /// by the session), `handshakeTimeout` from the handler's start to the client's first
+        /// SETTINGS frame (RFC 9113 §3.4: the preface ends with it), `idleTimeout` with no
+        /// open stream (GOAWAY, then close), the answer bytes one connection may hold for its
+        /// client (`AnswerBudget`: bodies its window does not let out yet) and
+        /// `answerStallTimeout` (none of them taken: GOAWAY ENHANCE_YOUR_CALM and close).
+        public var limits = ConnectionLimits()
         /// Calls a client may cancel (RST_STREAM after a complete request, not near the call's
         /// deadline) at once, and per second after that; past it: GOAWAY ENHANCE_YOUR_CALM
         /// and close (`CancelRateLimit`). nghttp2 bounds HEADERS+RST alone at 1000 and 33/s.
@@ -55,14 +58,9 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         public var maxBufferedRequestBytesPerConnection = 32 << 20
         /// The same for the whole process, shared by every connection of this configuration.
         public var processRequestBudget = ProcessByteBudget(maxBytes: 256 << 20)
-        /// Answer bytes one connection may hold for its client (`AnswerBudget`): bodies its
-        /// flow-control window does not let out yet.
-        public var maxBufferedAnswerBytesPerConnection = ConnectionLimits.defaults.maxBufferedAnswerBytesPerConnection
-        /// The same for the whole process.
+        /// Answer bytes the whole process may hold for clients (`limits` has the per-connection
+        /// bound).
         public var processAnswerBudget = ProcessByteBudget(maxBytes: 256 << 20)
-        /// Answers waiting and none of them taken by the client (window or socket) for this
-        /// long: GOAWAY ENHANCE_YOUR_CALM and close. nil: no limit.
-        public var answerStallTimeout: TimeAmount? = ConnectionLimits.defaults.answerStallTimeout
         /// Admission control per event loop (`LoopAdmission`); nil: every call starts at once.
         public var admissions: LoopAdmissions?
         /// Metrics and the failed-call log line (README, "Metrics", "Tracing"); nil: none.
@@ -192,12 +190,14 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         configuration.http2.initialWindowSize = min(configuration.http2.initialWindowSize,
                                                     configuration.http2.connectionWindowSize)
         configuration.http2.manualWindowUpdates = true
+        configuration.http2.maxHeaderListSize = UInt32(clamping: configuration.limits.maxHeaderListSize)
+        configuration.http2.maxHeaderFields = configuration.limits.maxHeaderFields
         self.configuration = configuration
         self.requestBudget = ConnectionRequestBudget(maxBytes: budget, window: Int(configuration.http2.connectionWindowSize))
         self.logger = logger
         self.cancelBudget = CancelRateLimit(burst: configuration.cancelledCallsBurst,
                                             perSecond: configuration.cancelledCallsPerSecond)
-        self.answers = AnswerBudget(maxBytes: configuration.maxBufferedAnswerBytesPerConnection,
+        self.answers = AnswerBudget(maxBytes: configuration.limits.maxBufferedAnswerBytesPerConnection,
                                     process: configuration.processAnswerBudget)
     }
 
@@ -221,13 +221,12 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             observer = configuration.observers?.observer(for: context.eventLoop)
             observer?.connectionOpened()
             flush()  // our SETTINGS
-            if let timeout = configuration.prefaceTimeout {
-                prefaceTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-                    guard let self, !self.settingsReceived, !self.closing else { return }
-                    self.logger.debug("no HTTP/2 preface and SETTINGS in time: closing")
-                    self.closing = true
-                    self.context?.close(promise: nil)
-                }
+            prefaceTimer = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.limits.handshakeTimeout) {
+                [weak self] in
+                guard let self, !self.settingsReceived, !self.closing else { return }
+                self.logger.debug("no HTTP/2 preface and SETTINGS in time: closing")
+                self.closing = true
+                self.context?.close(promise: nil)
             }
             armIdleTimer()
         } catch {
@@ -397,7 +396,8 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     /// Answers wait (held bytes, or output blocked): the stall clock starts if it was not
     /// running, and a timer checks it.
     private func noteAnswersWaiting() {
-        guard stallTimer == nil, let timeout = configuration.answerStallTimeout, let context, !closing else { return }
+        guard stallTimer == nil, let context, !closing else { return }
+        let timeout = configuration.limits.answerStallTimeout
         lastAnswerProgress = context.eventLoop.now.uptimeNanoseconds
         stallTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
             self?.checkStall()
@@ -406,8 +406,9 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
 
     private func checkStall() {
         stallTimer = nil
-        guard !closing, let timeout = configuration.answerStallTimeout, let context,
+        guard !closing, let context,
               answers.held > 0 || outputBlocked else { return }
+        let timeout = configuration.limits.answerStallTimeout
         let now = context.eventLoop.now.uptimeNanoseconds
         let stalledSince = lastAnswerProgress
         if now &- stalledSince >= UInt64(timeout.nanoseconds) {
@@ -472,7 +473,8 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     private func armIdleTimer() {
         idleTimer?.cancel()
         idleTimer = nil
-        guard let timeout = configuration.idleTimeout, streams.isEmpty, !closing, let context else { return }
+        guard streams.isEmpty, !closing, let context else { return }
+        let timeout = configuration.limits.idleTimeout
         idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
             guard let self, self.streams.isEmpty, !self.closing, let session = self.session else { return }
             // RFC 9113 §6.8: GOAWAY with the last stream processed, then close.

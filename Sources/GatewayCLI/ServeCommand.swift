@@ -133,19 +133,14 @@ struct ServeCommand: AsyncParsableCommand {
         // The listener, last: clients come only once everything behind it runs.
         var handlerConfig = GRPCServerHandler.Configuration()
         handlerConfig.observers = gateway.observers
+        handlerConfig.limits = limits
         handlerConfig.maxMessageBytes = settings.int("gateway.max-message-bytes")
         handlerConfig.http2.maxConcurrentStreams = UInt32(settings.int("gateway.max-concurrent-streams"))
         handlerConfig.http2.initialWindowSize = UInt32(settings.int("gateway.initial-window-size"))
-        handlerConfig.http2.maxHeaderListSize = UInt32(limits.maxHeaderListSize)
-        handlerConfig.http2.maxHeaderFields = limits.maxHeaderFields
-        handlerConfig.prefaceTimeout = limits.handshakeTimeout
-        handlerConfig.idleTimeout = limits.idleTimeout
         handlerConfig.cancelledCallsBurst = settings.int("gateway.cancelled-calls-burst")
         handlerConfig.cancelledCallsPerSecond = settings.int("gateway.cancelled-calls-per-second")
         handlerConfig.maxBufferedRequestBytesPerConnection = settings.int("gateway.max-buffered-request-bytes-per-connection")
         handlerConfig.processRequestBudget = ProcessByteBudget(maxBytes: settings.int("gateway.max-buffered-request-bytes"))
-        handlerConfig.maxBufferedAnswerBytesPerConnection = limits.maxBufferedAnswerBytesPerConnection
-        handlerConfig.answerStallTimeout = limits.answerStallTimeout
         handlerConfig.processAnswerBudget = ProcessByteBudget(maxBytes: settings.int("gateway.max-buffered-answer-bytes"))
         if settings.bool("admission.enabled") {
             var admission = AdmissionLimiter.Configuration()

@@ -241,7 +241,7 @@ struct AdmissionAndAnswerBudgetTests {
         var client = HTTP2Settings()
         client.initialWindowSize = 0
         client.manualWindowUpdates = true
-        let (_, stuck) = try loop.connect(service, configure: { $0.maxBufferedAnswerBytesPerConnection = 64 << 10 }, client: client)
+        let (_, stuck) = try loop.connect(service, configure: { $0.limits.maxBufferedAnswerBytesPerConnection = 64 << 10 }, client: client)
         let big = [UInt8](repeating: 7, count: 20 << 10)
         var ids: [Int32] = []
         for _ in 0..<5 { ids.append(try stuck.request(path: "/test.Echo/Call", body: H2TestClient.framed(big))) }
@@ -262,7 +262,7 @@ struct AdmissionAndAnswerBudgetTests {
         var client = HTTP2Settings()
         client.initialWindowSize = 0
         client.manualWindowUpdates = true
-        let (channel, stuck) = try loop.connect(service, configure: { $0.answerStallTimeout = .seconds(5) }, client: client)
+        let (channel, stuck) = try loop.connect(service, configure: { $0.limits.answerStallTimeout = .seconds(5) }, client: client)
         _ = try stuck.request(path: "/test.Echo/Call", body: H2TestClient.framed([UInt8](repeating: 1, count: 100)))
         try stuck.exchange()
         loop.loop.advanceTime(by: .seconds(4))
@@ -273,7 +273,7 @@ struct AdmissionAndAnswerBudgetTests {
         #expect(!channel.isActive, "closed after 5 s without the client taking a byte")
 
         // A client that takes its answers: no stall, whatever the time.
-        let (open, reader) = try loop.connect(service, configure: { $0.answerStallTimeout = .seconds(5) })
+        let (open, reader) = try loop.connect(service, configure: { $0.limits.answerStallTimeout = .seconds(5) })
         for _ in 0..<3 {
             _ = try reader.request(path: "/test.Echo/Call", body: H2TestClient.framed([1]))
             try reader.exchange()
