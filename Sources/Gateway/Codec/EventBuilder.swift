@@ -30,30 +30,44 @@ struct EventBuilder {
         add(key, .integer(value))
     }
 
-    /// "long or string" (§3, §7): the `oneof` of an int64 id and a string name.
-    mutating func attribute(_ key: String, _ pointer: UnsafeMutablePointer<Genesys__Cs__V1__BusinessAttribute>?) throws(GRPCStatus) {
-        guard let attribute = pointer?.pointee else { return }
-        switch attribute.value_case.rawValue {
-        case GENESYS__CS__V1__BUSINESS_ATTRIBUTE__VALUE_ID.rawValue:
-            add(key, .integer(attribute.id))
-        case GENESYS__CS__V1__BUSINESS_ATTRIBUTE__VALUE_NAME.rawValue:
-            add(key, .string(try protoString(attribute.name, key, method)))
-        default:
-            throw .invalid("\(key) is set but holds neither an id nor a name")
+    /// One field of the request as the member of the same name, when it is set: an
+    /// `EventFields` contributes its own fields, a `BusinessAttribute` its id or name, a
+    /// string or an integer itself.
+    mutating func member(_ member: EventMember, of m: ProtoMessageRef) throws(GRPCStatus) {
+        let field = member.field
+        switch member.role {
+        case .eventFields:
+            guard let sub = m.message(field) else { return }
+            for inner in Self.eventMembers {
+                try self.member(inner, of: sub)
+            }
+        case .attribute:
+            guard let sub = m.message(field) else { return }
+            try attribute(field.name, sub)
+        case .string:
+            if m.isSet(field) { try string(field.name, m.cString(field)) }
+        case .integer:
+            if m.isSet(field) { integer(field.name, m.int64(field)) }
         }
     }
 
-    /// The event-level fields (`EventFields`), when the message carries them.
-    mutating func fields(_ pointer: UnsafeMutablePointer<Genesys__Cs__V1__EventFields>?) throws(GRPCStatus) {
-        guard let f = pointer?.pointee else { return }
-        if isSet(f._timestamp_case) { try string("timestamp", f.timestamp) }
-        if isSet(f._session_id_case) { try string("session_id", f.session_id) }
-        if isSet(f._interaction_id_case) { try string("interaction_id", f.interaction_id) }
-        try attribute("application_type", f.application_type)
-        if isSet(f._application_id_case) { integer("application_id", f.application_id) }
-        try attribute("resource_type", f.resource_type)
-        if isSet(f._resource_id_case) { integer("resource_id", f.resource_id) }
-        try attribute("media_type", f.media_type)
+    /// "long or string" (§3, §7): the `oneof` of an int64 id and a string name.
+    private mutating func attribute(_ key: String, _ attribute: ProtoMessageRef) throws(GRPCStatus) {
+        for field in Self.attributeFields where attribute.isSet(field) {
+            if field.type == .string {
+                add(key, .string(try protoString(attribute.cString(field), key, method)))
+            } else {
+                add(key, .integer(attribute.int64(field)))
+            }
+            return
+        }
+        throw .invalid("\(key) is set but holds neither an id nor a name")
+    }
+
+    private static let attributeFields = ProtoSchema.fields(of: RequestPlan.attributeType)
+    /// The event-level fields (`EventFields`), in field-number order.
+    private static let eventMembers = ProtoSchema.fields(of: RequestPlan.eventFieldsType).map {
+        EventMember($0, in: RequestPlan.eventFieldsType)
     }
 
     private mutating func add(_ key: String, _ value: JSONScalar) {
@@ -62,10 +76,7 @@ struct EventBuilder {
 
     /// The validated event, with the extensions of whichever form the request used (§7: one
     /// of them at most).
-    func build(
-        extensions: UnsafeMutablePointer<Google__Protobuf__Struct>?,
-        extensionsJSON: UnsafeMutablePointer<CChar>?
-    ) throws(GRPCStatus) -> Event {
+    func build(extensions: ProtoMessageRef?, extensionsJSON: UnsafeMutablePointer<CChar>?) throws(GRPCStatus) -> Event {
         if extensions != nil && extensionsJSON != nil {
             throw .invalid("extensions and extensions_json are alternatives: send one of them")
         }
@@ -77,7 +88,7 @@ struct EventBuilder {
         }
         if let extensions {
             var rendered = StructJSON(method: method, maxDepth: limits.maxDepth)
-            try rendered.render(extensions)
+            try rendered.render(extensions.pointer(as: Google__Protobuf__Struct.self))
             event.extensions = try validatedExtensions(rendered.members, rendered.bytes, field: "extensions")
         } else if let extensionsJSON {
             var length = 0
