@@ -18,12 +18,12 @@ extension Codec {
         _ method: RPCMethod, _ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults
     ) throws(GRPCStatus) -> UpstreamCall {
         guard let plan = RequestPlan.byMethod[method.rawValue] else { throw .servedLocally(method) }
-        if let extensions = plan.extensions { try guardStructDepth(bytes, field: UInt64(extensions.number), limits) }
+        if let extensions = plan.extensions { try guardStructDepth(bytes, field: UInt64(extensions.field.number), limits) }
         return try withUnpacked(bytes, method) { m throws(GRPCStatus) -> UpstreamCall in
             var serviceID: Int64 = 0
             var childID: Int64 = 0
-            if let field = plan.serviceID { serviceID = try requireServiceID(m.int64(field)) }
-            if let field = plan.childID { childID = try requireChildID(field.name, m.int64(field)) }
+            if let id = plan.serviceID { serviceID = try requireServiceID(m.int64(id.slot)) }
+            if let id = plan.childID { childID = try requireChildID(id.field.name, m.int64(id.slot)) }
             switch plan.contract {
             case .start(let kind):
                 let body = try event(m, plan, kind, .start, method, limits)
@@ -41,25 +41,25 @@ extension Codec {
                 }
             case .query(.service):
                 var include = ServiceInclude()
-                for field in plan.others where field.type == .bool {
-                    let on = m.int64(field) != 0
-                    switch field.name {
+                for flag in plan.others where flag.field.type == .bool {
+                    let on = m.int64(flag.slot) != 0
+                    switch flag.field.name {
                     case "active_states": include.activeStates = on
                     case "completed_states": include.completedStates = on
                     case "active_tasks": include.activeTasks = on
                     case "completed_tasks": include.completedTasks = on
-                    default: preconditionFailure("QueryService: unknown flag \(field.name)")
+                    default: preconditionFailure("QueryService: unknown flag \(flag.field.name)")
                     }
                 }
                 return UpstreamCall(route: .queryService(serviceID: serviceID, include: include), body: [])
             case .query(.state):
                 var include = StateInclude()
-                for field in plan.others where field.type == .bool {
-                    let on = m.int64(field) != 0
-                    switch field.name {
+                for flag in plan.others where flag.field.type == .bool {
+                    let on = m.int64(flag.slot) != 0
+                    switch flag.field.name {
                     case "active_tasks": include.activeTasks = on
                     case "completed_tasks": include.completedTasks = on
-                    default: preconditionFailure("QueryState: unknown flag \(field.name)")
+                    default: preconditionFailure("QueryState: unknown flag \(flag.field.name)")
                     }
                 }
                 return UpstreamCall(route: .queryState(serviceID: serviceID, stateID: childID, include: include), body: [])
@@ -82,11 +82,11 @@ extension Codec {
         _ limits: JSONLimits
     ) throws(GRPCStatus) -> [UInt8] {
         var event = EventBuilder(kind, phase, method, limits: limits)
-        for field in plan.members {
-            try event.member(field, of: m)
+        for member in plan.members {
+            try event.member(member, of: m, plan)
         }
-        let extensions = plan.extensions.flatMap { m.message($0) }
-        let extensionsJSON = plan.extensionsJSON.flatMap { m.isSet($0) ? m.cString($0) : nil }
+        let extensions = plan.extensions.flatMap { m.message($0.slot) }
+        let extensionsJSON = plan.extensionsJSON.flatMap { m.isSet($0.slot) ? m.cString($0.slot) : nil }
         return try event.build(extensions: extensions, extensionsJSON: extensionsJSON).canonicalJSON
     }
 
@@ -94,9 +94,9 @@ extension Codec {
     private static func taskFilter(_ m: ProtoMessageRef, _ plan: RequestPlan, _ method: RPCMethod) throws(GRPCStatus) -> TaskFilter {
         var filter = TaskFilter()
         let statusField = plan.field("status")
-        let status = m.int64(statusField)
+        let status = m.int64(statusField.slot)
         // The enum's values by name, from the generated table: the message names them all.
-        let values = ProtoSchema.enums[statusField.typeName ?? ""] ?? []
+        let values = ProtoSchema.enums[statusField.field.typeName ?? ""] ?? []
         switch values.first(where: { Int64($0.number) == status })?.name {
         case "TASK_STATUS_UNSPECIFIED"?: filter.status = .all
         case "TASK_STATUS_ACTIVE"?: filter.status = .active
@@ -109,11 +109,11 @@ extension Codec {
             throw .invalid("status must be \(list), got \(UInt32(truncatingIfNeeded: status))")
         }
         let types = plan.field("task_types")
-        let count = m.repeatedCount(types)
+        let count = m.repeatedCount(types.slot)
         if count > 0 {
             filter.taskTypes.reserveCapacity(count)
             for k in 0..<count {
-                let type = try protoString(m.cString(types, at: k), types.name, method)
+                let type = try protoString(m.cString(types.slot, at: k), types.field.name, method)
                 // The query `task_types=` is no filter at all (and REST drops empty items of
                 // `a,,b`): forwarded, an empty type would widen the query to every task.
                 guard !type.isEmpty else {
@@ -124,7 +124,7 @@ extension Codec {
         }
         // 0: tasks of every state.
         let state = plan.field("state_id")
-        if m.isSet(state) { filter.stateID = try requireChildID(state.name, m.int64(state)) }
+        if m.isSet(state.slot) { filter.stateID = try requireChildID(state.field.name, m.int64(state.slot)) }
         return filter
     }
 
@@ -159,7 +159,7 @@ extension Codec {
 extension Codec {
     /// The `service` of a grpc.health.v1.HealthCheckRequest (answered by the gateway itself).
     static func decodeHealthCheckRequest(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> String {
-        let service = ProtoSchema.field(RPCMethod.healthCheck.descriptor.requestType, "service")
+        let service = MessageLayout(request: .healthCheck).slot(ProtoSchema.field(RPCMethod.healthCheck.descriptor.requestType, "service"))
         do {
             return try withUnpacked(bytes, .healthCheck) { m throws(GRPCStatus) in
                 m.cString(service).map { String(cString: $0) } ?? ""

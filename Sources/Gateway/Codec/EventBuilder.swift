@@ -32,42 +32,35 @@ struct EventBuilder {
 
     /// One field of the request as the member of the same name, when it is set: an
     /// `EventFields` contributes its own fields, a `BusinessAttribute` its id or name, a
-    /// string or an integer itself.
-    mutating func member(_ member: EventMember, of m: ProtoMessageRef) throws(GRPCStatus) {
-        let field = member.field
+    /// string or an integer itself. `plan` has the layouts of the sub-messages.
+    mutating func member(_ member: EventMember, of m: ProtoMessageRef, _ plan: RequestPlan) throws(GRPCStatus) {
         switch member.role {
         case .eventFields:
-            guard let sub = m.message(field) else { return }
-            for inner in Self.eventMembers {
-                try self.member(inner, of: sub)
+            guard let sub = m.message(member.slot) else { return }
+            for inner in plan.eventMembers {
+                try self.member(inner, of: sub, plan)
             }
         case .attribute:
-            guard let sub = m.message(field) else { return }
-            try attribute(field.name, sub)
+            guard let sub = m.message(member.slot) else { return }
+            try attribute(member.key, sub, plan.attributeSlots)
         case .string:
-            if m.isSet(field) { try string(field.name, m.cString(field)) }
+            if m.isSet(member.slot) { try string(member.key, m.cString(member.slot)) }
         case .integer:
-            if m.isSet(field) { integer(field.name, m.int64(field)) }
+            if m.isSet(member.slot) { integer(member.key, m.int64(member.slot)) }
         }
     }
 
     /// "long or string" (§3, §7): the `oneof` of an int64 id and a string name.
-    private mutating func attribute(_ key: String, _ attribute: ProtoMessageRef) throws(GRPCStatus) {
-        for field in Self.attributeFields where attribute.isSet(field) {
-            if field.type == .string {
-                add(key, .string(try protoString(attribute.cString(field), key, method)))
+    private mutating func attribute(_ key: String, _ attribute: ProtoMessageRef, _ slots: [FieldSlot]) throws(GRPCStatus) {
+        for slot in slots where attribute.isSet(slot) {
+            if slot.storage == .string {
+                add(key, .string(try protoString(attribute.cString(slot), key, method)))
             } else {
-                add(key, .integer(attribute.int64(field)))
+                add(key, .integer(attribute.int64(slot)))
             }
             return
         }
         throw .invalid("\(key) is set but holds neither an id nor a name")
-    }
-
-    private static let attributeFields = ProtoSchema.fields(of: RequestPlan.attributeType)
-    /// The event-level fields (`EventFields`), in field-number order.
-    private static let eventMembers = ProtoSchema.fields(of: RequestPlan.eventFieldsType).map {
-        EventMember($0, in: RequestPlan.eventFieldsType)
     }
 
     private mutating func add(_ key: String, _ value: JSONScalar) {

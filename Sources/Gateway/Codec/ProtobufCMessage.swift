@@ -12,65 +12,122 @@ import ContextProto
 // through `ProtoMessageRef`: the generated field map (RPCDescriptors+Generated.swift) names
 // them, the protobuf-c descriptor says where they sit in the C struct.
 
-/// One unpacked message (or sub-message) and its descriptor. Valid inside `withUnpacked` only.
-struct ProtoMessageRef {
-    let base: UnsafeRawPointer
-    let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
-
-    @inline(__always)
-    private func c(_ field: ProtoField) -> UnsafePointer<ProtobufCFieldDescriptor> {
-        descriptor.pointee.fields.advanced(by: field.index)
+/// Where one field sits in protobuf-c's C struct and how it says "set": worked out once per
+/// field from the generated field map and the protobuf-c descriptor (`MessageLayout.slot`),
+/// plain values only, so that the decoder's per-field work is a few loads.
+struct FieldSlot: Sendable {
+    enum Presence: UInt8, Sendable {
+        /// A plain proto3 scalar: set when not its default (0, false, "").
+        case implicit
+        /// proto3 `optional` (protoc-c: the one-field oneof `_name`) or a oneof member: set
+        /// when the case at `quantifierOffset` is `number`.
+        case oneofCase
+        /// A message: set when its pointer is.
+        case pointer
+        /// A repeated field: `quantifierOffset` holds the count.
+        case repeated
     }
 
-    /// Explicit presence (proto3 `optional`, a oneof member, a message); an implicit scalar is
-    /// set when it is not its default (0, false, "").
-    @inline(__always)
-    func isSet(_ field: ProtoField) -> Bool {
+    enum Storage: UInt8, Sendable {
+        case int32, int64, uint32, uint64, string, message
+    }
+
+    let offset: Int
+    let quantifierOffset: Int
+    let number: UInt32
+    let presence: Presence
+    let storage: Storage
+}
+
+/// A message type's protobuf-c descriptor, read once to lay out its fields.
+struct MessageLayout: @unchecked Sendable {  // static C data, only read
+    let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
+
+    /// The request message of `method` (the generated C table's descriptor).
+    init(request method: RPCMethod) {
+        guard let descriptor = cs_rpc_request_descriptor(method.rawValue) else {
+            preconditionFailure("no protobuf-c descriptor for \(method.path): regenerate the RPC table")
+        }
+        self.descriptor = descriptor
+    }
+
+    private init(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) {
+        self.descriptor = descriptor
+    }
+
+    private func c(_ field: ProtoField) -> UnsafePointer<ProtobufCFieldDescriptor> {
+        precondition(field.index < Int(descriptor.pointee.n_fields) && Int(descriptor.pointee.fields[field.index].id) == field.number,
+                     "\(field.name): the generated table and protobuf-c's descriptor disagree; regenerate")
+        return descriptor.pointee.fields.advanced(by: field.index)
+    }
+
+    func slot(_ field: ProtoField) -> FieldSlot {
         let cField = c(field)
+        let presence: FieldSlot.Presence
         switch field.presence {
-        case .explicit where field.type == .message:
-            return base.load(fromByteOffset: Int(cField.pointee.offset), as: UnsafeRawPointer?.self) != nil
-        case .explicit, .oneof:
-            // protoc-c's `_<name>_case` / `<oneof>_case`: the number of the member that is set.
-            return base.load(fromByteOffset: Int(cField.pointee.quantifier_offset), as: UInt32.self) == UInt32(field.number)
-        case .repeated:
-            return repeatedCount(field) > 0
+        case .repeated: presence = .repeated
+        case .oneof: presence = .oneofCase
+        case .explicit: presence = field.type == .message ? .pointer : .oneofCase
+        case .implicit: presence = field.type == .message ? .pointer : .implicit
+        }
+        let storage: FieldSlot.Storage = switch field.type {
+        case .int64, .sint64, .sfixed64: .int64
+        case .uint64, .fixed64: .uint64
+        case .uint32, .fixed32: .uint32
+        case .string: .string
+        case .message: .message
+        // int32, sint32, sfixed32, enums (C enums forced to int size), protobuf_c_boolean (int).
+        default: .int32
+        }
+        return FieldSlot(offset: Int(cField.pointee.offset), quantifierOffset: Int(cField.pointee.quantifier_offset),
+                         number: UInt32(field.number), presence: presence, storage: storage)
+    }
+
+    /// The layout of a message field's type.
+    func layout(of field: ProtoField) -> MessageLayout {
+        guard let sub = c(field).pointee.descriptor else { preconditionFailure("\(field.name) is not a message") }
+        return MessageLayout(sub.assumingMemoryBound(to: ProtobufCMessageDescriptor.self))
+    }
+}
+
+/// One unpacked message (or sub-message). Valid inside `withUnpacked` only.
+struct ProtoMessageRef {
+    let base: UnsafeRawPointer
+
+    /// Whether the field is set (see `FieldSlot.Presence`).
+    @inline(__always)
+    func isSet(_ slot: FieldSlot) -> Bool {
+        switch slot.presence {
+        case .oneofCase: return base.load(fromByteOffset: slot.quantifierOffset, as: UInt32.self) == slot.number
+        case .pointer: return base.load(fromByteOffset: slot.offset, as: UnsafeRawPointer?.self) != nil
+        case .repeated: return repeatedCount(slot) > 0
         case .implicit:
-            switch field.type {
-            case .string: return cString(field).map { $0.pointee != 0 } ?? false
-            case .message: return base.load(fromByteOffset: Int(cField.pointee.offset), as: UnsafeRawPointer?.self) != nil
-            default: return int64(field) != 0
-            }
+            if slot.storage == .string { return cString(slot).map { $0.pointee != 0 } ?? false }
+            return int64(slot) != 0
         }
     }
 
     /// An integer, enum or bool field, widened.
     @inline(__always)
-    func int64(_ field: ProtoField) -> Int64 {
-        let offset = Int(c(field).pointee.offset)
-        switch field.type {
-        case .int64, .sint64, .sfixed64: return base.load(fromByteOffset: offset, as: Int64.self)
-        case .uint64, .fixed64: return Int64(bitPattern: base.load(fromByteOffset: offset, as: UInt64.self))
-        case .uint32, .fixed32: return Int64(base.load(fromByteOffset: offset, as: UInt32.self))
-        // int32, sint32, sfixed32, enums (C enums forced to int size), protobuf_c_boolean (int).
-        default: return Int64(base.load(fromByteOffset: offset, as: Int32.self))
+    func int64(_ slot: FieldSlot) -> Int64 {
+        switch slot.storage {
+        case .int64: return base.load(fromByteOffset: slot.offset, as: Int64.self)
+        case .uint64: return Int64(bitPattern: base.load(fromByteOffset: slot.offset, as: UInt64.self))
+        case .uint32: return Int64(base.load(fromByteOffset: slot.offset, as: UInt32.self))
+        default: return Int64(base.load(fromByteOffset: slot.offset, as: Int32.self))
         }
     }
 
     /// A `string` field's NUL-terminated bytes (nil only for an unset oneof member).
     @inline(__always)
-    func cString(_ field: ProtoField) -> UnsafeMutablePointer<CChar>? {
-        base.load(fromByteOffset: Int(c(field).pointee.offset), as: UnsafeMutablePointer<CChar>?.self)
+    func cString(_ slot: FieldSlot) -> UnsafeMutablePointer<CChar>? {
+        base.load(fromByteOffset: slot.offset, as: UnsafeMutablePointer<CChar>?.self)
     }
 
     /// A message field, nil when unset.
     @inline(__always)
-    func message(_ field: ProtoField) -> ProtoMessageRef? {
-        let cField = c(field)
-        guard let pointer = base.load(fromByteOffset: Int(cField.pointee.offset), as: UnsafeRawPointer?.self),
-              let descriptor = cField.pointee.descriptor
-        else { return nil }
-        return ProtoMessageRef(base: pointer, descriptor: descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self))
+    func message(_ slot: FieldSlot) -> ProtoMessageRef? {
+        base.load(fromByteOffset: slot.offset, as: UnsafeRawPointer?.self).map(ProtoMessageRef.init(base:))
     }
 
     /// The message as its generated C struct (for code that walks a well-known type itself).
@@ -80,14 +137,14 @@ struct ProtoMessageRef {
 
     /// `n_<name>` of a repeated field.
     @inline(__always)
-    func repeatedCount(_ field: ProtoField) -> Int {
-        base.load(fromByteOffset: Int(c(field).pointee.quantifier_offset), as: Int.self)
+    func repeatedCount(_ slot: FieldSlot) -> Int {
+        base.load(fromByteOffset: slot.quantifierOffset, as: Int.self)
     }
 
     /// Element `k` of a repeated `string` field.
     @inline(__always)
-    func cString(_ field: ProtoField, at k: Int) -> UnsafeMutablePointer<CChar>? {
-        guard let array = base.load(fromByteOffset: Int(c(field).pointee.offset), as: UnsafePointer<UnsafeMutablePointer<CChar>?>?.self) else {
+    func cString(_ slot: FieldSlot, at k: Int) -> UnsafeMutablePointer<CChar>? {
+        guard let array = base.load(fromByteOffset: slot.offset, as: UnsafePointer<UnsafeMutablePointer<CChar>?>?.self) else {
             return nil
         }
         return array[k]
@@ -115,7 +172,7 @@ func withUnpacked<Result>(
     }
     guard let message else { throw .unparsable(method) }
     defer { protobuf_c_message_free_unpacked(message, nil) }
-    return try body(ProtoMessageRef(base: UnsafeRawPointer(message), descriptor: descriptor))
+    return try body(ProtoMessageRef(base: UnsafeRawPointer(message)))
 }
 
 extension GRPCStatus {
