@@ -2,8 +2,10 @@
 # Regenerates the protobuf-c code of Sources/ContextProto from proto/ (DESIGN.md §2: generated
 # once, committed, checked by gateway/scripts/check-generated.sh).
 #
-#   gateway/scripts/gen-proto.sh            # writes Sources/ContextProto
-#   gateway/scripts/gen-proto.sh OUT_DIR    # writes OUT_DIR instead (same layout)
+#   gateway/scripts/gen-proto.sh                      # writes Sources/ContextProto and the RPC table
+#   gateway/scripts/gen-proto.sh OUT_DIR [SWIFT_FILE] # writes OUT_DIR instead (same layout), and the
+#                                                     # Swift RPC table to SWIFT_FILE (default:
+#                                                     # OUT_DIR/../RPCDescriptors+Generated.swift)
 #
 # Layout: the .pb-c.c files sit flat in the target; the headers keep their proto paths under
 # include/ (include/genesys/cs/v1/context_services.pb-c.h, ...), because the generated code
@@ -24,11 +26,25 @@
 # (Sources/Gateway/Reflection), behind include/cs_descriptor_set.h. Only the messages the
 # gateway decodes are compiled by protoc-c; reflection's are written by hand (ProtobufWriter).
 #
+# The RPC table: gen-rpc-table.py reads proto/ and writes one descriptor per RPC (method path,
+# request/response message names and field maps, `enum RPCMethod`, the service path prefixes)
+# to Sources/Gateway/Codec/RPCDescriptors+Generated.swift, and rpc_table.c /
+# include/cs_rpc_table.h here: the protobuf-c descriptors of each RPC's messages, whose
+# addresses only C may take (STACK-NOTES.md). The codec, the load tool's encoder and RPC-path
+# detection run off that table; adding an RPC means editing the .proto and, when it maps to a
+# REST call, the contract table (Sources/Gateway/Codec/RPCContract.swift).
+#
 # Deterministic: same protoc-c version, same input -> same bytes (no dates, no absolute paths).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 out="${1:-Sources/ContextProto}"
+if [[ $# -ge 1 ]]; then
+  swift_table="${2:-$(dirname "$out")/RPCDescriptors+Generated.swift}"
+else
+  swift_table="Sources/Gateway/Codec/RPCDescriptors+Generated.swift"
+fi
+command -v python3 >/dev/null || { echo "gen-proto: python3 missing" >&2; exit 1; }
 protos=(genesys/cs/v1/context_services.proto grpc/health/v1/health.proto)
 well_known=(google/protobuf/struct.proto)
 
@@ -57,7 +73,7 @@ done
 (cd "$work/in" && protoc-c --c_out="$work/out" -I. -I"$wkt_dir" "${protos[@]}" "${well_known[@]}")
 
 mkdir -p "$out/include"
-rm -f "$out"/*.pb-c.c
+rm -f "$out"/*.pb-c.c "$out/rpc_table.c"
 rm -rf "$out/include/genesys" "$out/include/grpc" "$out/include/google"
 for p in "${protos[@]}" "${well_known[@]}"; do
   base="${p%.proto}"
@@ -97,3 +113,6 @@ HEADER
   echo '    return bytes;'
   echo '}'
 } > "$out/descriptor_set.c"
+
+# One descriptor per RPC (see above).
+python3 gateway/scripts/gen-rpc-table.py proto "$out" "$swift_table"

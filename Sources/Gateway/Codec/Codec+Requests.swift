@@ -1,221 +1,131 @@
-import CProtobufC
 import ContextModel
-import ContextProto
 
-// One function per request message. Presence (proto/…/context_services.proto): a message field
-// is set when its pointer is; an `optional` scalar when its `_<name>_case` is (gen-proto.sh
-// lowers `optional` to the one-field oneof protoc itself uses); a plain proto3 scalar is unset
-// at 0, which no id the contract issues can be (§1).
+// One table-driven decoder for every request message. The RPC's `RequestPlan` (from the
+// generated field map and the contract table) says which fields name the route's resources and
+// which become members of the event; `ProtoMessageRef` reads them from protobuf-c's struct.
+// Presence (proto/…/context_services.proto): a message field is set when its pointer is; an
+// `optional` scalar when its `_<name>_case` is (gen-proto.sh lowers `optional` to the one-field
+// oneof protoc itself uses); a plain proto3 scalar is unset at 0, which no id the contract
+// issues can be (§1).
 
 extension Codec {
-    static func decodeStartService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes, limits)
-        return try withUnpacked(
-            bytes, .startService,
-            unpack: genesys__cs__v1__start_service_request__unpack,
-            free: genesys__cs__v1__start_service_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            var event = EventBuilder(.service, .start, .startService, limits: limits)
-            try event.attribute("service_type", m.service_type)
-            if isSet(m._customer_id_case) { try event.string("customer_id", m.customer_id) }
-            if isSet(m._contact_key_case) { try event.string("contact_key", m.contact_key) }
-            if isSet(m._est_duration_case) { event.integer("est_duration", Int64(m.est_duration)) }
-            try event.fields(m.event)
-            let built = try event.build(
-                extensions: m.extensions, extensionsJSON: isSet(m._extensions_json_case) ? m.extensions_json : nil)
-            return UpstreamCall(route: .startService, body: built.canonicalJSON)
-        }
-    }
-
-    static func decodeCompleteService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes, limits)
-        return try withUnpacked(
-            bytes, .completeService,
-            unpack: genesys__cs__v1__complete_service_request__unpack,
-            free: genesys__cs__v1__complete_service_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            var event = EventBuilder(.service, .end, .completeService, limits: limits)
-            try event.fields(m.event)
-            try event.attribute("disposition", m.disposition)
-            if isSet(m._disposition_desc_case) { try event.string("disposition_desc", m.disposition_desc) }
-            let built = try event.build(
-                extensions: m.extensions, extensionsJSON: isSet(m._extensions_json_case) ? m.extensions_json : nil)
-            return UpstreamCall(route: .endService(serviceID: serviceID), body: built.canonicalJSON)
-        }
-    }
-
-    static func decodeQueryService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try withUnpacked(
-            bytes, .queryService,
-            unpack: genesys__cs__v1__query_service_request__unpack,
-            free: genesys__cs__v1__query_service_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            var include = ServiceInclude()
-            include.activeStates = m.active_states != 0
-            include.completedStates = m.completed_states != 0
-            include.activeTasks = m.active_tasks != 0
-            include.completedTasks = m.completed_tasks != 0
-            return UpstreamCall(route: .queryService(serviceID: try requireServiceID(m.service_id), include: include), body: [])
-        }
-    }
-
-    static func decodeDeleteService(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try withUnpacked(
-            bytes, .deleteService,
-            unpack: genesys__cs__v1__delete_service_request__unpack,
-            free: genesys__cs__v1__delete_service_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            UpstreamCall(route: .deleteService(serviceID: try requireServiceID(m.pointee.service_id)), body: [])
-        }
-    }
-
-    static func decodeStartState(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes, limits)
-        return try withUnpacked(
-            bytes, .startState,
-            unpack: genesys__cs__v1__start_state_request__unpack,
-            free: genesys__cs__v1__start_state_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            var event = EventBuilder(.state, .start, .startState, limits: limits)
-            try event.attribute("state_type", m.state_type)
-            if isSet(m._est_duration_case) { event.integer("est_duration", Int64(m.est_duration)) }
-            try event.fields(m.event)
-            let built = try event.build(
-                extensions: m.extensions, extensionsJSON: isSet(m._extensions_json_case) ? m.extensions_json : nil)
-            return UpstreamCall(route: .startState(serviceID: serviceID), body: built.canonicalJSON)
-        }
-    }
-
-    static func decodeCompleteState(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes, limits)
-        return try withUnpacked(
-            bytes, .completeState,
-            unpack: genesys__cs__v1__complete_state_request__unpack,
-            free: genesys__cs__v1__complete_state_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            let stateID = try requireChildID("state_id", m.state_id)
-            var event = EventBuilder(.state, .end, .completeState, limits: limits)
-            try event.fields(m.event)
-            try event.attribute("disposition", m.disposition)
-            if isSet(m._disposition_desc_case) { try event.string("disposition_desc", m.disposition_desc) }
-            let built = try event.build(
-                extensions: m.extensions, extensionsJSON: isSet(m._extensions_json_case) ? m.extensions_json : nil)
-            return UpstreamCall(route: .endState(serviceID: serviceID, stateID: stateID), body: built.canonicalJSON)
-        }
-    }
-
-    static func decodeQueryState(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try withUnpacked(
-            bytes, .queryState,
-            unpack: genesys__cs__v1__query_state_request__unpack,
-            free: genesys__cs__v1__query_state_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            let stateID = try requireChildID("state_id", m.state_id)
-            var include = StateInclude()
-            include.activeTasks = m.active_tasks != 0
-            include.completedTasks = m.completed_tasks != 0
-            return UpstreamCall(route: .queryState(serviceID: serviceID, stateID: stateID, include: include), body: [])
-        }
-    }
-
-    static func decodeStartTask(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes, limits)
-        return try withUnpacked(
-            bytes, .startTask,
-            unpack: genesys__cs__v1__start_task_request__unpack,
-            free: genesys__cs__v1__start_task_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            var event = EventBuilder(.task, .start, .startTask, limits: limits)
-            // 0: the task belongs to no state. Any other value, negative ones included, goes to
-            // the model, which refuses what is not 1...2^31-1.
-            if m.state_id != 0 { event.integer("state_id", Int64(m.state_id)) }
-            try event.attribute("task_type", m.task_type)
-            if isSet(m._est_duration_case) { event.integer("est_duration", Int64(m.est_duration)) }
-            try event.fields(m.event)
-            let built = try event.build(
-                extensions: m.extensions, extensionsJSON: isSet(m._extensions_json_case) ? m.extensions_json : nil)
-            return UpstreamCall(route: .startTask(serviceID: serviceID), body: built.canonicalJSON)
-        }
-    }
-
-    static func decodeCompleteTask(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try guardStructDepth(bytes, limits)
-        return try withUnpacked(
-            bytes, .completeTask,
-            unpack: genesys__cs__v1__complete_task_request__unpack,
-            free: genesys__cs__v1__complete_task_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            let taskID = try requireChildID("task_id", m.task_id)
-            var event = EventBuilder(.task, .end, .completeTask, limits: limits)
-            try event.fields(m.event)
-            try event.attribute("disposition", m.disposition)
-            if isSet(m._disposition_desc_case) { try event.string("disposition_desc", m.disposition_desc) }
-            let built = try event.build(
-                extensions: m.extensions, extensionsJSON: isSet(m._extensions_json_case) ? m.extensions_json : nil)
-            return UpstreamCall(route: .endTask(serviceID: serviceID, taskID: taskID), body: built.canonicalJSON)
-        }
-    }
-
-    static func decodeQueryTask(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try withUnpacked(
-            bytes, .queryTask,
-            unpack: genesys__cs__v1__query_task_request__unpack,
-            free: genesys__cs__v1__query_task_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            let taskID = try requireChildID("task_id", m.task_id)
-            return UpstreamCall(route: .queryTask(serviceID: serviceID, taskID: taskID), body: [])
-        }
-    }
-
-    static func decodeQueryTasks(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults) throws(GRPCStatus) -> UpstreamCall {
-        try withUnpacked(
-            bytes, .queryTasks,
-            unpack: genesys__cs__v1__query_tasks_request__unpack,
-            free: genesys__cs__v1__query_tasks_request__free_unpacked
-        ) { m throws(GRPCStatus) -> UpstreamCall in
-            let m = m.pointee
-            let serviceID = try requireServiceID(m.service_id)
-            var filter = TaskFilter()
-            switch m.status.rawValue {
-            case GENESYS__CS__V1__TASK_STATUS__TASK_STATUS_UNSPECIFIED.rawValue: filter.status = .all
-            case GENESYS__CS__V1__TASK_STATUS__TASK_STATUS_ACTIVE.rawValue: filter.status = .active
-            case GENESYS__CS__V1__TASK_STATUS__TASK_STATUS_COMPLETED.rawValue: filter.status = .completed
-            default:
-                // proto3 enums are open: an unknown number arrives as itself.
-                throw .invalid("status must be TASK_STATUS_UNSPECIFIED, TASK_STATUS_ACTIVE or TASK_STATUS_COMPLETED, got \(m.status.rawValue)")
-            }
-            if m.n_task_types > 0, let types = m.task_types {
-                filter.taskTypes.reserveCapacity(m.n_task_types)
-                for k in 0..<m.n_task_types {
-                    let type = try protoString(types[k], "task_types", .queryTasks)
-                    // The query `task_types=` is no filter at all (and REST drops empty items of
-                    // `a,,b`): forwarded, an empty type would widen the query to every task.
-                    guard !type.isEmpty else {
-                        throw .invalid("task_types must not contain an empty string, got one at index \(k)")
-                    }
-                    filter.taskTypes.append(type)
+    /// Unpacks the protobuf request `message` of `method` and returns the REST call to make.
+    /// Throws INVALID_ARGUMENT for values the contract refuses and INTERNAL for bytes that are
+    /// not a message of the method's request type (see `GRPCStatus.unparsable`).
+    /// `limits` are the core's body limits (`--max-body`, `--max-depth`), applied to the
+    /// extensions here so that a binary request is refused exactly where a REST one would be.
+    static func decodeRequest(
+        _ method: RPCMethod, _ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .defaults
+    ) throws(GRPCStatus) -> UpstreamCall {
+        guard let plan = RequestPlan.byMethod[method.rawValue] else { throw .servedLocally(method) }
+        if let extensions = plan.extensions { try guardStructDepth(bytes, field: UInt64(extensions.field.number), limits) }
+        return try withUnpacked(bytes, method) { m throws(GRPCStatus) -> UpstreamCall in
+            var serviceID: Int64 = 0
+            var childID: Int64 = 0
+            if let id = plan.serviceID { serviceID = try requireServiceID(m.int64(id.slot)) }
+            if let id = plan.childID { childID = try requireChildID(id.field.name, m.int64(id.slot)) }
+            switch plan.contract {
+            case .start(let kind):
+                let body = try event(m, plan, kind, .start, method, limits)
+                switch kind {
+                case .service: return UpstreamCall(route: .startService, body: body)
+                case .state: return UpstreamCall(route: .startState(serviceID: serviceID), body: body)
+                case .task: return UpstreamCall(route: .startTask(serviceID: serviceID), body: body)
                 }
+            case .end(let kind):
+                let body = try event(m, plan, kind, .end, method, limits)
+                switch kind {
+                case .service: return UpstreamCall(route: .endService(serviceID: serviceID), body: body)
+                case .state: return UpstreamCall(route: .endState(serviceID: serviceID, stateID: childID), body: body)
+                case .task: return UpstreamCall(route: .endTask(serviceID: serviceID, taskID: childID), body: body)
+                }
+            case .query(.service):
+                var include = ServiceInclude()
+                for flag in plan.others where flag.field.type == .bool {
+                    let on = m.int64(flag.slot) != 0
+                    switch flag.field.name {
+                    case "active_states": include.activeStates = on
+                    case "completed_states": include.completedStates = on
+                    case "active_tasks": include.activeTasks = on
+                    case "completed_tasks": include.completedTasks = on
+                    default: preconditionFailure("QueryService: unknown flag \(flag.field.name)")
+                    }
+                }
+                return UpstreamCall(route: .queryService(serviceID: serviceID, include: include), body: [])
+            case .query(.state):
+                var include = StateInclude()
+                for flag in plan.others where flag.field.type == .bool {
+                    let on = m.int64(flag.slot) != 0
+                    switch flag.field.name {
+                    case "active_tasks": include.activeTasks = on
+                    case "completed_tasks": include.completedTasks = on
+                    default: preconditionFailure("QueryState: unknown flag \(flag.field.name)")
+                    }
+                }
+                return UpstreamCall(route: .queryState(serviceID: serviceID, stateID: childID, include: include), body: [])
+            case .query(.task):
+                return UpstreamCall(route: .queryTask(serviceID: serviceID, taskID: childID), body: [])
+            case .delete(.service):
+                return UpstreamCall(route: .deleteService(serviceID: serviceID), body: [])
+            case .delete:
+                preconditionFailure("\(method.path): the contract deletes services only")
+            case .queryTasks:
+                return UpstreamCall(route: .queryTasks(serviceID: serviceID, filter: try taskFilter(m, plan, method)), body: [])
             }
-            // 0: tasks of every state.
-            if m.state_id != 0 { filter.stateID = try requireChildID("state_id", m.state_id) }
-            return UpstreamCall(route: .queryTasks(serviceID: serviceID, filter: filter), body: [])
         }
+    }
+
+    /// Start and end requests: the event's members, judged by the model, as canonical JSON.
+    @inline(__always)
+    private static func event(
+        _ m: ProtoMessageRef, _ plan: RequestPlan, _ kind: ResourceKind, _ phase: EventPhase, _ method: RPCMethod,
+        _ limits: JSONLimits
+    ) throws(GRPCStatus) -> [UInt8] {
+        var event = EventBuilder(kind, phase, method, limits: limits)
+        for member in plan.members {
+            try event.member(member, of: m, plan)
+        }
+        let extensions = plan.extensions.flatMap { m.message($0.slot) }
+        let extensionsJSON = plan.extensionsJSON.flatMap { m.isSet($0.slot) ? m.cString($0.slot) : nil }
+        return try event.build(extensions: extensions, extensionsJSON: extensionsJSON).canonicalJSON
+    }
+
+    /// Query Tasks: the status, the task types and the state, as the REST query would carry them.
+    private static func taskFilter(_ m: ProtoMessageRef, _ plan: RequestPlan, _ method: RPCMethod) throws(GRPCStatus) -> TaskFilter {
+        var filter = TaskFilter()
+        let statusField = plan.field("status")
+        let status = m.int64(statusField.slot)
+        // The enum's values by name, from the generated table: the message names them all.
+        let values = ProtoSchema.enums[statusField.field.typeName ?? ""] ?? []
+        switch values.first(where: { Int64($0.number) == status })?.name {
+        case "TASK_STATUS_UNSPECIFIED"?: filter.status = .all
+        case "TASK_STATUS_ACTIVE"?: filter.status = .active
+        case "TASK_STATUS_COMPLETED"?: filter.status = .completed
+        default:
+            // proto3 enums are open: an unknown number arrives as itself.
+            let names = values.map(\.name)
+            let list = names.count > 1 ? names.dropLast().joined(separator: ", ") + " or " + names.last! : names.joined()
+            // The number as the C enum's raw value (unsigned) spells it, as it always has.
+            throw .invalid("status must be \(list), got \(UInt32(truncatingIfNeeded: status))")
+        }
+        let types = plan.field("task_types")
+        let count = m.repeatedCount(types.slot)
+        if count > 0 {
+            filter.taskTypes.reserveCapacity(count)
+            for k in 0..<count {
+                let type = try protoString(m.cString(types.slot, at: k), types.field.name, method)
+                // The query `task_types=` is no filter at all (and REST drops empty items of
+                // `a,,b`): forwarded, an empty type would widen the query to every task.
+                guard !type.isEmpty else {
+                    throw .invalid("task_types must not contain an empty string, got one at index \(k)")
+                }
+                filter.taskTypes.append(type)
+            }
+        }
+        // 0: tasks of every state.
+        let state = plan.field("state_id")
+        if m.isSet(state.slot) { filter.stateID = try requireChildID(state.field.name, m.int64(state.slot)) }
+        return filter
     }
 
     /// The service named in the path of the call: required, 1...2^63-1 (§1).
@@ -226,18 +136,19 @@ extension Codec {
         return id
     }
 
-    /// A state or task named in the path of the call: required, 1...2^31-1 (§1).
-    private static func requireChildID(_ name: String, _ id: Int32) throws(GRPCStatus) -> Int64 {
-        guard ResourceID.childRange.contains(Int64(id)) else {
+    /// A state or task named in the path of the call: required, 1...2^31-1 (§1). `id` is an
+    /// int32 field's value.
+    private static func requireChildID(_ name: String, _ id: Int64) throws(GRPCStatus) -> Int64 {
+        guard ResourceID.childRange.contains(id) else {
             throw .invalid("\(name) must be an integer from 1 to 2147483647, got \(id)")
         }
-        return Int64(id)
+        return id
     }
 
     /// See `StructDepthGuard`: runs on the raw bytes, before protobuf-c recurses into them.
-    private static func guardStructDepth(_ bytes: UnsafeRawBufferPointer, _ limits: JSONLimits) throws(GRPCStatus) {
+    private static func guardStructDepth(_ bytes: UnsafeRawBufferPointer, field: UInt64, _ limits: JSONLimits) throws(GRPCStatus) {
         let limit = limits.maxDepth
-        if StructDepthGuard.exceeds(bytes, field: 14, limit: limit) {
+        if StructDepthGuard.exceeds(bytes, field: field, limit: limit) {
             var error = ContextError(JSONReadError.tooDeep(limit: limit))
             error.message = "extensions: " + error.message
             throw GRPCStatus(error)
@@ -245,7 +156,17 @@ extension Codec {
     }
 }
 
-@inline(__always)
-func isSet<Case: RawRepresentable>(_ oneofCase: Case) -> Bool where Case.RawValue: BinaryInteger {
-    oneofCase.rawValue != 0
+extension Codec {
+    /// The `service` of a grpc.health.v1.HealthCheckRequest (answered by the gateway itself).
+    static func decodeHealthCheckRequest(_ bytes: UnsafeRawBufferPointer) throws(GRPCStatus) -> String {
+        let service = MessageLayout(request: .healthCheck).slot(ProtoSchema.field(RPCMethod.healthCheck.descriptor.requestType, "service"))
+        do {
+            return try withUnpacked(bytes, .healthCheck) { m throws(GRPCStatus) in
+                m.cString(service).map { String(cString: $0) } ?? ""
+            }
+        } catch {
+            // grpc-go: a request that does not deserialize is INTERNAL.
+            throw GRPCStatus(code: .internalError, message: "malformed HealthCheckRequest", exception: nil)
+        }
+    }
 }

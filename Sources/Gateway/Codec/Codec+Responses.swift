@@ -4,7 +4,111 @@ import ContextModel
 // JSON: it is read strictly, and what does not fit the contract is an INTERNAL error, never a
 // guess. Representation members (§4) map onto the proto's fields; every other member of a
 // resource or event object is an extension and travels as the exact text `{"k":v,...}` built
-// from its raw bytes.
+// from its raw bytes. Field numbers are the generated table's (`ResponseFields`), looked up by
+// the field's name once.
+
+/// The field numbers the response writer needs, from the generated field maps: each
+/// representation message's by field name (0: the message has no such field), found through
+/// the RPC table (the Query RPC of each kind answers its representation).
+struct ResponseFields: Sendable {
+    var serviceID = 0, id = 0, type = 0, stateID = 0, customerID = 0, contactKey = 0, estDuration = 0
+    var started = 0, completed = 0, extensions = 0
+    var activeStates = 0, completedStates = 0, activeTasks = 0, completedTasks = 0
+
+    init(_ kind: ResourceKind) {
+        guard let query = RPCMethod.allCases.first(where: { RPCContract.of($0) == .query(kind) }),
+              let typeName = query.descriptor.responseFields.first(where: { $0.type == .message })?.typeName
+        else { preconditionFailure("no Query RPC answers a \(kind.name) representation") }
+        for field in ProtoSchema.fields(of: typeName) {
+            switch field.name {
+            case "service_id": serviceID = field.number
+            case kind.idKey where kind != .service: id = field.number
+            case kind.typeKey: type = field.number
+            case "state_id": stateID = field.number
+            case "customer_id": customerID = field.number
+            case "contact_key": contactKey = field.number
+            case "est_duration": estDuration = field.number
+            case "started": started = field.number
+            case "completed": completed = field.number
+            case "extensions_json": extensions = field.number
+            case "active_states": activeStates = field.number
+            case "completed_states": completedStates = field.number
+            case "active_tasks": activeTasks = field.number
+            case "completed_tasks": completedTasks = field.number
+            default: preconditionFailure("\(typeName).\(field.name): the response writer has no member for it")
+            }
+        }
+    }
+
+    static let task = ResponseFields(.task)
+    static let state = ResponseFields(.state)
+    static let service = ResponseFields(.service)
+
+    static func of(_ kind: ResourceKind) -> ResponseFields {
+        switch kind {
+        case .task: task
+        case .state: state
+        case .service: service
+        }
+    }
+
+    /// Start*: the new id's field and `location`.
+    static func created(_ method: RPCMethod) -> (id: Int, location: Int) {
+        createdByMethod[method.rawValue]
+    }
+
+    private static let createdByMethod: [(id: Int, location: Int)] = RPCMethod.allCases.map { method in
+        guard case .start(let kind) = RPCContract.of(method) else { return (0, 0) }
+        let fields = method.descriptor.responseFields
+        guard let id = fields.named(kind.idKey), let location = fields.named("location") else {
+            preconditionFailure("\(method.path): the response has no \(kind.idKey) or location")
+        }
+        return (id.number, location.number)
+    }
+
+    /// Queries: the field of the representation (or of each, Query Tasks).
+    static func resource(_ method: RPCMethod) -> Int {
+        resourceByMethod[method.rawValue]
+    }
+
+    private static let resourceByMethod: [Int] = RPCMethod.allCases.map { method in
+        method.descriptor.responseFields.first { $0.type == .message }?.number ?? 0
+    }
+}
+
+/// `Event` and `EventFields` (the `started` / `completed` of a representation) and
+/// `BusinessAttribute`, by field name.
+struct EventFieldNumbers: Sendable {
+    let fields: Int, disposition: Int, dispositionDesc: Int, extensions: Int
+    let timestamp: Int, sessionID: Int, interactionID: Int, applicationType: Int, applicationID: Int
+    let resourceType: Int, resourceID: Int, mediaType: Int
+    let attributeID: Int, attributeName: Int
+
+    static let shared = EventFieldNumbers()
+
+    private init() {
+        let task = ProtoSchema.fields(of: RPCMethod.queryTask.descriptor.responseFields[0].typeName ?? "")
+        let eventType = task.named("started")?.typeName ?? ""
+        let event = ProtoSchema.fields(of: eventType)
+        let eventFieldsType = event.named("fields")?.typeName ?? ""
+        let attributeType = event.named("disposition")?.typeName ?? ""
+        func n(_ type: String, _ name: String) -> Int { ProtoSchema.field(type, name).number }
+        fields = n(eventType, "fields")
+        disposition = n(eventType, "disposition")
+        dispositionDesc = n(eventType, "disposition_desc")
+        extensions = n(eventType, "extensions_json")
+        timestamp = n(eventFieldsType, "timestamp")
+        sessionID = n(eventFieldsType, "session_id")
+        interactionID = n(eventFieldsType, "interaction_id")
+        applicationType = n(eventFieldsType, "application_type")
+        applicationID = n(eventFieldsType, "application_id")
+        resourceType = n(eventFieldsType, "resource_type")
+        resourceID = n(eventFieldsType, "resource_id")
+        mediaType = n(eventFieldsType, "media_type")
+        attributeID = n(attributeType, "id")
+        attributeName = n(attributeType, "name")
+    }
+}
 
 extension Codec {
     /// Representations can be big (a service with its tasks) and nest deeper than one body:
@@ -13,7 +117,9 @@ extension Codec {
     static let answerLimits = JSONLimits(maxBytes: .max, maxDepth: 256)
 
     /// Start*: `{"<kind>_id":N}` and the `Location` header.
-    static func encodeCreated(_ kind: ResourceKind, location: String?, body: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+    static func encodeCreated(
+        _ kind: ResourceKind, _ fields: (id: Int, location: Int), location: String?, body: [UInt8]
+    ) throws(GRPCStatus) -> [UInt8] {
         let id = try withBytes(body) { json throws(GRPCStatus) -> Int64? in
             var id: Int64?
             for member in try readAnswer(json, kind.name + " start") where member.key == kind.idKey {
@@ -23,23 +129,23 @@ extension Codec {
         }
         guard let id else { throw .badUpstreamAnswer("the \(kind.name) start answered without \(kind.idKey)") }
         var writer = ProtobufWriter()
-        writer.int(1, id)  // never 0: ids start at 1
-        writer.implicitString(2, location ?? "")
+        writer.int(fields.id, id)  // never 0: ids start at 1
+        writer.implicitString(fields.location, location ?? "")
         return writer.bytes
     }
 
     /// Query Service / State / Task: one representation in field 1 of the response.
-    static func encodeQuery(_ body: [UInt8], as kind: ResourceKind) throws(GRPCStatus) -> [UInt8] {
+    static func encodeQuery(_ body: [UInt8], as kind: ResourceKind, field: Int) throws(GRPCStatus) -> [UInt8] {
         let resource = try withBytes(body) { json throws(GRPCStatus) -> ResourceAnswer in
             try ResourceAnswer(json, kind: kind)
         }
         var writer = ProtobufWriter()
-        writer.message(1) { resource.write(to: &$0) }
+        writer.message(field) { resource.write(to: &$0) }
         return writer.bytes
     }
 
     /// Query Tasks: a JSON array of Task representations, each one a `tasks` element.
-    static func encodeQueryTasks(_ body: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+    static func encodeQueryTasks(_ body: [UInt8], field: Int) throws(GRPCStatus) -> [UInt8] {
         // StrictJSON reads objects only: validate the array as the value of a wrapper object,
         // then cut it into its elements.
         let wrapped = Array(#"{"tasks":"#.utf8) + body + [UInt8(ascii: "}")]
@@ -52,7 +158,7 @@ extension Codec {
         }
         var writer = ProtobufWriter()
         for task in tasks {
-            writer.message(1) { task.write(to: &$0) }
+            writer.message(field) { task.write(to: &$0) }
         }
         return writer.bytes
     }
@@ -184,23 +290,24 @@ struct EventAnswer {
         }
     }
 
-    /// genesys.cs.v1.Event: fields = 1, disposition = 2, disposition_desc = 3, extensions_json = 4.
+    /// genesys.cs.v1.Event, numbered by `EventFieldNumbers`.
     func write(to w: inout ProtobufWriter) {
+        let n = EventFieldNumbers.shared
         // `fields` is always present: an event always has its timestamp (§3).
-        w.message(1) { f in
-            if let timestamp { f.string(1, timestamp) }
-            if let sessionID { f.string(2, sessionID) }
-            if let interactionID { f.string(3, interactionID) }
-            if let applicationType { f.message(4) { applicationType.write(to: &$0) } }
-            if let applicationID { f.int(5, applicationID) }
-            if let resourceType { f.message(6) { resourceType.write(to: &$0) } }
-            if let resourceID { f.int(7, resourceID) }
-            if let mediaType { f.message(8) { mediaType.write(to: &$0) } }
+        w.message(n.fields) { f in
+            if let timestamp { f.string(n.timestamp, timestamp) }
+            if let sessionID { f.string(n.sessionID, sessionID) }
+            if let interactionID { f.string(n.interactionID, interactionID) }
+            if let applicationType { f.message(n.applicationType) { applicationType.write(to: &$0) } }
+            if let applicationID { f.int(n.applicationID, applicationID) }
+            if let resourceType { f.message(n.resourceType) { resourceType.write(to: &$0) } }
+            if let resourceID { f.int(n.resourceID, resourceID) }
+            if let mediaType { f.message(n.mediaType) { mediaType.write(to: &$0) } }
         }
-        if let disposition { w.message(2) { disposition.write(to: &$0) } }
-        if let dispositionDesc { w.string(3, dispositionDesc) }
+        if let disposition { w.message(n.disposition) { disposition.write(to: &$0) } }
+        if let dispositionDesc { w.string(n.dispositionDesc, dispositionDesc) }
         let text = extensions.text
-        if !text.isEmpty { w.lengthDelimited(4, text) }
+        if !text.isEmpty { w.lengthDelimited(n.extensions, text) }
     }
 }
 
@@ -278,42 +385,25 @@ struct ResourceAnswer {
         return resources
     }
 
-    /// genesys.cs.v1.Task, State or Service, by `kind`.
+    /// genesys.cs.v1.Task, State or Service, by `kind`, numbered by `ResponseFields`. The
+    /// members are written in the one order their numbers ascend in for every kind; a member
+    /// the kind's message lacks (number 0) is skipped, and the kind never sets one.
     func write(to w: inout ProtobufWriter) {
-        switch kind {
-        case .task:
-            w.implicitInt(1, serviceID)
-            w.implicitInt(2, id)
-            if let type { w.message(3) { type.write(to: &$0) } }
-            w.implicitInt(4, stateID)
-            if let estDuration { w.int(5, estDuration) }
-            if let started { w.message(6) { started.write(to: &$0) } }
-            if let completed { w.message(7) { completed.write(to: &$0) } }
-            writeExtensions(8, to: &w)
-        case .state:
-            w.implicitInt(1, serviceID)
-            w.implicitInt(2, id)
-            if let type { w.message(3) { type.write(to: &$0) } }
-            if let estDuration { w.int(4, estDuration) }
-            if let started { w.message(5) { started.write(to: &$0) } }
-            if let completed { w.message(6) { completed.write(to: &$0) } }
-            writeExtensions(7, to: &w)
-            for task in activeTasks { w.message(8) { task.write(to: &$0) } }
-            for task in completedTasks { w.message(9) { task.write(to: &$0) } }
-        case .service:
-            w.implicitInt(1, serviceID)
-            if let type { w.message(2) { type.write(to: &$0) } }
-            if let customerID { w.string(3, customerID) }
-            if let contactKey { w.string(4, contactKey) }
-            if let estDuration { w.int(5, estDuration) }
-            if let started { w.message(6) { started.write(to: &$0) } }
-            if let completed { w.message(7) { completed.write(to: &$0) } }
-            writeExtensions(8, to: &w)
-            for state in activeStates { w.message(9) { state.write(to: &$0) } }
-            for state in completedStates { w.message(10) { state.write(to: &$0) } }
-            for task in activeTasks { w.message(11) { task.write(to: &$0) } }
-            for task in completedTasks { w.message(12) { task.write(to: &$0) } }
-        }
+        let n = ResponseFields.of(kind)
+        if n.serviceID != 0 { w.implicitInt(n.serviceID, serviceID) }
+        if n.id != 0 { w.implicitInt(n.id, id) }
+        if n.type != 0, let type { w.message(n.type) { type.write(to: &$0) } }
+        if n.stateID != 0 { w.implicitInt(n.stateID, stateID) }
+        if n.customerID != 0, let customerID { w.string(n.customerID, customerID) }
+        if n.contactKey != 0, let contactKey { w.string(n.contactKey, contactKey) }
+        if n.estDuration != 0, let estDuration { w.int(n.estDuration, estDuration) }
+        if n.started != 0, let started { w.message(n.started) { started.write(to: &$0) } }
+        if n.completed != 0, let completed { w.message(n.completed) { completed.write(to: &$0) } }
+        if n.extensions != 0 { writeExtensions(n.extensions, to: &w) }
+        for state in activeStates { w.message(n.activeStates) { state.write(to: &$0) } }
+        for state in completedStates { w.message(n.completedStates) { state.write(to: &$0) } }
+        for task in activeTasks { w.message(n.activeTasks) { task.write(to: &$0) } }
+        for task in completedTasks { w.message(n.completedTasks) { task.write(to: &$0) } }
     }
 
     private func writeExtensions(_ field: Int, to w: inout ProtobufWriter) {
@@ -323,11 +413,11 @@ struct ResourceAnswer {
 }
 
 extension BusinessAttribute {
-    /// genesys.cs.v1.BusinessAttribute: the oneof, id = 1 or name = 2 (written even at 0 / "").
+    /// genesys.cs.v1.BusinessAttribute: the oneof, id or name (written even at 0 / "").
     func write(to w: inout ProtobufWriter) {
         switch self {
-        case .id(let v): w.int(1, v)
-        case .name(let s): w.string(2, s)
+        case .id(let v): w.int(EventFieldNumbers.shared.attributeID, v)
+        case .name(let s): w.string(EventFieldNumbers.shared.attributeName, s)
         }
     }
 }

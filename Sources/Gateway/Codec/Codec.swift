@@ -14,46 +14,20 @@ struct UpstreamCall: Sendable, Equatable {
 /// binary request obeys exactly the rules (and gets exactly the messages) of a REST body, and
 /// the body sent upstream is `event.canonicalJSON`, the bytes a REST client would send.
 enum Codec {
-    /// Unpacks the protobuf request `message` of `method` and returns the REST call to make.
-    /// Throws INVALID_ARGUMENT for values the contract refuses and INTERNAL for bytes that are
-    /// not a message of the method's request type (see `GRPCStatus.unparsable`).
-    /// `limits` are the core's body limits (`--max-body`, `--max-depth`), applied to the
-    /// extensions here so that a binary request is refused exactly where a REST one would be.
-    static func decodeRequest(
-        _ method: RPCMethod, _ message: UnsafeRawBufferPointer, limits: JSONLimits = .defaults
-    ) throws(GRPCStatus) -> UpstreamCall {
-        switch method {
-        case .startService: try decodeStartService(message, limits: limits)
-        case .completeService: try decodeCompleteService(message, limits: limits)
-        case .queryService: try decodeQueryService(message, limits: limits)
-        case .deleteService: try decodeDeleteService(message, limits: limits)
-        case .startState: try decodeStartState(message, limits: limits)
-        case .completeState: try decodeCompleteState(message, limits: limits)
-        case .queryState: try decodeQueryState(message, limits: limits)
-        case .startTask: try decodeStartTask(message, limits: limits)
-        case .completeTask: try decodeCompleteTask(message, limits: limits)
-        case .queryTask: try decodeQueryTask(message, limits: limits)
-        case .queryTasks: try decodeQueryTasks(message, limits: limits)
-        case .healthCheck, .healthWatch: throw .servedLocally(method)
-        }
-    }
+    // `decodeRequest`: Codec+Requests.swift, one table-driven decoder for every RPC.
 
     /// Builds the protobuf response of `method` from the core's successful answer (a 2xx):
     /// its `Location` header and its JSON body. Throws INTERNAL when the answer does not fit
-    /// the contract.
+    /// the contract. Field numbers come from the generated table (`ResponseFields`).
     static func encodeResponse(_ method: RPCMethod, location: String?, body: [UInt8]) throws(GRPCStatus) -> [UInt8] {
-        switch method {
-        case .startService: try encodeCreated(.service, location: location, body: body)
-        case .startState: try encodeCreated(.state, location: location, body: body)
-        case .startTask: try encodeCreated(.task, location: location, body: body)
-        case .completeService, .completeState, .completeTask, .deleteService:
+        guard let contract = RPCContract.of(method) else { throw .servedLocally(method) }
+        switch contract {
+        case .start(let kind): return try encodeCreated(kind, ResponseFields.created(method), location: location, body: body)
+        case .end, .delete:
             // Empty messages: an all-default proto3 message is 0 bytes.
-            []
-        case .queryService: try encodeQuery(body, as: .service)
-        case .queryState: try encodeQuery(body, as: .state)
-        case .queryTask: try encodeQuery(body, as: .task)
-        case .queryTasks: try encodeQueryTasks(body)
-        case .healthCheck, .healthWatch: throw .servedLocally(method)
+            return []
+        case .query(let kind): return try encodeQuery(body, as: kind, field: ResponseFields.resource(method))
+        case .queryTasks: return try encodeQueryTasks(body, field: ResponseFields.resource(method))
         }
     }
 }

@@ -30,30 +30,37 @@ struct EventBuilder {
         add(key, .integer(value))
     }
 
-    /// "long or string" (§3, §7): the `oneof` of an int64 id and a string name.
-    mutating func attribute(_ key: String, _ pointer: UnsafeMutablePointer<Genesys__Cs__V1__BusinessAttribute>?) throws(GRPCStatus) {
-        guard let attribute = pointer?.pointee else { return }
-        switch attribute.value_case.rawValue {
-        case GENESYS__CS__V1__BUSINESS_ATTRIBUTE__VALUE_ID.rawValue:
-            add(key, .integer(attribute.id))
-        case GENESYS__CS__V1__BUSINESS_ATTRIBUTE__VALUE_NAME.rawValue:
-            add(key, .string(try protoString(attribute.name, key, method)))
-        default:
-            throw .invalid("\(key) is set but holds neither an id nor a name")
+    /// One field of the request as the member of the same name, when it is set: an
+    /// `EventFields` contributes its own fields, a `BusinessAttribute` its id or name, a
+    /// string or an integer itself. `plan` has the layouts of the sub-messages.
+    mutating func member(_ member: EventMember, of m: ProtoMessageRef, _ plan: RequestPlan) throws(GRPCStatus) {
+        switch member.role {
+        case .eventFields:
+            guard let sub = m.message(member.slot) else { return }
+            for inner in plan.eventMembers {
+                try self.member(inner, of: sub, plan)
+            }
+        case .attribute:
+            guard let sub = m.message(member.slot) else { return }
+            try attribute(member.key, sub, plan.attributeSlots)
+        case .string:
+            if m.isSet(member.slot) { try string(member.key, m.cString(member.slot)) }
+        case .integer:
+            if m.isSet(member.slot) { integer(member.key, m.int64(member.slot)) }
         }
     }
 
-    /// The event-level fields (`EventFields`), when the message carries them.
-    mutating func fields(_ pointer: UnsafeMutablePointer<Genesys__Cs__V1__EventFields>?) throws(GRPCStatus) {
-        guard let f = pointer?.pointee else { return }
-        if isSet(f._timestamp_case) { try string("timestamp", f.timestamp) }
-        if isSet(f._session_id_case) { try string("session_id", f.session_id) }
-        if isSet(f._interaction_id_case) { try string("interaction_id", f.interaction_id) }
-        try attribute("application_type", f.application_type)
-        if isSet(f._application_id_case) { integer("application_id", f.application_id) }
-        try attribute("resource_type", f.resource_type)
-        if isSet(f._resource_id_case) { integer("resource_id", f.resource_id) }
-        try attribute("media_type", f.media_type)
+    /// "long or string" (§3, §7): the `oneof` of an int64 id and a string name.
+    private mutating func attribute(_ key: String, _ attribute: ProtoMessageRef, _ slots: [FieldSlot]) throws(GRPCStatus) {
+        for slot in slots where attribute.isSet(slot) {
+            if slot.storage == .string {
+                add(key, .string(try protoString(attribute.cString(slot), key, method)))
+            } else {
+                add(key, .integer(attribute.int64(slot)))
+            }
+            return
+        }
+        throw .invalid("\(key) is set but holds neither an id nor a name")
     }
 
     private mutating func add(_ key: String, _ value: JSONScalar) {
@@ -62,10 +69,7 @@ struct EventBuilder {
 
     /// The validated event, with the extensions of whichever form the request used (§7: one
     /// of them at most).
-    func build(
-        extensions: UnsafeMutablePointer<Google__Protobuf__Struct>?,
-        extensionsJSON: UnsafeMutablePointer<CChar>?
-    ) throws(GRPCStatus) -> Event {
+    func build(extensions: ProtoMessageRef?, extensionsJSON: UnsafeMutablePointer<CChar>?) throws(GRPCStatus) -> Event {
         if extensions != nil && extensionsJSON != nil {
             throw .invalid("extensions and extensions_json are alternatives: send one of them")
         }
@@ -77,7 +81,7 @@ struct EventBuilder {
         }
         if let extensions {
             var rendered = StructJSON(method: method, maxDepth: limits.maxDepth)
-            try rendered.render(extensions)
+            try rendered.render(extensions.pointer(as: Google__Protobuf__Struct.self))
             event.extensions = try validatedExtensions(rendered.members, rendered.bytes, field: "extensions")
         } else if let extensionsJSON {
             var length = 0

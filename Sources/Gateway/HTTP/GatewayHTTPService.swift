@@ -25,10 +25,10 @@ public struct GatewayHTTPService: RESTResponder {
         return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
     }
 
-    /// `/package.Service/Method`: a gRPC path, never a REST one (those start with the base).
+    /// `/package.Service/Method` of a service of proto/ (the generated RPC table): a gRPC path,
+    /// never a REST one (those start with the base).
     static func isRPCPath(_ target: String) -> Bool {
-        target.hasPrefix("/genesys.cs.v1.ContextServices/") || target.hasPrefix("/grpc.health.v1.Health/")
-            || target.hasPrefix("/grpc.reflection.")
+        RPCMethod.isRPCPath(target)
     }
 
     public func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
