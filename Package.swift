@@ -87,6 +87,24 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The gateway's HTTP side: one listener (h2c or TLS) whose connections are told apart
+        // by their first bytes (ProtocolDetector); REST bridged to the core, gRPC-Web, CORS,
+        // health and readiness on either protocol (GatewayHTTPService), gRPC handed to the
+        // GRPCServer with the Gateway as its service.
+        .target(
+            name: "GatewayHTTP",
+            dependencies: [
+                "ContextModel",
+                "Gateway",
+                "GRPCServer",
+                "HTTPServing",
+                "Observability",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -153,6 +171,7 @@ let package = Package(
                 "LoadTool",
                 "TaskCore",
                 "Gateway",
+                "GatewayHTTP",
                 "GRPCServer",
                 "HTTPServing",
                 "ContextModel",
@@ -186,7 +205,7 @@ let package = Package(
         .testTarget(name: "LoadToolTests", dependencies: ["LoadTool", "ContextModel", "ContextProto"]),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "ContextModel", "ContextProto"],
+            dependencies: ["Gateway", "GatewayHTTP", "ContextModel", "ContextProto"],
             exclude: ["vectors"]  // the generator of GoldenVectors.swift and its Python inputs
         ),
         .testTarget(
@@ -205,7 +224,8 @@ let package = Package(
             dependencies: [
                 "TaskCore",
                 "HTTPServing",
-                "Gateway",  // the REST conformance sweep runs the core's tests through a gateway too
+                "Gateway",
+                "GatewayHTTP",  // the REST conformance sweep runs the core's tests through a gateway too
                 "ContextModel",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

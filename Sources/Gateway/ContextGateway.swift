@@ -46,18 +46,18 @@ public final class ContextGateway: GRPCService {
     }
 
     /// The upstream of one event loop: its connections and the batcher in front of them.
-    struct Upstream {
-        var pool: UpstreamPool
-        var batcher: UpstreamBatcher
+    package struct Upstream {
+        package var pool: UpstreamPool
+        package var batcher: UpstreamBatcher
         var keys: GatewayKeys?
         /// Traces, metrics and log lines of this loop's calls.
-        var observer: GatewayObserver
+        package var observer: GatewayObserver
 
         /// The idempotency key a write goes upstream with (README, "Exactly once"): the
         /// client's (checked: 400 / INVALID_ARGUMENT when malformed), or, when the cores keep
         /// keys, one made here so that the gateway can resend it after a broken connection.
         /// Reads carry none.
-        func key(for route: RESTRoute, clientKey: String?) throws(ContextError) -> (text: String, madeHere: Bool)? {
+        package func key(for route: RESTRoute, clientKey: String?) throws(ContextError) -> (text: String, madeHere: Bool)? {
             guard route.method != "GET" else { return nil }
             if let key = try RESTChecks.idempotencyKey(clientKey) { return (key, false) }
             guard let keys, pool.storeKeepsKeys else { return nil }
@@ -67,12 +67,12 @@ public final class ContextGateway: GRPCService {
 
     /// One upstream per event loop, each touched only on its own loop (`handle` runs there),
     /// so sharing the table across threads is safe: it is never mutated after `init`.
-    struct Pools: @unchecked Sendable {
-        var byLoop: [ObjectIdentifier: Upstream]
+    package struct Pools: @unchecked Sendable {
+        package var byLoop: [ObjectIdentifier: Upstream]
     }
 
-    let pools: Pools
-    let configuration: Configuration
+    package let pools: Pools
+    package let configuration: Configuration
     /// For `GRPCServerHandler.Configuration.observers`: the same per-loop observers.
     public let observers: GatewayObservers
     private let logger: Logger
@@ -309,5 +309,13 @@ public final class ContextGateway: GRPCService {
             guard let upstream = pools.byLoop[ObjectIdentifier(loop)] else { continue }
             try? await loop.submit { upstream.pool.close() }.get()
         }
+    }
+}
+
+extension ContextGateway {
+    /// Whether `target` names a method of a gRPC service in proto/ (the generated table), so
+    /// that the HTTP side sends it to the gRPC server rather than the REST bridge.
+    package static func isRPCPath(_ target: String) -> Bool {
+        RPCMethod.isRPCPath(target)
     }
 }

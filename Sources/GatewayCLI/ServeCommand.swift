@@ -2,6 +2,7 @@ import ArgumentParser
 import ContextModel
 import Foundation
 import Gateway
+import GatewayHTTP
 import GRPCServer
 import GatewaySettings
 import HTTPServing

@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 @testable import Gateway
+@testable import GatewayHTTP
 
 @Suite("One port: protocol detection")
 struct ProtocolDetectorTests {

@@ -1,4 +1,5 @@
 import Gateway
+import GatewayHTTP
 import Testing
 
 /// Readiness (README, "Lifecycle") on a real gateway in front of a real core, over a socket:

@@ -61,7 +61,7 @@ fi
 # why): follow files added to or removed from Sources/Gateway/Codec.
 codec="$here/Targets/GatewayCodec"
 find "$codec" -maxdepth 1 -type l ! -exec test -e {} \; -delete
-for f in "$here"/../../Sources/Gateway/Codec/*.swift "$here"/../../Sources/Gateway/Health.swift; do
+for f in "$here"/../../Sources/Gateway/Codec/*.swift; do
   [[ -e "$codec/$(basename "$f")" ]] || ln -s "../../../../Sources/Gateway/${f#"$here"/../../Sources/Gateway/}" "$codec/"
 done
 

@@ -56,7 +56,7 @@ public struct BatcherConfiguration: Sendable, Equatable {
     var vendorMaxInFlight: Int { maxInFlight ?? max(1, 1024 / max(1, maxItems)) }
 }
 
-final class UpstreamBatcher {
+package final class UpstreamBatcher {
     typealias Configuration = BatcherConfiguration
 
     private struct Waiting {
@@ -115,7 +115,7 @@ final class UpstreamBatcher {
     private static var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     /// One call of the contract. On `eventLoop` only; the future completes there.
-    func send(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
+    package func send(_ item: BatchItem, deadline: NIODeadline?) -> EventLoopFuture<UpstreamResponse> {
         enqueue(item, deadline: deadline).answer
     }
 

@@ -6,7 +6,7 @@ import Observability
 /// of the loop), read only there too (`snapshot`, which a scrape runs on the loop). So the
 /// hot path takes no lock and no atomic per call: an array index and an add
 /// (README, "Metrics"; the cost is in gateway/bench/RESULTS.md).
-final class GatewayLoopMetrics {
+package final class GatewayLoopMetrics {
     /// gRPC methods (`RPCMethod`, then server reflection, then anything else): the bounded
     /// `grpc_service`/`grpc_method` labels.
     static let grpcMethods: [(service: String, method: String)] =
@@ -17,7 +17,7 @@ final class GatewayLoopMetrics {
     static let codes = 17  // gRPC status codes 0...16
 
     /// REST operations on the gateway's port: the contract's, then the gateway's own answers.
-    static let httpOperations = RESTRoute.operationNames + ["grpc_web", "health", "openapi", "cors_preflight", "unknown"]
+    package static let httpOperations = RESTRoute.operationNames + ["grpc_web", "health", "openapi", "cors_preflight", "unknown"]
     /// HTTP statuses the gateway answers; any other is counted as `other`.
     static let httpCodes = [200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 431, 500, 502, 503, 504]
 

@@ -8,7 +8,7 @@ import Observability
 /// The gateway's observer of one event loop: makes each call's trace context, counts its end
 /// into the loop's metrics (when metrics are on), and writes the call's log line: `notice`
 /// for a failed call, `debug` for the others (README, "Tracing"). On its loop only.
-final class GatewayObserver: GRPCCallObserver {
+package final class GatewayObserver: GRPCCallObserver {
     /// nil: metrics off (no `--metrics-listen`); traces and log lines stay.
     let metrics: GatewayLoopMetrics?
     private var ids = TraceIDGenerator()
@@ -19,15 +19,15 @@ final class GatewayObserver: GRPCCallObserver {
         self.logger = logger
     }
 
-    func traceContext(continuing incoming: TraceParent?) -> TraceContext {
+    package func traceContext(continuing incoming: TraceParent?) -> TraceContext {
         TraceContext(continuing: incoming, using: &ids)
     }
 
-    func connectionOpened() { metrics?.h2ConnectionsOpened &+= 1 }
-    func connectionClosed() { metrics?.h2ConnectionsClosed &+= 1 }
-    func streamOpened() { metrics?.h2Streams &+= 1 }
+    package func connectionOpened() { metrics?.h2ConnectionsOpened &+= 1 }
+    package func connectionClosed() { metrics?.h2ConnectionsClosed &+= 1 }
+    package func streamOpened() { metrics?.h2Streams &+= 1 }
 
-    func callEnded(_ call: GRPCCallRecord) {
+    package func callEnded(_ call: GRPCCallRecord) {
         let nanos = Int64(NIODeadline.now().uptimeNanoseconds &- call.startedNanos)
         let method = Self.methodIndex(path: call.path)
         metrics?.grpcCallEnded(method: method, code: call.code, nanos: nanos)
@@ -44,7 +44,7 @@ final class GatewayObserver: GRPCCallObserver {
 
     /// A REST (or gRPC-Web, health…) request on the gateway's port ended.
     /// `operation` is worked out only when it is needed (metrics on, or a line to write).
-    func httpEnded(operation: @autoclosure () -> Int, status: Int, startedNanos: UInt64, request: RESTRequest,
+    package func httpEnded(operation: @autoclosure () -> Int, status: Int, startedNanos: UInt64, request: RESTRequest,
                    response: RESTResponse, trace: TraceContext) {
         let nanos = Int64(NIODeadline.now().uptimeNanoseconds &- startedNanos)
         let failed = status >= 400

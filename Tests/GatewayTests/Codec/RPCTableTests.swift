@@ -3,6 +3,7 @@ import ContextModel
 import ContextProto
 import Testing
 @testable import Gateway
+@testable import GatewayHTTP
 
 /// The generated RPC table (RPCDescriptors+Generated.swift) against the protobuf-c descriptors
 /// generated from the same proto/ (rpc_table.c): the codec reads C structs through the table's

@@ -2,6 +2,7 @@ import ContextModel
 import Foundation
 import GRDB
 import Gateway
+import GatewayHTTP
 import NIOCore
 import NIOPosix
 @testable import TaskCore

@@ -1,4 +1,5 @@
 import ContextModel
+import Gateway
 import GRPCServer
 import HTTPServing
 import NIOCore
@@ -28,7 +29,7 @@ public struct GatewayHTTPService: RESTResponder {
     /// `/package.Service/Method` of a service of proto/ (the generated RPC table): a gRPC path,
     /// never a REST one (those start with the base).
     static func isRPCPath(_ target: String) -> Bool {
-        RPCMethod.isRPCPath(target)
+        ContextGateway.isRPCPath(target)
     }
 
     public func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {

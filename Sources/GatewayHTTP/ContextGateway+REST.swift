@@ -1,4 +1,5 @@
 import ContextModel
+import Gateway
 import HTTPServing
 import NIOCore
 

@@ -1,1 +1,0 @@
-../../../../Sources/Gateway/Codec/RPCMethod.swift

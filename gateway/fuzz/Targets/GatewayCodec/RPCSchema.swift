@@ -1,0 +1,1 @@
+../../../../Sources/Gateway/Codec/RPCSchema.swift
