@@ -1,10 +1,20 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Dependency direction (DESIGN.md §2): ContextModel ← TaskCore ← gateway;
-// ContextModel, ContextProto ← Gateway ← gateway.
-// ContextModel depends on nothing but the standard library so that the whole
-// contract is testable as plain values.
+// Dependency direction (DESIGN.md §2; an arrow points at what a module uses):
+//
+//   GatewayCLI (the `gateway` command) ─→ GatewaySettings, GatewayHTTP, TaskCore, LoadTool
+//   GatewayHTTP  (listener, TLS, protocol detection, REST bridge, gRPC-Web, CORS, health)
+//       ─→ Gateway ─→ GRPCServer ─→ NGHTTP2 ─→ CNghttp2 (libnghttp2)
+//   Gateway      (RPC dispatch, protobuf ⇄ canonical JSON, batcher, pool)
+//       ─→ ContextProto ─→ CProtobufC (libprotobuf-c), Observability, HTTPServing
+//   TaskCore     (the core: operations, stores) ─→ HTTPServing, Observability; GRDB, PostgresNIO
+//   LoadTool     ─→ NGHTTP2, ContextProto (a client: not the server)
+//   everything   ─→ ContextModel (the contract as plain values: the standard library only)
+//
+// The gateway and the core meet only in ContextModel (the batch format, routes, errors) and
+// HTTPServing: TaskCore does not know the gateway, nor Gateway the core. C libraries, GRDB,
+// PostgresNIO and swift-configuration are `internal import`s of the one module that uses them.
 let package = Package(
     name: "cs-gateway",
     platforms: [.macOS(.v14)],

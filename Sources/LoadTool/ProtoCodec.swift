@@ -1,5 +1,5 @@
-import CProtobufC
-import ContextProto
+internal import CProtobufC
+internal import ContextProto
 import NIOCore
 
 // The edge where the load tool meets protobuf-c (STYLE.md: C interop kept at the edge): every

@@ -1,6 +1,6 @@
-import CProtobufC
+internal import CProtobufC
 import ContextModel
-import ContextProto
+internal import ContextProto
 
 /// Gathers the fields of one start or end request as the members a REST body would have, and
 /// lets the model judge them: `Event(members:body:kind:phase:)` applies the contract's rules

@@ -1,6 +1,6 @@
-import CProtobufC
+internal import CProtobufC
 import ContextModel
-import ContextProto
+internal import ContextProto
 
 // The edge where protobuf-c's C structs meet Swift (STYLE.md: C interop kept at the edge): every
 // protobuf-c call of the gateway is in this file. Nothing outside Sources/Gateway/Codec sees an

@@ -1,6 +1,6 @@
-import CProtobufC
+internal import CProtobufC
 import ContextModel
-import ContextProto
+internal import ContextProto
 
 /// Writes a `google.protobuf.Struct` as the members of a JSON object (DESIGN.md §4): integral
 /// doubles within ±2^53 as integers, other finite doubles in the shortest form that round-trips

@@ -1,4 +1,4 @@
-import ContextProto
+internal import ContextProto
 
 /// The files of the FileDescriptorSet committed with the code (`cs_descriptor_set`, made by
 /// gateway/scripts/gen-proto.sh from proto/), indexed for server reflection: by file name and by
