@@ -36,8 +36,6 @@ public final class ContextGateway: GRPCService {
         /// with its connection can be resent (README, "Exactly once"). Off: only the clients'
         /// keys travel, and a lost batch fails UNAVAILABLE.
         public var gatewayKeys = true
-        /// Largest gRPC-Web request message (native gRPC's limit is the HTTP/2 handler's).
-        public var maxMessageBytes = 4 << 20
         /// Count calls, batches and upstream events per event loop for `renderMetrics`
         /// (README, "Metrics"); `gateway serve` turns it on with `--metrics-listen`. Traces and
         /// the failed-call log lines do not depend on it.

@@ -112,7 +112,6 @@ struct ServeCommand: AsyncParsableCommand {
         gatewayConfig.healthPath = settings.string("gateway.health-path")
         gatewayConfig.readyPath = settings.string("gateway.ready-path")
         gatewayConfig.corsAllowedOrigins = settings.strings("gateway.cors-origins")
-        gatewayConfig.maxMessageBytes = settings.int("gateway.max-message-bytes")
         gatewayConfig.gatewayKeys = settings.bool("pool.gateway-keys")
         gatewayConfig.metrics = metrics != nil
         let gateway = ContextGateway(group: group, upstream: upstreamConfig, configuration: gatewayConfig, logger: logger)
@@ -155,7 +154,7 @@ struct ServeCommand: AsyncParsableCommand {
             handlerConfig.admissions = LoopAdmissions(group: group, configuration: admission)
         }
         let address = HostPort(settings.string("gateway.listen"))!
-        let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway)
+        let rest = grpcOnly ? nil : GatewayHTTPService(gateway: gateway, grpc: handlerConfig)
         let server: GatewayServer
         do {
             server = try await GatewayServer.start(host: address.host, port: address.port, service: gateway, rest: rest,

@@ -9,9 +9,13 @@ import NIOCore
 /// and REST (`ContextGateway+REST.swift`).
 public struct GatewayHTTPService: RESTResponder {
     let gateway: ContextGateway
+    /// Largest gRPC-Web request message: the native gRPC server's limit (one setting,
+    /// `gateway.max-message-bytes`, for both).
+    let maxMessageBytes: Int
 
-    public init(gateway: ContextGateway) {
+    public init(gateway: ContextGateway, grpc: GRPCServerHandler.Configuration = .defaults) {
         self.gateway = gateway
+        self.maxMessageBytes = grpc.maxMessageBytes
     }
 
     private var configuration: ContextGateway.Configuration { gateway.configuration }
@@ -19,7 +23,7 @@ public struct GatewayHTTPService: RESTResponder {
     public func bodyLimit(method: String, target: String) -> (limit: Int, tooLarge: RESTResponse) {
         if Self.isRPCPath(target) {
             // gRPC-Web: one message and its prefix, base64 in text mode (4 bytes per 3).
-            let limit = (configuration.maxMessageBytes + 5 + 2) / 3 * 4
+            let limit = (maxMessageBytes + 5 + 2) / 3 * 4
             return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
         }
         let limit = configuration.limits.maxBytes
@@ -86,7 +90,7 @@ public struct GatewayHTTPService: RESTResponder {
         switch GRPCWeb.classify(contentType: request.contentType) {
         case .call(let mode):
             return (GRPCWeb.serve(request, mode: mode, service: gateway, eventLoop: eventLoop,
-                                  maxMessageBytes: configuration.maxMessageBytes, headers: cors, trace: trace), Self.named("grpc_web"))
+                                  maxMessageBytes: maxMessageBytes, headers: cors, trace: trace), Self.named("grpc_web"))
         case .unsupported(let response):
             return (eventLoop.makeSucceededFuture(withCORS(response)), Self.named("grpc_web"))
         case nil:
