@@ -113,6 +113,12 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
             guard case .body(let head, var body) = receiving else { return }
             if body.readableBytes + chunk.readableBytes > bodyLimit {
                 receiving = .discarding(head)
+            } else if body.readableBytes == 0 {
+                // The first chunk is adopted, not copied: a body that arrives in one read (a
+                // batch of calls, most REST bodies) is never copied before it is decoded. It
+                // pins the decoder's read buffer until dispatch, which admission and the
+                // pipelining bound keep to a few per connection.
+                receiving = .body(head, chunk)
             } else {
                 receiving = .idle  // drop the reference so `body` grows in place
                 body.writeBuffer(&chunk)
