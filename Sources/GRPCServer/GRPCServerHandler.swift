@@ -682,7 +682,10 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
 
     /// Does what the call's state machine decided, in order.
     private func perform(_ s: Stream, _ actions: GRPCServerStream.Actions) {
-        for action in actions {
+        // By index: `for in` would copy `actions` (eight inline actions and their payloads)
+        // into its iterator on every input.
+        for i in 0..<actions.count {
+            let action = actions[i]
             switch action {
             case .startDeadlineTimer(let deadline):
                 let id = s.id
