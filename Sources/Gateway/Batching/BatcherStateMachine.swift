@@ -27,21 +27,6 @@ struct BatcherStateMachine {
         var maxDelayNanos: UInt64
         var maxInFlight: Int
         var maxQueued: Int
-
-        init(maxItems: Int, maxBytes: Int, maxDelayNanos: UInt64, maxInFlight: Int, maxQueued: Int) {
-            self.maxItems = maxItems
-            self.maxBytes = maxBytes
-            self.maxDelayNanos = maxDelayNanos
-            self.maxInFlight = maxInFlight
-            self.maxQueued = maxQueued
-        }
-
-        /// The machine's part of the batcher's configuration (whose defaults are stated there).
-        init(_ batcher: BatcherConfiguration, maxInFlight: Int) {
-            self.init(maxItems: batcher.maxItems, maxBytes: batcher.maxBytes,
-                      maxDelayNanos: UInt64(max(0, batcher.maxDelay.nanoseconds)), maxInFlight: maxInFlight,
-                      maxQueued: batcher.maxQueued)
-        }
     }
 
     struct Item: Equatable {
@@ -229,5 +214,15 @@ struct BatcherStateMachine {
         queuedBytes -= bytes
         skipTombstones()
         return batch
+    }
+}
+
+// In an extension, so that the struct keeps its memberwise initialiser (the tests').
+extension BatcherStateMachine.Configuration {
+    /// The machine's part of the batcher's configuration (whose defaults are stated there).
+    init(_ batcher: BatcherConfiguration, maxInFlight: Int) {
+        self.init(maxItems: batcher.maxItems, maxBytes: batcher.maxBytes,
+                  maxDelayNanos: UInt64(max(0, batcher.maxDelay.nanoseconds)), maxInFlight: maxInFlight,
+                  maxQueued: batcher.maxQueued)
     }
 }

@@ -68,35 +68,7 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
         /// from its backoff is connected at once and takes its share of calls again, instead
         /// of waiting until the other cores' connections are all busy (several cores of one
         /// store). Off by default: one core gains nothing from it.
-        var keepEveryCoreConnected: Bool
-
-        /// The machine's part of the pool's configuration; every default is stated there,
-        /// once (`UpstreamPool.Configuration`).
-        init(_ pool: UpstreamPool.Configuration) {
-            maxConnectionsPerCore = pool.maxConnections
-            pipelineDepth = pool.pipelineDepth
-            backoffBaseNanos = UInt64(max(1, pool.backoffBase.nanoseconds))
-            backoffMaxNanos = UInt64(max(1, pool.backoffMax.nanoseconds))
-            ejectAfterFailures = pool.ejectAfterFailures
-            maxWaiting = pool.maxWaiting
-            keepEveryCoreConnected = pool.addresses.count > 1
-        }
-
-        init(maxConnectionsPerCore: Int, pipelineDepth: Int, backoffBaseNanos: UInt64, backoffMaxNanos: UInt64,
-             ejectAfterFailures: Int, maxWaiting: Int, keepEveryCoreConnected: Bool = false) {
-            self.maxConnectionsPerCore = maxConnectionsPerCore
-            self.pipelineDepth = pipelineDepth
-            self.backoffBaseNanos = backoffBaseNanos
-            self.backoffMaxNanos = backoffMaxNanos
-            self.ejectAfterFailures = ejectAfterFailures
-            self.maxWaiting = maxWaiting
-            self.keepEveryCoreConnected = keepEveryCoreConnected
-        }
-
-        /// The pool's defaults, for one core (tests).
-        static var defaults: Configuration {
-            Configuration(UpstreamPool.Configuration(host: "localhost", port: 1))
-        }
+        var keepEveryCoreConnected = false
     }
 
     /// A connection, allocated by the machine in `Actions.connect`.
@@ -665,5 +637,25 @@ struct PoolStateMachine<RNG: RandomNumberGenerator> {
             actions.cancelTimer = true
         }
         timerArmedFor = want
+    }
+}
+
+// In an extension, so that the struct keeps its memberwise initialiser (the tests').
+extension PoolStateMachine.Configuration {
+    /// The machine's part of the pool's configuration; every default is stated there,
+    /// once (`UpstreamPool.Configuration`).
+    init(_ pool: UpstreamPool.Configuration) {
+        maxConnectionsPerCore = pool.maxConnections
+        pipelineDepth = pool.pipelineDepth
+        backoffBaseNanos = UInt64(max(1, pool.backoffBase.nanoseconds))
+        backoffMaxNanos = UInt64(max(1, pool.backoffMax.nanoseconds))
+        ejectAfterFailures = pool.ejectAfterFailures
+        maxWaiting = pool.maxWaiting
+        keepEveryCoreConnected = pool.addresses.count > 1
+    }
+
+    /// The pool's defaults, for one core (tests).
+    static var defaults: Self {
+        Self(UpstreamPool.Configuration(host: "localhost", port: 1))
     }
 }
