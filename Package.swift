@@ -10,7 +10,7 @@ import PackageDescription
 //       ─→ ContextProto ─→ CProtobufC (libprotobuf-c), Observability, HTTPServing
 //   TaskCore     (the core: operations, stores) ─→ HTTPServing, Observability; GRDB, PostgresNIO
 //   LoadTool     ─→ NGHTTP2, ContextProto (a client: not the server)
-//   everything   ─→ ContextModel (the contract as plain values: the standard library only)
+//   everything   ─→ ContextModel (the contract as plain values; bodies are NIOCore's ByteBuffer)
 //
 // The gateway and the core meet only in ContextModel (the batch format, routes, errors) and
 // HTTPServing: TaskCore does not know the gateway, nor Gateway the core. C libraries, GRDB,
@@ -50,7 +50,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        .target(name: "ContextModel"),
+        // ByteBuffer is the one byte type from socket to store (issue 12): NIOCore only, no
+        // event loops or sockets (NIOPosix) come with it.
+        .target(name: "ContextModel", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // HTTP/1.1 serving shared by the core and the gateway's REST side: the request and
         // answer of one REST call, and a keep-alive, pipelining connection handler.
         .target(

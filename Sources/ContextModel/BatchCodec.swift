@@ -1,3 +1,5 @@
+public import NIOCore
+
 /// The wire format of the batch extension (README, "The batch extension"): many operations of
 /// the contract in one `POST {base}/batch`, one result per operation back, in order. Pure, no
 /// I/O: the core decodes requests and encodes responses with it, the gateway the other way
@@ -72,17 +74,18 @@ public enum BatchCodec {
 
     // MARK: Requests
 
-    /// The bytes of a request carrying `items` (at least one).
+    /// The bytes of a request carrying `items` (at least one), as an array (tests, tools; a
+    /// gateway writes items into its outbound buffer with `appendItem`).
     public static func encodeRequest(_ items: [BatchItem]) throws(BatchCodecError) -> [UInt8] {
         var size = headerBytes
         for item in items { size += try encodedSize(of: item) }
-        var out: [UInt8] = []
+        var out = ByteBuffer()
         out.reserveCapacity(size)
         try appendRequestHeader(count: items.count, to: &out)
         for item in items {
             try appendItem(item, to: &out)
         }
-        return out
+        return Array(out.readableBytesView)
     }
 
     /// The bytes `item` takes in a request, its fields checked against their length fields:
@@ -97,13 +100,14 @@ public enum BatchCodec {
         guard auth <= Int(UInt16.max) else { throw .fieldTooLong(field: "auth", length: auth) }
         guard key <= Int(UInt16.max) else { throw .fieldTooLong(field: "key", length: key) }
         guard params <= Int(UInt16.max) else { throw .fieldTooLong(field: "params", length: params) }
-        guard item.body.count <= Int(UInt32.max) else { throw .fieldTooLong(field: "body", length: item.body.count) }
-        return minimumItemBytes + params + tenant + auth + key + item.body.count + (item.trace == nil ? 0 : traceBytes)
+        let body = item.body.readableBytes
+        guard body <= Int(UInt32.max) else { throw .fieldTooLong(field: "body", length: body) }
+        return minimumItemBytes + params + tenant + auth + key + body + (item.trace == nil ? 0 : traceBytes)
     }
 
     /// Writes the magic and the item count of a request, for callers that build a batch item
     /// by item (`appendItem`).
-    public static func appendRequestHeader<Sink: BatchSink>(count: Int, to out: inout Sink) throws(BatchCodecError) {
+    public static func appendRequestHeader(count: Int, to out: inout ByteBuffer) throws(BatchCodecError) {
         guard count > 0 else { throw .emptyBatch }
         guard count <= UInt32.max else { throw .fieldTooLong(field: "count", length: count) }
         out.writeBytes(requestMagic)
@@ -111,7 +115,7 @@ public enum BatchCodec {
     }
 
     /// Appends one item to a request whose header was written by `appendRequestHeader`.
-    public static func appendItem<Sink: BatchSink>(_ item: BatchItem, to out: inout Sink) throws(BatchCodecError) {
+    public static func appendItem(_ item: BatchItem, to out: inout ByteBuffer) throws(BatchCodecError) {
         _ = try encodedSize(of: item)
         let route = item.route
         out.writeU8(route.operation.rawValue)
@@ -151,8 +155,22 @@ public enum BatchCodec {
             out.writeU64(trace.parentID)
             out.writeU8(trace.flags)
         }
-        out.writeU32(UInt32(item.body.count))
-        out.writeBytes(item.body)
+        out.writeU32(UInt32(item.body.readableBytes))
+        out.writeImmutableBuffer(item.body)
+    }
+
+    /// `appendRequestHeader` onto a byte array (tests, tools).
+    public static func appendRequestHeader(count: Int, to out: inout [UInt8]) throws(BatchCodecError) {
+        var buffer = ByteBuffer()
+        try appendRequestHeader(count: count, to: &buffer)
+        out += buffer.readableBytesView
+    }
+
+    /// `appendItem` onto a byte array (tests, tools).
+    public static func appendItem(_ item: BatchItem, to out: inout [UInt8]) throws(BatchCodecError) {
+        var buffer = ByteBuffer()
+        try appendItem(item, to: &buffer)
+        out += buffer.readableBytesView
     }
 
     private static func paramsSize(_ route: RESTRoute) -> Int {
@@ -163,7 +181,7 @@ public enum BatchCodec {
         }
     }
 
-    private static func writeText16<Sink: BatchSink>(_ s: String?, to out: inout Sink) {
+    private static func writeText16(_ s: String?, to out: inout ByteBuffer) {
         guard let s else { return out.writeU16(0) }
         out.writeU16(UInt16(s.utf8.count))  // checked by `encodedSize`
         out.writeText(s)
@@ -172,16 +190,22 @@ public enum BatchCodec {
     /// The items of a request. `maxItems`: a count above it is refused from the header, before
     /// any item is read (`BatchCodecError.tooManyItems`, a 413).
     public static func decodeRequest(_ bytes: [UInt8], maxItems: Int = Int.max) throws(BatchCodecError) -> [ReceivedBatchItem] {
-        let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(BatchCodecError) -> [ReceivedBatchItem] in try decodeRequest(raw, maxItems: maxItems) }
+        try decodeRequest(ByteBuffer(bytes: bytes), maxItems: maxItems)
+    }
+
+    /// The items of a request read in place from the buffer it was received into: an item's
+    /// body is a slice of `buffer` (no copy); only the header texts become Strings.
+    public static func decodeRequest(_ buffer: ByteBuffer, maxItems: Int = Int.max) throws(BatchCodecError) -> [ReceivedBatchItem] {
+        let result = buffer.withUnsafeReadableBytes { raw in
+            Result { () throws(BatchCodecError) -> [ReceivedBatchItem] in
+                try decodeRequest(raw, slicing: buffer, maxItems: maxItems)
+            }
         }
         return try result.get()
     }
 
-    /// The items of a request read straight from the receive buffer: only each item's fields
-    /// are copied out (its body once, into the array the core validates).
-    public static func decodeRequest(
-        _ bytes: UnsafeRawBufferPointer, maxItems: Int = Int.max
+    private static func decodeRequest(
+        _ bytes: UnsafeRawBufferPointer, slicing buffer: ByteBuffer, maxItems: Int
     ) throws(BatchCodecError) -> [ReceivedBatchItem] {
         var reader = Reader(bytes)
         try reader.magic(requestMagic)
@@ -214,7 +238,7 @@ public enum BatchCodec {
                 let traceFlags = try reader.u8("trace flags of item \(index)")
                 trace = TraceParent(traceIDHigh: high, traceIDLow: low, parentID: parent, flags: traceFlags)
             }
-            let body = try reader.bytes32("body of item \(index)")
+            let body = try reader.slice32("body of item \(index)", of: buffer)
             items.append(ReceivedBatchItem(
                 route: route(operation: operation, serviceID: serviceID, childID: childID, params: params),
                 tenant: tenant.isEmpty ? nil : tenant, authorization: auth.isEmpty ? nil : auth, body: body,
@@ -326,12 +350,13 @@ public enum BatchCodec {
     // MARK: Responses
 
     /// The bytes of a response carrying `results` (one per request item, in order).
-    public static func encodeResponse(_ results: [BatchResult]) throws(BatchCodecError) -> [UInt8] {
+    /// Written into one buffer sized once: the core sends it as the HTTP body as it is.
+    public static func encodeResponse(_ results: [BatchResult]) throws(BatchCodecError) -> ByteBuffer {
         guard !results.isEmpty else { throw .emptyBatch }
         guard results.count <= UInt32.max else { throw .fieldTooLong(field: "count", length: results.count) }
         var size = headerBytes
-        for r in results { size += minimumResultBytes + (r.location?.utf8.count ?? 0) + r.body.count }
-        var out: [UInt8] = []
+        for r in results { size += minimumResultBytes + (r.location?.utf8.count ?? 0) + r.body.readableBytes }
+        var out = ByteBuffer()
         out.reserveCapacity(size)
         out.writeBytes(responseMagic)
         out.writeU32(UInt32(results.count))
@@ -344,21 +369,27 @@ public enum BatchCodec {
             // 0 is "none"; a wait beyond the field's range is capped, not refused.
             out.writeU16(r.retryAfter.map { UInt16(clamping: max($0, 0)) } ?? 0)
             out.writeU8(r.replayed ? 1 : 0)
-            guard r.body.count <= Int(UInt32.max) else { throw .fieldTooLong(field: "body", length: r.body.count) }
-            out.writeU32(UInt32(r.body.count))
-            out.writeBytes(r.body)
+            let body = r.body.readableBytes
+            guard body <= Int(UInt32.max) else { throw .fieldTooLong(field: "body", length: body) }
+            out.writeU32(UInt32(body))
+            out.writeImmutableBuffer(r.body)
         }
         return out
     }
 
     public static func decodeResponse(_ bytes: [UInt8]) throws(BatchCodecError) -> [BatchResult] {
-        let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(BatchCodecError) -> [BatchResult] in try decodeResponse(raw) }
+        try decodeResponse(ByteBuffer(bytes: bytes))
+    }
+
+    /// The results of an answer read in place: each body is a slice of `buffer` (no copy).
+    public static func decodeResponse(_ buffer: ByteBuffer) throws(BatchCodecError) -> [BatchResult] {
+        let result = buffer.withUnsafeReadableBytes { raw in
+            Result { () throws(BatchCodecError) -> [BatchResult] in try decodeResponse(raw, slicing: buffer) }
         }
         return try result.get()
     }
 
-    public static func decodeResponse(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> [BatchResult] {
+    private static func decodeResponse(_ bytes: UnsafeRawBufferPointer, slicing buffer: ByteBuffer) throws(BatchCodecError) -> [BatchResult] {
         var reader = Reader(bytes)
         try reader.magic(responseMagic)
         let count = Int(try reader.u32("count"))
@@ -373,7 +404,7 @@ public enum BatchCodec {
             let location = try reader.text16("location of result \(index)")
             let retryAfter = Int(try reader.u16("retry_after of result \(index)"))
             let flags = try reader.u8("flags of result \(index)")
-            let body = try reader.bytes32("body of result \(index)")
+            let body = try reader.slice32("body of result \(index)", of: buffer)
             results.append(BatchResult(status: status, location: location.isEmpty ? nil : location,
                                        retryAfter: retryAfter == 0 ? nil : retryAfter, body: body, replayed: flags & 1 != 0))
         }
@@ -432,49 +463,24 @@ public enum BatchCodec {
             return String(decoding: try take(n, what()), as: UTF8.self)
         }
 
-        mutating func bytes32(_ what: @autoclosure () -> String) throws(BatchCodecError) -> [UInt8] {
+        /// A u32 length and that many bytes, as a slice of `buffer` (whose readable bytes are
+        /// `bytes`): shares its storage, no copy.
+        mutating func slice32(_ what: @autoclosure () -> String, of buffer: ByteBuffer) throws(BatchCodecError) -> ByteBuffer {
             let n = Int(try u32(what()))
-            return Array(try take(n, what()))
+            let start = offset
+            _ = try take(n, what())
+            return buffer.getSlice(at: buffer.readerIndex + start, length: n)!
         }
     }
 }
 
-/// Where a batch is written: a byte array here, the outbound `ByteBuffer` in the gateway (so a
-/// batch is encoded straight into the buffer that becomes the HTTP request body). Integers
-/// big-endian.
-public protocol BatchSink {
-    mutating func writeU8(_ v: UInt8)
-    mutating func writeU16(_ v: UInt16)
-    mutating func writeU32(_ v: UInt32)
-    mutating func writeU64(_ v: UInt64)
-    mutating func writeBytes(_ bytes: [UInt8])
-    /// The UTF-8 of `text`, without a length.
-    mutating func writeText(_ text: String)
-}
-
-extension Array: BatchSink where Element == UInt8 {
-    public mutating func writeU8(_ v: UInt8) { append(v) }
-
-    public mutating func writeU16(_ v: UInt16) {
-        append(UInt8(v >> 8))
-        append(UInt8(truncatingIfNeeded: v))
-    }
-
-    public mutating func writeU32(_ v: UInt32) {
-        append(UInt8(v >> 24))
-        append(UInt8(truncatingIfNeeded: v >> 16))
-        append(UInt8(truncatingIfNeeded: v >> 8))
-        append(UInt8(truncatingIfNeeded: v))
-    }
-
-    public mutating func writeU64(_ v: UInt64) {
-        writeU32(UInt32(truncatingIfNeeded: v >> 32))
-        writeU32(UInt32(truncatingIfNeeded: v))
-    }
-
-    public mutating func writeBytes(_ bytes: [UInt8]) { append(contentsOf: bytes) }
-
-    public mutating func writeText(_ text: String) { append(contentsOf: text.utf8) }
+/// Big-endian integers, texts and bodies as the batch format writes them.
+extension ByteBuffer {
+    mutating func writeU8(_ v: UInt8) { writeInteger(v) }
+    mutating func writeU16(_ v: UInt16) { writeInteger(v) }  // big-endian by default
+    mutating func writeU32(_ v: UInt32) { writeInteger(v) }
+    mutating func writeU64(_ v: UInt64) { writeInteger(v) }
+    mutating func writeText(_ text: String) { writeString(text) }
 }
 
 /// One operation of a batch request, as a gateway sends it: the typed route of the call and
@@ -487,7 +493,7 @@ public struct BatchItem: Sendable, Equatable {
     /// The `Authorization` header; nil (sent as empty) is none.
     public var authorization: String?
     /// The canonical JSON body, or empty.
-    public var body: [UInt8]
+    public var body: ByteBuffer
     /// The `Idempotency-Key` of a write; nil (sent as empty) is none.
     public var idempotencyKey: String?
     /// The key was made by the gateway (for its own resends), not by the client.
@@ -498,7 +504,7 @@ public struct BatchItem: Sendable, Equatable {
     /// The `traceparent` the single call would carry (README, "Tracing"); nil: none.
     public var trace: TraceParent?
 
-    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8] = [],
+    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: ByteBuffer = ByteBuffer(),
                 idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false,
                 trace: TraceParent? = nil) {
         self.route = route
@@ -510,6 +516,14 @@ public struct BatchItem: Sendable, Equatable {
         self.keyIsFresh = keyMadeByGateway && keyIsFresh
         self.trace = trace
     }
+
+    /// An item whose body is a byte array (tests, tools).
+    public init(_ route: RESTRoute, tenant: String? = nil, authorization: String? = nil, body: [UInt8],
+                idempotencyKey: String? = nil, keyMadeByGateway: Bool = false, keyIsFresh: Bool = false,
+                trace: TraceParent? = nil) {
+        self.init(route, tenant: tenant, authorization: authorization, body: ByteBuffer(bytes: body),
+                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway, keyIsFresh: keyIsFresh, trace: trace)
+    }
 }
 
 /// One operation of a batch request as the core reads it: the route, or why the item names
@@ -519,14 +533,15 @@ public struct ReceivedBatchItem: Sendable, Equatable {
     public var route: Result<RESTRoute, ContextError>
     public var tenant: String?
     public var authorization: String?
-    public var body: [UInt8]
+    /// A slice of the buffer the batch was received into.
+    public var body: ByteBuffer
     public var idempotencyKey: String?
     public var keyMadeByGateway: Bool
     public var keyIsFresh: Bool
     public var trace: TraceParent?
 
     public init(route: Result<RESTRoute, ContextError>, tenant: String? = nil, authorization: String? = nil,
-                body: [UInt8] = [], idempotencyKey: String? = nil, keyMadeByGateway: Bool = false,
+                body: ByteBuffer = ByteBuffer(), idempotencyKey: String? = nil, keyMadeByGateway: Bool = false,
                 keyIsFresh: Bool = false, trace: TraceParent? = nil) {
         self.route = route
         self.tenant = tenant
@@ -552,17 +567,23 @@ public struct BatchResult: Sendable, Equatable {
     public var location: String?
     /// Seconds to wait before coming back (429/503); nil (sent as 0) is none.
     public var retryAfter: Int?
-    /// JSON (a representation, `{"task_id":N}`, or the error shape of §5), or empty.
-    public var body: [UInt8]
+    /// JSON (a representation, `{"task_id":N}`, or the error shape of §5), or empty; after
+    /// `decodeResponse`, a slice of the answer's buffer.
+    public var body: ByteBuffer
     /// The answer stored under the item's idempotency key, given again: nothing was written.
     public var replayed: Bool
 
-    public init(status: Int, location: String? = nil, retryAfter: Int? = nil, body: [UInt8] = [], replayed: Bool = false) {
+    public init(status: Int, location: String? = nil, retryAfter: Int? = nil, body: ByteBuffer = ByteBuffer(), replayed: Bool = false) {
         self.status = status
         self.location = location
         self.retryAfter = retryAfter
         self.body = body
         self.replayed = replayed
+    }
+
+    /// A result whose body is a byte array (tests, tools).
+    public init(status: Int, location: String? = nil, retryAfter: Int? = nil, body: [UInt8], replayed: Bool = false) {
+        self.init(status: status, location: location, retryAfter: retryAfter, body: ByteBuffer(bytes: body), replayed: replayed)
     }
 }
 

@@ -1,28 +1,30 @@
+public import NIOCore
+
 /// Writes the members of one JSON object with no whitespace, tracking the commas.
-struct ObjectWriter {
-    var out: [UInt8]
+struct ObjectWriter<Out: JSONOutput> {
+    var out: Out
     private var empty = true
 
-    init(into out: [UInt8] = []) {
+    init(into out: Out) {
         self.out = out
     }
 
     mutating func key(_ key: String) {
-        if !empty { out.append(UInt8(ascii: ",")) }
+        if !empty { out.appendByte(UInt8(ascii: ",")) }
         empty = false
-        JSONWriter.appendKey(key, to: &out)
+        JSONWriter.key(key, to: &out)
     }
 
     mutating func int(_ key: String, _ value: Int64?) {
         guard let value else { return }
         self.key(key)
-        JSONWriter.appendInt(value, to: &out)
+        JSONWriter.int(value, to: &out)
     }
 
     mutating func string(_ key: String, _ value: String?) {
         guard let value else { return }
         self.key(key)
-        JSONWriter.appendString(value, to: &out)
+        JSONWriter.string(value, to: &out)
     }
 
     mutating func attribute(_ key: String, _ value: BusinessAttribute?) {
@@ -34,40 +36,53 @@ struct ObjectWriter {
     mutating func timestamp(_ key: String, _ value: Timestamp?) {
         guard let value else { return }
         self.key(key)
-        out.append(UInt8(ascii: "\""))
+        out.appendByte(UInt8(ascii: "\""))
         value.append(to: &out)
-        out.append(UInt8(ascii: "\""))
+        out.appendByte(UInt8(ascii: "\""))
     }
 
     /// Members already rendered as `"k":v,...` (possibly empty).
     mutating func raw(_ members: [UInt8]) {
         guard !members.isEmpty else { return }
-        if !empty { out.append(UInt8(ascii: ",")) }
+        if !empty { out.appendByte(UInt8(ascii: ",")) }
         empty = false
-        out.append(contentsOf: members)
+        members.withUnsafeBytes { out.appendBytes($0) }
     }
 
     /// `"key":{members}`.
     mutating func object(_ key: String, members: [UInt8]) {
         self.key(key)
-        out.append(UInt8(ascii: "{"))
-        out.append(contentsOf: members)
-        out.append(UInt8(ascii: "}"))
+        out.appendByte(UInt8(ascii: "{"))
+        members.withUnsafeBytes { out.appendBytes($0) }
+        out.appendByte(UInt8(ascii: "}"))
     }
 }
 
 extension Event {
     /// The canonical JSON body of the REST call (DESIGN.md §4): one object, no whitespace,
     /// standard fields in the contract's table order (§3), then the extensions in the order
-    /// received, byte for byte. This is what the gateway sends for a binary request.
-    public var canonicalJSON: [UInt8] {
+    /// received, byte for byte. This is what the gateway sends for a binary request, written
+    /// straight into the buffer that carries it (no array in between).
+    public var canonicalJSON: ByteBuffer {
         // One allocation for a typical body: the standard fields of a start event fit in a
         // few hundred bytes, the extensions are copied as they are. Growing from empty cost
         // 5 reallocations for a typical StartTask (micro-benchmark `Canonical JSON`).
-        var start: [UInt8] = []
-        start.reserveCapacity(256 + extensions.count)
-        start.append(UInt8(ascii: "{"))
-        var w = ObjectWriter(into: start)
+        var out = ByteBuffer()
+        out.reserveCapacity(256 + extensions.count)
+        return writeCanonicalJSON(into: out)
+    }
+
+    /// `canonicalJSON` as a byte array.
+    public var canonicalJSONBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + extensions.count)
+        return writeCanonicalJSON(into: out)
+    }
+
+    /// `out` is moved into the writer and back (`consume`): never shared, so never copied on write.
+    private func writeCanonicalJSON<Out: JSONOutput>(into out: consuming Out) -> Out {
+        out.appendByte(UInt8(ascii: "{"))
+        var w = ObjectWriter(into: consume out)
         w.int("state_id", stateID.map(Int64.init))
         w.attribute(kind.typeKey, type)
         w.string("session_id", sessionID)
@@ -84,7 +99,7 @@ extension Event {
         w.attribute("disposition", disposition)
         w.string("disposition_desc", dispositionDesc)
         w.raw(extensions)
-        w.out.append(UInt8(ascii: "}"))
+        w.out.appendByte(UInt8(ascii: "}"))
         return w.out
     }
 
@@ -92,7 +107,7 @@ extension Event {
     /// `est_duration`, `customer_id` / `contact_key`, without braces. Empty for end events.
     public var resourceMembers: [UInt8] {
         guard phase == .start else { return [] }
-        var w = ObjectWriter()
+        var w = ObjectWriter(into: [UInt8]())
         w.attribute(kind.typeKey, type)
         w.int("state_id", stateID.map(Int64.init))
         w.int("est_duration", estDuration.map(Int64.init))
@@ -105,7 +120,7 @@ extension Event {
     /// timestamp is always present: `processedAt` stands in when the body had none (§3).
     /// End-event extensions live here (decided): the resource level holds the start's.
     public func eventMembers(processedAt: Timestamp) -> [UInt8] {
-        var w = ObjectWriter()
+        var w = ObjectWriter(into: [UInt8]())
         w.timestamp("timestamp", timestamp ?? processedAt)
         w.string("session_id", sessionID)
         w.string("interaction_id", interactionID)

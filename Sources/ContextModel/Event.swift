@@ -1,3 +1,5 @@
+public import NIOCore
+
 /// A start or end event body (CONTEXT-SERVICES.md §3), validated.
 ///
 /// Standard fields are held as typed values; extensions (every other key) are held as the
@@ -85,6 +87,25 @@ extension Event {
     public static func parse(
         _ body: [UInt8], kind: ResourceKind, phase: EventPhase, limits: JSONLimits = .defaults
     ) throws(ContextError) -> Event {
+        let result = body.withUnsafeBytes { raw in
+            Result { () throws(ContextError) -> Event in try parse(raw, kind: kind, phase: phase, limits: limits) }
+        }
+        return try result.get()
+    }
+
+    /// `parse` read in place from the buffer the body arrived in (no copy of the body).
+    public static func parse(
+        _ body: ByteBuffer, kind: ResourceKind, phase: EventPhase, limits: JSONLimits = .defaults
+    ) throws(ContextError) -> Event {
+        let result = body.withUnsafeReadableBytes { raw in
+            Result { () throws(ContextError) -> Event in try parse(raw, kind: kind, phase: phase, limits: limits) }
+        }
+        return try result.get()
+    }
+
+    public static func parse(
+        _ body: UnsafeRawBufferPointer, kind: ResourceKind, phase: EventPhase, limits: JSONLimits = .defaults
+    ) throws(ContextError) -> Event {
         let members: [JSONMember]
         do {
             members = try StrictJSON.readObject(body, limits: limits)
@@ -98,6 +119,17 @@ extension Event {
     /// the members' raw ranges point into.
     public init(
         members: [JSONMember], body: [UInt8], kind: ResourceKind, phase: EventPhase
+    ) throws(ContextError) {
+        let result = body.withUnsafeBytes { raw in
+            Result { () throws(ContextError) -> Event in try Event(members: members, body: raw, kind: kind, phase: phase) }
+        }
+        self = try result.get()
+    }
+
+    /// Builds an event from members of an already validated object. `body` holds the bytes
+    /// the members' raw ranges point into.
+    public init(
+        members: [JSONMember], body: UnsafeRawBufferPointer, kind: ResourceKind, phase: EventPhase
     ) throws(ContextError) {
         self.init(kind: kind, phase: phase)
         for member in members {

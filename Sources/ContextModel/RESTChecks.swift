@@ -1,3 +1,5 @@
+public import NIOCore
+
 /// The checks of a REST request that come before the store, in the order the core makes them
 /// (route first, then these): credentials, tenant, content type, body. The core and the
 /// gateway's REST side both call these, so a request refused by one is refused by the other
@@ -104,7 +106,7 @@ public enum RESTChecks {
     /// Delete Service). No body at all is an event with no fields (decided): `curl -X POST
     /// …/end` works.
     public static func event(
-        for route: RESTRoute, body: [UInt8], contentType: String?, limits: JSONLimits
+        for route: RESTRoute, body: ByteBuffer, contentType: String?, limits: JSONLimits
     ) throws(ContextError) -> Event? {
         let kind: ResourceKind, phase: EventPhase
         switch route {
@@ -116,7 +118,7 @@ public enum RESTChecks {
         case .endTask: (kind, phase) = (.task, .end)
         case .deleteService, .queryService, .queryState, .queryTask, .queryTasks: return nil
         }
-        if body.isEmpty { return Event(kind: kind, phase: phase) }
+        if body.readableBytes == 0 { return Event(kind: kind, phase: phase) }
         try checkContentType(contentType)
         return try Event.parse(body, kind: kind, phase: phase, limits: limits)
     }

@@ -1,3 +1,5 @@
+public import NIOCore
+
 /// One stored resource, as pre-rendered fragments: the storage keeps exactly these bytes, so
 /// a query answers without re-parsing anything and extensions survive byte for byte.
 public struct ResourceRecord: Sendable, Equatable {
@@ -74,10 +76,14 @@ public enum Representation {
     }
 
     /// `{"service_id":N}`, `{"state_id":N}`, `{"task_id":N}`: the body of a 201.
-    public static func created(_ kind: ResourceKind, id: Int64) -> [UInt8] {
-        var w = ObjectWriter(into: [UInt8(ascii: "{")])
+    /// Written straight into the buffer the answer goes out in.
+    public static func created(_ kind: ResourceKind, id: Int64) -> ByteBuffer {
+        var out = ByteBuffer()
+        out.reserveCapacity(32)
+        out.writeInteger(UInt8(ascii: "{"))
+        var w = ObjectWriter(into: consume out)
         w.int(kind.idKey, id)
-        w.out.append(UInt8(ascii: "}"))
+        w.out.writeInteger(UInt8(ascii: "}"))
         return w.out
     }
 

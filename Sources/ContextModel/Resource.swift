@@ -53,10 +53,10 @@ public enum BusinessAttribute: Sendable, Hashable {
         }
     }
 
-    func append(to out: inout [UInt8]) {
+    func append<Out: JSONOutput>(to out: inout Out) {
         switch self {
-        case .id(let v): JSONWriter.appendInt(v, to: &out)
-        case .name(let s): JSONWriter.appendString(s, to: &out)
+        case .id(let v): JSONWriter.int(v, to: &out)
+        case .name(let s): JSONWriter.string(s, to: &out)
         }
     }
 }

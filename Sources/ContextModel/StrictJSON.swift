@@ -1,3 +1,5 @@
+public import NIOCore
+
 // A strict, allocation-light reader for untrusted JSON request bodies.
 //
 // The whole document is validated against RFC 8259 (plus the contract's
@@ -111,6 +113,19 @@ public enum StrictJSON {
         // `Array.withUnsafeBytes` is `rethrows` (untyped), so carry the typed
         // error out through a Result.
         let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(JSONReadError) -> [JSONMember] in
+                try readObject(raw, limits: limits)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Read in place from the buffer the document arrived in.
+    public static func readObject(
+        _ buffer: ByteBuffer,
+        limits: JSONLimits = .defaults
+    ) throws(JSONReadError) -> [JSONMember] {
+        let result = buffer.withUnsafeReadableBytes { raw in
             Result { () throws(JSONReadError) -> [JSONMember] in
                 try readObject(raw, limits: limits)
             }

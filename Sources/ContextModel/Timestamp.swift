@@ -64,6 +64,15 @@ public struct Timestamp: Sendable, Equatable, Hashable, Comparable {
         }
     }
 
+    /// The same 24 bytes, into any JSON output (formatted on the stack, appended once).
+    func append<Out: JSONOutput>(to out: inout Out) {
+        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &text) { raw in
+            write(into: raw.bindMemory(to: UInt8.self))
+            out.appendBytes(UnsafeRawBufferPointer(raw))
+        }
+    }
+
     // MARK: - Formatting
 
     private func write(into buffer: UnsafeMutableBufferPointer<UInt8>) {

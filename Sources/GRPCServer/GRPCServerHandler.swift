@@ -939,20 +939,22 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             releaseRequestBytes(s)
         }
         defer { releaseHTTPSlot(s) }
-        if !response.body.isEmpty && !holdAnswer(s, response.body.count) {
+        let size = response.body.readableBytes
+        if size > 0 && !holdAnswer(s, size) {
             // Over the answer budget (never the small answer below, so this ends here).
-            return respondHTTP(s, RESTResponse(.overloaded(status: 503, answers.refusal(answerBytes: response.body.count))))
+            return respondHTTP(s, RESTResponse(.overloaded(status: 503, answers.refusal(answerBytes: size))))
         }
         var block = HeaderBlock()
         block.add(":status", String(response.status))
         response.forEachHeader { block.add($0, $1) }
-        block.add("content-length", String(response.body.count))
+        block.add("content-length", String(size))
         s.http!.responded()
         // RFC 9113 §8.1: a server that answers before the request is complete may ask the
         // client to stop sending with RST_STREAM NO_ERROR; see `frameSent`.
         s.resetWhenSent = !http.requestEnded
-        guard !response.body.isEmpty else { return submit(s, block, hasBody: false) }
-        s.body = context!.channel.allocator.buffer(bytes: response.body)
+        guard size > 0 else { return submit(s, block, hasBody: false) }
+        s.body = response.body  // as the responder wrote it: no copy
+
         submit(s, block, hasBody: true)
     }
 

@@ -90,17 +90,17 @@ public enum GRPCWeb {
     }
 
     /// The one request message of a unary call, with the checks native gRPC makes.
-    static func readMessage(_ body: [UInt8], mode: Mode, maxMessageBytes: Int) -> Result<ByteBuffer, GRPCStatus> {
+    static func readMessage(_ body: ByteBuffer, mode: Mode, maxMessageBytes: Int) -> Result<ByteBuffer, GRPCStatus> {
         var bytes = body
         if mode == .text {
-            guard let decoded = Base64.decode(body) else {
+            guard let decoded = Base64.decode(Array(body.readableBytesView)) else {
                 return .failure(GRPCStatus(code: .internalError, message: "the request body is not valid base64", exception: nil))
             }
-            bytes = decoded
+            bytes = ByteBuffer(bytes: decoded)
         }
         var reader = GRPCMessageReader(maxMessageBytes: maxMessageBytes, allocator: ByteBufferAllocator())
         var message: ByteBuffer?
-        let events = bytes.withUnsafeBytes { reader.feed($0) }
+        let events = bytes.withUnsafeReadableBytes { reader.feed($0) }
         for event in events {
             switch event {
             case .message(let m):

@@ -48,7 +48,7 @@ struct H2RequestHead {
         if let idempotencyKey { headers.add(name: "idempotency-key", value: idempotencyKey) }
         return RESTRequest(method: method, target: path ?? "/", contentType: contentType, tenant: tenant,
                            authorization: authorization, repeatedHeader: repeatedHeader,
-                           body: Array(body.readableBytesView), headers: headers, idempotencyKey: idempotencyKey)
+                           body: body, headers: headers, idempotencyKey: idempotencyKey)
     }
 }
 

@@ -21,7 +21,7 @@ extension ContextGateway {
         case .failure(let error):
             return eventLoop.makeSucceededFuture(RESTResponse(error, method: request.method, target: request.target))
         }
-        let body: [UInt8]
+        let body: ByteBuffer
         let key: (text: String, madeHere: Bool)?
         do throws(ContextError) {
             try RESTChecks.notRepeated(request.repeatedHeader)
@@ -29,7 +29,7 @@ extension ContextGateway {
             try RESTChecks.authorize(request.authorization, tokens: configuration.authTokens)
             _ = try RESTChecks.tenant(request.tenant)
             body = try RESTChecks.event(for: route, body: request.body, contentType: request.contentType,
-                                        limits: configuration.limits)?.canonicalJSON ?? []
+                                        limits: configuration.limits)?.canonicalJSON ?? ByteBuffer()
         } catch {
             return eventLoop.makeSucceededFuture(RESTResponse(error))
         }

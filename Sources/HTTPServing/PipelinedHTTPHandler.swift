@@ -142,8 +142,7 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
     private func dispatch(_ head: HTTPRequestHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
         let sequence = nextRequest
         nextRequest += 1
-        let request = responder.keepsBodyBuffer(method: head.method.rawValue, target: head.uri)
-            ? RESTRequest(head: head, bodyBuffer: body) : RESTRequest(head: head, body: Array(body.readableBytesView))
+        let request = RESTRequest(head: head, body: body)
         queued.append((sequence, request, head.isKeepAlive))
         pump(context: context)
     }
@@ -254,9 +253,9 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
                        promise: EventLoopPromise<Void>? = nil) {
         var response = response
         var countedInProcess = 0
-        if response.body.count > AnswerBudget.smallAnswer {
+        if response.body.readableBytes > AnswerBudget.smallAnswer {
             let queued = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-            let size = response.body.count
+            let size = response.body.readableBytes
             if queued > 0 && queued + size > limits.maxBufferedAnswerBytesPerConnection {
                 response = RESTResponse(.overloaded(status: 503, "the answer (\(size) bytes) was not sent: \(queued) bytes of earlier answers are waiting for this client to read them (budget \(limits.maxBufferedAnswerBytesPerConnection) bytes per connection)"))
             } else if let processAnswers {
@@ -270,19 +269,19 @@ public final class PipelinedHTTPHandler: ChannelDuplexHandler, RemovableChannelH
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + response.headers.count)
         response.forEachHeader { headers.add(name: $0, value: $1) }
-        headers.add(name: "content-length", value: String(response.body.count))
+        headers.add(name: "content-length", value: String(response.body.readableBytes))
         if !keepAlive { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status),
                                     headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !response.body.isEmpty {
+        if response.body.readableBytes > 0 {
             var written: EventLoopPromise<Void>?
             if countedInProcess > 0, let processAnswers {
                 written = context.eventLoop.makePromise()
                 written!.futureResult.whenComplete { _ in processAnswers.release(countedInProcess) }
             }
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
-                          promise: written)
+            // The body as it was written (a batch answer, a representation): no copy here.
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: written)
         }
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
     }

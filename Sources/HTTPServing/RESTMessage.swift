@@ -15,7 +15,9 @@ public struct RESTRequest: Sendable {
     /// A header of `RESTChecks.singleHeaders` the request carried more than once (its name as
     /// the contract spells it): such a request is refused, never resolved to one copy.
     public var repeatedHeader: String?
-    public var body: [UInt8]
+    /// As received: the slice of the read buffer it arrived in when it came in one read (no
+    /// copy); handed on as it is (upstream, to the batch decoder, to the JSON reader).
+    public var body: ByteBuffer
     /// Every header, names as received (HTTP/1.1) or lower-case (HTTP/2).
     public var headers: HTTPHeaders
     /// The `Idempotency-Key` header, as received (README, "Exactly once").
@@ -25,16 +27,8 @@ public struct RESTRequest: Sendable {
     public var keyMadeByGateway: Bool
     /// Such a key, sent for the first time (`BatchItem.keyIsFresh`).
     public var keyIsFresh = false
-    /// The body as the server received it, kept instead of `body` (then empty) when the
-    /// responder asks for it (`RESTResponder.keepsBodyBuffer`): a batch is read in place,
-    /// never copied whole into an array.
-    public var bodyBuffer: ByteBuffer?
-
-    /// The body's size, wherever it is kept.
-    public var bodyCount: Int { bodyBuffer?.readableBytes ?? body.count }
-
     public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
-                authorization: String? = nil, repeatedHeader: String? = nil, body: [UInt8] = [],
+                authorization: String? = nil, repeatedHeader: String? = nil, body: ByteBuffer = ByteBuffer(),
                 headers: HTTPHeaders = [:], idempotencyKey: String? = nil, keyMadeByGateway: Bool = false) {
         self.method = method
         self.target = target
@@ -48,20 +42,23 @@ public struct RESTRequest: Sendable {
         self.keyMadeByGateway = keyMadeByGateway
     }
 
+    /// A request whose body is a byte array (tests, in-process callers).
+    public init(method: String, target: String, contentType: String? = nil, tenant: String? = nil,
+                authorization: String? = nil, repeatedHeader: String? = nil, body: [UInt8],
+                headers: HTTPHeaders = [:], idempotencyKey: String? = nil, keyMadeByGateway: Bool = false) {
+        self.init(method: method, target: target, contentType: contentType, tenant: tenant, authorization: authorization,
+                  repeatedHeader: repeatedHeader, body: ByteBuffer(bytes: body), headers: headers,
+                  idempotencyKey: idempotencyKey, keyMadeByGateway: keyMadeByGateway)
+    }
+
     /// A request from its head and body, the contract's headers picked out.
-    public init(head: HTTPRequestHead, body: [UInt8]) {
+    public init(head: HTTPRequestHead, body: ByteBuffer) {
         self.init(method: head.method.rawValue, target: head.uri,
                   contentType: head.headers.first(name: "content-type"),
                   tenant: head.headers.first(name: "contactcenterid"),
                   authorization: head.headers.first(name: "authorization"),
                   repeatedHeader: RESTChecks.singleHeaders.first { head.headers[$0].count > 1 },
                   body: body, headers: head.headers, idempotencyKey: head.headers.first(name: "idempotency-key"))
-    }
-
-    /// A request from its head and its body kept as received (`bodyBuffer`; `body` empty).
-    public init(head: HTTPRequestHead, bodyBuffer: ByteBuffer) {
-        self.init(head: head, body: [])
-        self.bodyBuffer = bodyBuffer
     }
 
     /// Safe methods (RFC 9110 §9.2.1): pipelined ones may run concurrently.
@@ -85,15 +82,16 @@ public struct RESTResponse: Sendable, Equatable {
     public var allow: [String]?
     /// For 429/503: seconds to wait before coming back.
     public var retryAfter: Int?
-    /// JSON, or empty (204, and the 200 of Delete Service); a batch answer's bytes.
-    public var body: [UInt8]
+    /// JSON, or empty (204, and the 200 of Delete Service); a batch answer's bytes. Written
+    /// to the connection as it is (no copy).
+    public var body: ByteBuffer
     /// The body's media type; nil is `application/json`.
     public var contentType: String?
     /// Any other header (CORS, gRPC-Web), lower-case names.
     public var headers: [Field]
 
-    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil, body: [UInt8] = [],
-                contentType: String? = nil, headers: [Field] = []) {
+    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil,
+                body: ByteBuffer = ByteBuffer(), contentType: String? = nil, headers: [Field] = []) {
         self.status = status
         self.location = location
         self.allow = allow
@@ -102,6 +100,16 @@ public struct RESTResponse: Sendable, Equatable {
         self.contentType = contentType
         self.headers = headers
     }
+
+    /// An answer whose body was written as a byte array.
+    public init(status: Int, location: String? = nil, allow: [String]? = nil, retryAfter: Int? = nil, body: [UInt8],
+                contentType: String? = nil, headers: [Field] = []) {
+        self.init(status: status, location: location, allow: allow, retryAfter: retryAfter, body: ByteBuffer(bytes: body),
+                  contentType: contentType, headers: headers)
+    }
+
+    /// The body's bytes as an array (tests, diagnostics).
+    public var bodyBytes: [UInt8] { Array(body.readableBytesView) }
 
     /// An error answer; load shedding (429, 503) always says when to come back (§5).
     public init(_ error: ContextError, allow: [String]? = nil, retryAfter: Int? = nil) {
@@ -130,7 +138,7 @@ public struct RESTResponse: Sendable, Equatable {
     /// (`content-length`, `connection`): shared by the HTTP/1.1 and HTTP/2 writers so both
     /// answer with the same headers.
     public func forEachHeader(_ body: (String, String) -> Void) {
-        if !self.body.isEmpty { body("content-type", contentType ?? "application/json") }
+        if self.body.readableBytes > 0 { body("content-type", contentType ?? "application/json") }
         if let location { body("location", location) }
         if let allow { body("allow", allow.joined(separator: ", ")) }
         if let retryAfter { body("retry-after", String(retryAfter)) }
@@ -150,12 +158,8 @@ public protocol RESTResponder: Sendable {
     /// (`LoopAdmission`): those answered at once (health, the API document, CORS preflight)
     /// do not, so they are answered even while calls for the core wait.
     func needsAdmission(method: String, target: String) -> Bool
-    /// Whether the request's body is handed over as the `ByteBuffer` it was received in
-    /// (`RESTRequest.bodyBuffer`) rather than copied into `body`: the core's batch endpoint.
-    func keepsBodyBuffer(method: String, target: String) -> Bool
 }
 
 extension RESTResponder {
     public func needsAdmission(method: String, target: String) -> Bool { true }
-    public func keepsBodyBuffer(method: String, target: String) -> Bool { false }
 }

@@ -1,4 +1,5 @@
 import ContextModel
+import NIOCore
 import Logging
 
 /// The one log line of a call, the same in the gateway and the core (README, "Tracing"):
@@ -25,7 +26,7 @@ public enum CallLog {
     }
 
     /// The `exception` of an error body (`{"message":…,"exception":…}`), if it is one.
-    public static func exception(inBody body: [UInt8]) -> String? {
+    public static func exception(inBody body: ByteBuffer) -> String? {
         guard let members = try? StrictJSON.readObject(body) else { return nil }
         for m in members where m.key == "exception" {
             if case .string(let s) = m.value { return s }

@@ -34,7 +34,7 @@ extension ContextService {
             // Items carry their own tenant, but an ambiguous request is refused all the same.
             return CoreResponse(.validation("the \(repeated) header must be given at most once"))
         }
-        guard request.bodyCount <= configuration.maxBatchBytes else {
+        guard request.body.readableBytes <= configuration.maxBatchBytes else {
             return CoreResponse(.batchTooLarge(limit: configuration.maxBatchBytes))
         }
         guard Self.isBatchContentType(request.contentType) else {
@@ -42,7 +42,8 @@ extension ContextService {
         }
         let items: [ReceivedBatchItem]
         do {
-            items = try Self.decodeBatch(request, maxItems: configuration.maxBatchItems)
+            // Read in place: each item's body is a slice of the buffer the batch arrived in.
+            items = try BatchCodec.decodeRequest(request.body, maxItems: configuration.maxBatchItems)
         } catch {
             return CoreResponse(error.contextError)
         }
@@ -61,17 +62,6 @@ extension ContextService {
         }
     }
 
-    /// The items of a batch, read in place from the buffer the HTTP server received the body
-    /// into (`RESTRequest.bodyBuffer`): no copy of the whole batch; each item's body is copied
-    /// once, into the array its validation reads. In-process callers give `body` instead.
-    static func decodeBatch(_ request: CoreRequest, maxItems: Int) throws(BatchCodecError) -> [ReceivedBatchItem] {
-        guard let buffer = request.bodyBuffer else { return try BatchCodec.decodeRequest(request.body, maxItems: maxItems) }
-        let result = buffer.withUnsafeReadableBytes { raw in
-            Result { () throws(BatchCodecError) -> [ReceivedBatchItem] in try BatchCodec.decodeRequest(raw, maxItems: maxItems) }
-        }
-        return try result.get()
-    }
-
     /// Answers every item, in order (see the type's comment for the grouping of writes). An
     /// item carries its route typed (`BatchCodec`): it is never turned into a path and parsed.
     func run(batch items: [ReceivedBatchItem]) async -> [CoreResponse] {
@@ -79,7 +69,7 @@ extension ContextService {
         var group: [(index: Int, command: WriteCommand, route: RESTRoute, claim: IdempotencyClaim?)] = []
         for (index, item) in items.enumerated() {
             // The single call's size check comes first, before its route is even looked at.
-            guard item.body.count <= configuration.limits.maxBytes else {
+            guard item.body.readableBytes <= configuration.limits.maxBytes else {
                 responses[index] = CoreResponse(.payloadTooLarge(limit: configuration.limits.maxBytes))
                 continue
             }

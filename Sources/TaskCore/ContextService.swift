@@ -181,7 +181,7 @@ public final class ContextService: Sendable {
         guard let key = try RESTChecks.idempotencyKey(request.idempotencyKey) else { return nil }
         var hash = SHA256()
         Self.withFingerprintPrefix(route) { hash.update(bufferPointer: $0) }
-        hash.update(data: request.body)
+        request.body.withUnsafeReadableBytes { hash.update(bufferPointer: $0) }
         return IdempotencyClaim(tenant: tenant, key: key, fingerprint: Array(hash.finalize()),
                                 lifetimeSeconds: request.keyMadeByGateway ? configuration.gatewayKeyLifetimeSeconds
                                     : configuration.idempotencyKeyLifetimeSeconds,

@@ -28,11 +28,6 @@ struct CoreResponder: RESTResponder {
         return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
     }
 
-    /// A batch is read in place from the buffer it arrived in (`ContextService.decodeBatch`).
-    func keepsBodyBuffer(method: String, target: String) -> Bool {
-        service.isBatchRequest(method: method, target: target)
-    }
-
     func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {
         let promise = eventLoop.makePromise(of: RESTResponse.self)
         inFlight.enter()

@@ -106,10 +106,14 @@ struct BatchCodecTests {
                 + [0, 0] + [0, 0] + [0, 0] + [0] + [0, 0, 0, 0])
 
         let result = BatchResult(status: 201, location: "/x", retryAfter: nil, body: Array("{}".utf8), replayed: true)
-        let response = try BatchCodec.encodeResponse([result, BatchResult(status: 503, retryAfter: 258)])
-        #expect(response == Array("CSR3".utf8) + [0, 0, 0, 2]
-                + [0, 201, 0, 2] + Array("/x".utf8) + [0, 0] + [1] + [0, 0, 0, 2] + Array("{}".utf8)
-                + [1, 247, 0, 0, 1, 2] + [0] + [0, 0, 0, 0])
+        let response = Array(try BatchCodec.encodeResponse([result, BatchResult(status: 503, retryAfter: 258)]).readableBytesView)
+        var expectedResponse: [UInt8] = Array("CSR3".utf8)
+        expectedResponse += [0, 0, 0, 2, 0, 201, 0, 2] as [UInt8]
+        expectedResponse += Array("/x".utf8)
+        expectedResponse += [0, 0, 1, 0, 0, 0, 2] as [UInt8]
+        expectedResponse += Array("{}".utf8)
+        expectedResponse += [1, 247, 0, 0, 1, 2, 0, 0, 0, 0, 0] as [UInt8]
+        #expect(response == expectedResponse)
         #expect(try BatchCodec.decodeResponse(response) == [result, BatchResult(status: 503, retryAfter: 258)])
     }
 
@@ -294,7 +298,7 @@ struct BatchCodecTests {
         for n in 0..<bytes.count {
             #expect(throws: BatchCodecError.self) { try BatchCodec.decodeRequest(Array(bytes.prefix(n))) }
         }
-        let response = try BatchCodec.encodeResponse(Array(Self.results.prefix(5)))
+        let response = Array(try BatchCodec.encodeResponse(Array(Self.results.prefix(5))).readableBytesView)
         for n in 0..<response.count {
             #expect(throws: BatchCodecError.self) { try BatchCodec.decodeResponse(Array(response.prefix(n))) }
         }

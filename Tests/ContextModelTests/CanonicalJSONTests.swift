@@ -1,7 +1,7 @@
 import Testing
 @testable import ContextModel
 
-// Golden vectors for `Event.canonicalJSON`, `resourceMembers`, `eventMembers(processedAt:)`
+// Golden vectors for `Event.canonicalJSONBytes`, `resourceMembers`, `eventMembers(processedAt:)`
 // and `resourceExtensions` (DESIGN.md §4, CONTEXT-SERVICES.md §3–4), and the round-trip
 // property over every accepted body of EventTests.
 
@@ -137,8 +137,8 @@ struct CanonicalJSONTests {
           arguments: CanonicalFixtures.goldens)
     func golden(_ g: CanonicalGolden) throws {
         let event = try Event.parse(Array(g.body.utf8), kind: g.kind, phase: g.phase)
-        #expect(text(event.canonicalJSON) == g.canonical)
-        #expect(event.canonicalJSON == Array(g.canonical.utf8))
+        #expect(text(event.canonicalJSONBytes) == g.canonical)
+        #expect(event.canonicalJSONBytes == Array(g.canonical.utf8))
         #expect(text(event.resourceMembers) == g.resourceMembers)
         #expect(text(event.eventMembers(processedAt: CanonicalFixtures.processedAt)) == g.eventMembers)
         #expect(text(event.resourceExtensions) == g.resourceExtensions)
@@ -157,7 +157,7 @@ struct CanonicalJSONTests {
         let absent = try Event.parse(Array("{}".utf8), kind: .task, phase: .end)
         #expect(text(absent.eventMembers(processedAt: later)) == #""timestamp":"2020-09-13T12:26:40.000Z""#)
         // The canonical body never invents a timestamp: the core stamps it on receipt.
-        #expect(text(absent.canonicalJSON) == "{}")
+        #expect(text(absent.canonicalJSONBytes) == "{}")
         #expect(absent.timestamp == nil)
     }
 
@@ -181,19 +181,19 @@ struct CanonicalJSONTests {
         e.sessionID = "\u{7F}/é"
         e.timestamp = Timestamp(millisecondsSinceEpoch: 0)
         e.extensions = Array(#""z":0"#.utf8)
-        #expect(text(e.canonicalJSON) == #"{"session_id":"\#u{7F}/é","media_type":-9223372036854775808,"timestamp":"1970-01-01T00:00:00.000Z","disposition":-1,"disposition_desc":"tab\there","z":0}"#)
+        #expect(text(e.canonicalJSONBytes) == #"{"session_id":"\#u{7F}/é","media_type":-9223372036854775808,"timestamp":"1970-01-01T00:00:00.000Z","disposition":-1,"disposition_desc":"tab\there","z":0}"#)
     }
 
-    @Test("Event.parse(e.canonicalJSON) == e for every accepted body", arguments: CanonicalFixtures.roundTripCases)
+    @Test("Event.parse(e.canonicalJSONBytes) == e for every accepted body", arguments: CanonicalFixtures.roundTripCases)
     func roundTrip(_ row: EventAcceptCase) throws {
         let event = try Event.parse(row.body, kind: row.kind, phase: row.phase)
-        let canonical = event.canonicalJSON
+        let canonical = event.canonicalJSONBytes
         let again = try Event.parse(canonical, kind: row.kind, phase: row.phase)
         #expect(again == event)
         #expect(EventFixtures.stringBytes(again) == EventFixtures.stringBytes(event))
         #expect(again.extensions == event.extensions)
         // Canonical form is a fixed point, and the fragments do not depend on the spelling sent.
-        #expect(again.canonicalJSON == canonical)
+        #expect(again.canonicalJSONBytes == canonical)
         #expect(again.resourceMembers == event.resourceMembers)
         #expect(again.eventMembers(processedAt: CanonicalFixtures.processedAt) == event.eventMembers(processedAt: CanonicalFixtures.processedAt))
         // The timestamp is normalised: the canonical text is the 24-byte form.

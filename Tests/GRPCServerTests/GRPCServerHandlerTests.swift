@@ -258,7 +258,7 @@ struct GRPCFramingTests {
         let events = stream.withUnsafeBytes { reader.feed($0) }
         #expect(events.count == 1)
         #expect(reader.hasPartialMessage)
-        #expect(GRPCWeb.readMessage(stream, mode: .binary, maxMessageBytes: 1000) == .failure(.endedInsideMessage))
+        #expect(GRPCWeb.readMessage(ByteBuffer(bytes: stream), mode: .binary, maxMessageBytes: 1000) == .failure(.endedInsideMessage))
     }
 
     @Test("A message flag other than 0 and 1 is refused (fuzz: gateway/fuzz/regressions/grpc-web)", arguments: [UInt8(2), 0x20, 0x80])
@@ -266,7 +266,7 @@ struct GRPCFramingTests {
         let stream: [UInt8] = [flag, 0, 0, 0, 0]
         var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
         #expect(stream.withUnsafeBytes { reader.feed($0) } == [.badFlag(flag)])
-        #expect(GRPCWeb.readMessage(stream, mode: .binary, maxMessageBytes: 1000) == .failure(.badCompressedFlag(flag)))
+        #expect(GRPCWeb.readMessage(ByteBuffer(bytes: stream), mode: .binary, maxMessageBytes: 1000) == .failure(.badCompressedFlag(flag)))
     }
 
     @Test("A reader fed any split returns the same messages")

@@ -75,7 +75,7 @@ struct GRPCWebTests {
         let answer = try result(GRPCWeb.serve(request, mode: .binary, service: service, eventLoop: loop, maxMessageBytes: 100))
         #expect(answer.status == 200)
         #expect(answer.contentType == "application/grpc-web+proto")
-        #expect(answer.body == GRPCWeb.responseBody(.success([1, 2]), mode: .binary))
+        #expect(answer.bodyBytes == GRPCWeb.responseBody(.success([1, 2]), mode: .binary))
         #expect(service.requests.first?.tenant == "t")
 
         service.behaviour = .hold
@@ -89,7 +89,7 @@ struct GRPCWebTests {
         // The deadline is wall-clock time (`NIODeadline.now()`); the embedded loop's clock starts at 0.
         loop.advanceTime(to: .now() + .milliseconds(150))
         let late = try result(pending)
-        #expect(late.body == GRPCWeb.responseBody(.failure(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded",
+        #expect(late.bodyBytes == GRPCWeb.responseBody(.failure(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded",
                                                                       exception: nil)), mode: .binary))
         service.held.first?.succeed([9])  // too late: ignored
         #expect(service.held.first?.isActive == false)
@@ -97,7 +97,7 @@ struct GRPCWebTests {
 
     @Test("A message over the limit is RESOURCE_EXHAUSTED before it is read")
     func tooLarge() {
-        guard case .failure(let status) = GRPCWeb.readMessage(H2TestClient.framed(Array(repeating: 1, count: 101)), mode: .binary,
+        guard case .failure(let status) = GRPCWeb.readMessage(ByteBuffer(bytes: H2TestClient.framed(Array(repeating: 1, count: 101))), mode: .binary,
                                                                 maxMessageBytes: 100) else {
             Issue.record("accepted")
             return
@@ -150,6 +150,6 @@ struct GRPCWebTests {
         loop2.advanceTime(to: .now() + .milliseconds(300))
         #expect(answered.answers == 1)
         #expect(answered.cancels == 0)
-        #expect(answered.value?.body == GRPCWeb.responseBody(.success([3]), mode: .binary))
+        #expect(answered.value?.bodyBytes == GRPCWeb.responseBody(.success([3]), mode: .binary))
     }
 }

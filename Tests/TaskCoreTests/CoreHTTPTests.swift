@@ -1,6 +1,7 @@
 import ContextModel
 import Foundation
 import HTTPServing
+import NIOCore
 import Testing
 @testable import TaskCore
 

@@ -1,6 +1,7 @@
 import ContextModel
 import Foundation
 import HTTPServing
+import NIOCore
 import Testing
 @testable import TaskCore
 
@@ -126,7 +127,7 @@ struct IdempotencyHTTPTests {
             let allReplayed = again.prefix(5).allSatisfy { $0.replayed }
             #expect(allReplayed)
             #expect(again[5].status == 201 && !again[5].replayed)
-            #expect(String(decoding: again[5].body, as: UTF8.self) == #"{"task_id":6}"#)
+            #expect(String(buffer: again[5].body) == #"{"task_id":6}"#)
         }
     }
 }

@@ -144,7 +144,7 @@ struct OpenAPIDocumentTests {
         let service = ContextService(store: InMemoryTaskStore())
         let answer = await service.handle(CoreRequest(method: "GET", target: RESTRoute.defaultBasePath + OpenAPIDocument.path))
         #expect(answer.status == 200)
-        #expect(answer.body == OpenAPIDocument.json)
+        #expect(answer.bodyBytes == OpenAPIDocument.json)
         let post = await service.handle(CoreRequest(method: "POST", target: RESTRoute.defaultBasePath + OpenAPIDocument.path))
         #expect(post.status == 405)
         #expect(post.allow == ["GET"])

@@ -261,7 +261,7 @@ package final class UpstreamBatcher {
         // Encoded straight into the buffer that goes out as the HTTP request body, sized once.
         var size = BatchCodec.headerBytes
         for call in calls { size += call.bytes }
-        var body = BatchBufferSink(buffer: allocator.buffer(capacity: size))
+        var body = allocator.buffer(capacity: size)
         do {
             try BatchCodec.appendRequestHeader(count: calls.count, to: &body)
             for call in calls { try BatchCodec.appendItem(call.item, to: &body) }
@@ -272,7 +272,7 @@ package final class UpstreamBatcher {
             perform(machine.batchCompleted(roundTrip: 0, now: Self.now))
             return
         }
-        let request = UpstreamRequest(method: .POST, target: batchTarget, body: body.buffer, contentType: BatchCodec.contentType)
+        let request = UpstreamRequest(method: .POST, target: batchTarget, body: body, contentType: BatchCodec.contentType)
         // The batch may wait for a connection as long as its last call may wait: past that,
         // every call in it has been answered DEADLINE_EXCEEDED, and it is better not sent.
         let deadline = calls.allSatisfy({ $0.deadline != nil }) ? calls.lazy.compactMap(\.deadline).max() : nil
@@ -307,6 +307,7 @@ package final class UpstreamBatcher {
     private func deliver(_ response: UpstreamResponse, to calls: [Waiting]) {
         let results: [BatchResult]
         do {
+            // In place: each result's body is a slice of the answer (no copy).
             results = try BatchCodec.decodeResponse(response.body)
         } catch {
             // The batch may have been applied: answer UNAVAILABLE-like, never resend.
@@ -331,22 +332,9 @@ package final class UpstreamBatcher {
         // Real REST text for a vendor server: the route's path under the base.
         let request = UpstreamRequest(method: item.route.httpMethod, target: item.route.target(basePath: base),
                                       tenant: item.tenant, authorization: item.authorization,
-                                      body: allocator.buffer(bytes: item.body),
+                                      body: item.body,
                                       idempotencyKey: item.keyMadeByGateway ? nil : item.idempotencyKey,
                                       traceparent: item.trace?.header)
         return pool.send(request, deadline: deadline)
     }
-}
-
-/// `BatchCodec` writing into a `ByteBuffer`: the gateway encodes a batch straight into the
-/// buffer that becomes the HTTP request body.
-struct BatchBufferSink: BatchSink {
-    var buffer: ByteBuffer
-
-    mutating func writeU8(_ v: UInt8) { buffer.writeInteger(v) }
-    mutating func writeU16(_ v: UInt16) { buffer.writeInteger(v) }  // big-endian by default
-    mutating func writeU32(_ v: UInt32) { buffer.writeInteger(v) }
-    mutating func writeU64(_ v: UInt64) { buffer.writeInteger(v) }
-    mutating func writeBytes(_ bytes: [UInt8]) { buffer.writeBytes(bytes) }
-    mutating func writeText(_ text: String) { buffer.writeString(text) }
 }

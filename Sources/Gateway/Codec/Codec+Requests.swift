@@ -1,4 +1,5 @@
 import ContextModel
+import NIOCore
 
 // One table-driven decoder for every request message. The RPC's `RequestPlan` (from the
 // generated field map and the contract table) says which fields name the route's resources and
@@ -51,7 +52,7 @@ extension Codec {
                     default: preconditionFailure("QueryService: unknown flag \(flag.field.name)")
                     }
                 }
-                return UpstreamCall(route: .queryService(serviceID: serviceID, include: include), body: [])
+                return UpstreamCall(route: .queryService(serviceID: serviceID, include: include), body: ByteBuffer())
             case .query(.state):
                 var include = StateInclude()
                 for flag in plan.others where flag.field.type == .bool {
@@ -62,15 +63,15 @@ extension Codec {
                     default: preconditionFailure("QueryState: unknown flag \(flag.field.name)")
                     }
                 }
-                return UpstreamCall(route: .queryState(serviceID: serviceID, stateID: childID, include: include), body: [])
+                return UpstreamCall(route: .queryState(serviceID: serviceID, stateID: childID, include: include), body: ByteBuffer())
             case .query(.task):
-                return UpstreamCall(route: .queryTask(serviceID: serviceID, taskID: childID), body: [])
+                return UpstreamCall(route: .queryTask(serviceID: serviceID, taskID: childID), body: ByteBuffer())
             case .delete(.service):
-                return UpstreamCall(route: .deleteService(serviceID: serviceID), body: [])
+                return UpstreamCall(route: .deleteService(serviceID: serviceID), body: ByteBuffer())
             case .delete:
                 preconditionFailure("\(method.path): the contract deletes services only")
             case .queryTasks:
-                return UpstreamCall(route: .queryTasks(serviceID: serviceID, filter: try taskFilter(m, plan, method)), body: [])
+                return UpstreamCall(route: .queryTasks(serviceID: serviceID, filter: try taskFilter(m, plan, method)), body: ByteBuffer())
             }
         }
     }
@@ -80,7 +81,7 @@ extension Codec {
     private static func event(
         _ m: ProtoMessageRef, _ plan: RequestPlan, _ kind: ResourceKind, _ phase: EventPhase, _ method: RPCMethod,
         _ limits: JSONLimits
-    ) throws(GRPCStatus) -> [UInt8] {
+    ) throws(GRPCStatus) -> ByteBuffer {
         var event = EventBuilder(kind, phase, method, limits: limits)
         for member in plan.members {
             try event.member(member, of: m, plan)

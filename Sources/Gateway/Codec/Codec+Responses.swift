@@ -1,4 +1,5 @@
 import ContextModel
+import NIOCore
 
 // The core's 2xx answers → response messages. The answer is the core's (or a vendor core's)
 // JSON: it is read strictly, and what does not fit the contract is an INTERNAL error, never a
@@ -118,7 +119,7 @@ extension Codec {
 
     /// Start*: `{"<kind>_id":N}` and the `Location` header.
     static func encodeCreated(
-        _ kind: ResourceKind, _ fields: (id: Int, location: Int), location: String?, body: [UInt8]
+        _ kind: ResourceKind, _ fields: (id: Int, location: Int), location: String?, body: ByteBuffer
     ) throws(GRPCStatus) -> [UInt8] {
         let id = try withBytes(body) { json throws(GRPCStatus) -> Int64? in
             var id: Int64?
@@ -135,7 +136,7 @@ extension Codec {
     }
 
     /// Query Service / State / Task: one representation in field 1 of the response.
-    static func encodeQuery(_ body: [UInt8], as kind: ResourceKind, field: Int) throws(GRPCStatus) -> [UInt8] {
+    static func encodeQuery(_ body: ByteBuffer, as kind: ResourceKind, field: Int) throws(GRPCStatus) -> [UInt8] {
         let resource = try withBytes(body) { json throws(GRPCStatus) -> ResourceAnswer in
             try ResourceAnswer(json, kind: kind)
         }
@@ -145,10 +146,10 @@ extension Codec {
     }
 
     /// Query Tasks: a JSON array of Task representations, each one a `tasks` element.
-    static func encodeQueryTasks(_ body: [UInt8], field: Int) throws(GRPCStatus) -> [UInt8] {
+    static func encodeQueryTasks(_ body: ByteBuffer, field: Int) throws(GRPCStatus) -> [UInt8] {
         // StrictJSON reads objects only: validate the array as the value of a wrapper object,
         // then cut it into its elements.
-        let wrapped = Array(#"{"tasks":"#.utf8) + body + [UInt8(ascii: "}")]
+        let wrapped = Array(#"{"tasks":"#.utf8) + body.readableBytesView + [UInt8(ascii: "}")]
         let tasks = try withBytes(wrapped) { json throws(GRPCStatus) -> [ResourceAnswer] in
             let members = try readAnswer(json, "Query Tasks")
             guard members.count == 1, members[0].value == .array else {
@@ -171,6 +172,14 @@ func readAnswer(_ json: UnsafeRawBufferPointer, _ what: String) throws(GRPCStatu
     } catch {
         throw .badUpstreamAnswer("\(what): \(error.message)")
     }
+}
+
+/// The answer's bytes in place.
+func withBytes<R>(_ bytes: ByteBuffer, _ body: (UnsafeRawBufferPointer) throws(GRPCStatus) -> R) throws(GRPCStatus) -> R {
+    let result = bytes.withUnsafeReadableBytes { raw in
+        Result { () throws(GRPCStatus) -> R in try body(raw) }
+    }
+    return try result.get()
 }
 
 /// `Array.withUnsafeBytes` rethrows untyped errors: carry the typed one through a Result.

@@ -1,10 +1,12 @@
 import ContextModel
+import NIOCore
 
 /// What to send to the core for one RPC.
 struct UpstreamCall: Sendable, Equatable {
     var route: RESTRoute
-    /// The canonical JSON body (DESIGN.md §4); empty for GET and DELETE.
-    var body: [UInt8]
+    /// The canonical JSON body (DESIGN.md §4), written straight into this buffer; empty for
+    /// GET and DELETE.
+    var body: ByteBuffer
 }
 
 /// protobuf ⇄ the REST calls of the contract (CONTEXT-SERVICES.md §7), both directions.
@@ -19,7 +21,7 @@ enum Codec {
     /// Builds the protobuf response of `method` from the core's successful answer (a 2xx):
     /// its `Location` header and its JSON body. Throws INTERNAL when the answer does not fit
     /// the contract. Field numbers come from the generated table (`ResponseFields`).
-    static func encodeResponse(_ method: RPCMethod, location: String?, body: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+    static func encodeResponse(_ method: RPCMethod, location: String?, body: ByteBuffer) throws(GRPCStatus) -> [UInt8] {
         guard let contract = RPCContract.of(method) else { throw .servedLocally(method) }
         switch contract {
         case .start(let kind): return try encodeCreated(kind, ResponseFields.created(method), location: location, body: body)

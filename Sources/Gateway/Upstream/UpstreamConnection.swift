@@ -60,7 +60,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         case .end:
             guard let h = head else { return }
             head = nil
-            let bytes = body.map { Array($0.readableBytesView) } ?? []
+            // Handed on as received: the batcher decodes the answer in place.
+            let bytes = body ?? ByteBuffer()
             body = nil
             guard let promise = pending.popFirst() else {
                 closedByError = true

@@ -53,19 +53,25 @@ extension RESTRoute {
 public struct UpstreamResponse: Sendable, Equatable {
     public var status: Int
     public var location: String?
-    public var body: [UInt8]
+    /// As it came off the connection (no copy); for a batched call, a slice of the batch
+    /// answer.
+    public var body: ByteBuffer
 
     /// For 429/503: when to come back, as the core said.
     public var retryAfter: Int?
     /// The answer kept under the call's idempotency key, given again (`Idempotent-Replayed`).
     public var replayed: Bool
 
-    public init(status: Int, location: String?, body: [UInt8], retryAfter: Int? = nil, replayed: Bool = false) {
+    public init(status: Int, location: String?, body: ByteBuffer, retryAfter: Int? = nil, replayed: Bool = false) {
         self.status = status
         self.location = location
         self.body = body
         self.retryAfter = retryAfter
         self.replayed = replayed
+    }
+
+    public init(status: Int, location: String?, body: [UInt8], retryAfter: Int? = nil, replayed: Bool = false) {
+        self.init(status: status, location: location, body: ByteBuffer(bytes: body), retryAfter: retryAfter, replayed: replayed)
     }
 
     /// The core's error, in the contract's shape; a body that is not that shape still gives

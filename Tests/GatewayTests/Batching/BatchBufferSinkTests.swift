@@ -30,16 +30,14 @@ struct BatchBufferSinkTests {
         let items = Self.items
         var size = BatchCodec.headerBytes
         for item in items { size += try BatchCodec.encodedSize(of: item) }
-        var sink = BatchBufferSink(buffer: ByteBufferAllocator().buffer(capacity: size))
-        let capacity = sink.buffer.capacity
-        try BatchCodec.appendRequestHeader(count: items.count, to: &sink)
-        for item in items { try BatchCodec.appendItem(item, to: &sink) }
-        #expect(sink.buffer.readableBytes == size)
-        #expect(sink.buffer.capacity == capacity, "the buffer never grew")
-        #expect(Array(sink.buffer.readableBytesView) == (try BatchCodec.encodeRequest(items)))
-        let decoded = try sink.buffer.withUnsafeReadableBytes { raw in
-            try Result { () throws(BatchCodecError) in try BatchCodec.decodeRequest(raw) }.get()
-        }
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        let capacity = buffer.capacity
+        try BatchCodec.appendRequestHeader(count: items.count, to: &buffer)
+        for item in items { try BatchCodec.appendItem(item, to: &buffer) }
+        #expect(buffer.readableBytes == size)
+        #expect(buffer.capacity == capacity, "the buffer never grew")
+        #expect(Array(buffer.readableBytesView) == (try BatchCodec.encodeRequest(items)))
+        let decoded = try BatchCodec.decodeRequest(buffer)
         #expect(decoded.map(\.item) == items)
     }
 

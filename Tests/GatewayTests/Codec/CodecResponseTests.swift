@@ -1,6 +1,7 @@
 import CProtobufC
 import ContextModel
 import ContextProto
+import NIOCore
 import Testing
 @testable import Gateway
 
@@ -167,5 +168,12 @@ private func repack(_ method: RPCMethod, _ bytes: [UInt8]) throws -> [UInt8] {
     case .healthCheck, .healthWatch:
         Issue.record("no response vector for health")
         return []
+    }
+}
+
+extension Codec {
+    /// The answer's body as a byte array (the tests' vectors are text).
+    static func encodeResponse(_ method: RPCMethod, location: String?, body: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+        try encodeResponse(method, location: location, body: ByteBuffer(bytes: body))
     }
 }

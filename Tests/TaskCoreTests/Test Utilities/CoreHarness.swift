@@ -144,6 +144,14 @@ func jsonInt(_ body: [UInt8], _ key: String) throws -> Int64? {
     return (object?[key] as? NSNumber)?.int64Value
 }
 
+func jsonInt(_ body: ByteBuffer, _ key: String) throws -> Int64? {
+    try jsonInt(Array(body.readableBytesView), key)
+}
+
+func jsonObject(_ body: ByteBuffer) throws -> [String: Any] {
+    try jsonObject(Array(body.readableBytesView))
+}
+
 func jsonObject(_ body: [UInt8]) throws -> [String: Any] {
     guard let o = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
         throw RawHTTPClient.Failure(description: "not a JSON object: \(String(decoding: body, as: UTF8.self))")

@@ -19,6 +19,8 @@ let package = Package(
         // The MallocInterposer trait gives the malloc counters without jemalloc (Swift 6.3+);
         // naming it also turns off the default RuntimeInterposer trait.
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        // ByteBuffer: bodies in ContextModel's API are NIOCore's (the main package's version).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The request and answer bodies every benchmark uses, a small protobuf encoder for the
@@ -27,6 +29,7 @@ let package = Package(
             name: "MicroFixtures",
             dependencies: [
                 .product(name: "ContextModel", package: "cs-gateway"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Benchmark", package: "benchmark"),
             ]
         ),
@@ -35,6 +38,7 @@ let package = Package(
             dependencies: [
                 "MicroFixtures",
                 .product(name: "ContextModel", package: "cs-gateway"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/ModelBenchmarks",

@@ -25,7 +25,7 @@ let benchmarks: @Sendable () -> Void = {
         let call = decode(request)
         precondition(call.route == .startTask(serviceID: Fixtures.serviceID))
         precondition(call.body == (try! Event.parse(body, kind: .task, phase: .start)).canonicalJSON,
-                     "decodeRequest gave \(String(decoding: call.body, as: UTF8.self))")
+                     "decodeRequest gave \(String(decoding: call.body.readableBytesView, as: UTF8.self))")
     }
 
     // 3. protobuf → canonical JSON: the request path of every unary RPC.

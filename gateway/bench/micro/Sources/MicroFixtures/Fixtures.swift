@@ -1,4 +1,5 @@
 import ContextModel
+import NIOCore
 
 /// The bodies the benchmarks work on: a typical Start Task and a ~1 kB one, each as the REST
 /// body a client sends, as the StartTaskRequest protobuf a gRPC client sends (the same fields,
@@ -82,10 +83,10 @@ public enum Fixtures {
 
     /// Start Task's 201: its `Location` and body.
     public static let startTaskLocation = "/genesys/1/cs/service/21456878/tasks/1"
-    public static let startTaskAnswer: [UInt8] = Array(#"{"task_id":1}"#.utf8)
+    public static let startTaskAnswer = ByteBuffer(string: #"{"task_id":1}"#)
 
     /// Query Task's 200 for the ~1 kB task: its representation (README, "Representations").
-    public static let queryTaskAnswer: [UInt8] = Array(
+    public static let queryTaskAnswer = ByteBuffer(bytes:
         (#"{"service_id":21456878,"task_id":1,"task_type":"customer info","state_id":3,"est_duration":460,"started":{"timestamp":"2017-04-27T10:18:00.500Z","session_id":"s-0123456789abcdef0123456789abcd","interaction_id":"0001DaCW6DEW001E","application_type":5,"resource_type":"agent","media_type":"voice","application_id":77,"resource_id":88},"#
             + largeExtensions + "}").utf8)
 
@@ -101,7 +102,7 @@ public enum Fixtures {
     }
 
     /// The core's answer to those items: one 201 per item with its `Location` and body.
-    public static func batchAnswer(count: Int = 256) -> [UInt8] {
+    public static func batchAnswer(count: Int = 256) -> ByteBuffer {
         let results = (0..<count).map { i in
             let service = serviceID + Int64(i % 16)
             let task = 1 + i / 16
