@@ -126,10 +126,9 @@ public enum BatchCodec {
         out.writeU16(UInt16(paramsSize(route)))
         switch route {
         case .queryService(_, let include):
-            out.writeU8((include.activeStates ? 1 : 0) | (include.completedStates ? 2 : 0)
-                        | (include.activeTasks ? 4 : 0) | (include.completedTasks ? 8 : 0))
+            out.writeU8(include.bits)
         case .queryState(_, _, let include):
-            out.writeU8((include.activeTasks ? 1 : 0) | (include.completedTasks ? 2 : 0))
+            out.writeU8(include.bits)
         case .queryTasks(_, let filter):
             let status: UInt8 = switch filter.status {
             case .all: 0
@@ -278,24 +277,16 @@ public enum BatchCodec {
         case .queryService:
             if let error = paramsLength(1) { return .failure(error) }
             let bits = params[0]
-            guard bits & ~15 == 0 else {
+            guard let include = ServiceInclude(bits: bits) else {
                 return .failure(.validation("the include flags of QueryService have unknown bits: \(bits)"))
             }
-            var include = ServiceInclude()
-            include.activeStates = bits & 1 != 0
-            include.completedStates = bits & 2 != 0
-            include.activeTasks = bits & 4 != 0
-            include.completedTasks = bits & 8 != 0
             return .success(.queryService(serviceID: sid, include: include))
         case .queryState:
             if let error = paramsLength(1) { return .failure(error) }
             let bits = params[0]
-            guard bits & ~3 == 0 else {
+            guard let include = StateInclude(bits: bits) else {
                 return .failure(.validation("the include flags of QueryState have unknown bits: \(bits)"))
             }
-            var include = StateInclude()
-            include.activeTasks = bits & 1 != 0
-            include.completedTasks = bits & 2 != 0
             return .success(.queryState(serviceID: sid, stateID: cid, include: include))
         case .queryTasks:
             return queryTasks(serviceID: sid, params: params)

@@ -17,12 +17,7 @@ extension RESTRoute {
         case .endService(let sid):
             return "\(s)/\(sid)/end"
         case .queryService(let sid, let include):
-            var q = QueryBuilder()
-            q.flag("active_states", include.activeStates)
-            q.flag("completed_states", include.completedStates)
-            q.flag("active_tasks", include.activeTasks)
-            q.flag("completed_tasks", include.completedTasks)
-            return "\(s)/\(sid)" + q.text
+            return "\(s)/\(sid)" + QueryBuilder.flags(include)
         case .deleteService(let sid):
             return "\(s)/\(sid)"
         case .startState(let sid):
@@ -30,10 +25,7 @@ extension RESTRoute {
         case .endState(let sid, let stid):
             return "\(s)/\(sid)/states/\(stid)/end"
         case .queryState(let sid, let stid, let include):
-            var q = QueryBuilder()
-            q.flag("active_tasks", include.activeTasks)
-            q.flag("completed_tasks", include.completedTasks)
-            return "\(s)/\(sid)/states/\(stid)" + q.text
+            return "\(s)/\(sid)/states/\(stid)" + QueryBuilder.flags(include)
         case .startTask(let sid):
             return "\(s)/\(sid)/tasks/start"
         case .endTask(let sid, let tid):
@@ -61,6 +53,13 @@ private struct QueryBuilder {
 
     mutating func flag(_ name: String, _ on: Bool) {
         if on { add(name, "true") }
+    }
+
+    /// `?name=true&…` for the flags that are set, in their table's order.
+    static func flags<Include: IncludeFlags>(_ include: Include) -> String {
+        var q = QueryBuilder()
+        for flag in Include.flags { q.flag(flag.name, include[keyPath: flag.value]) }
+        return q.text
     }
 
     mutating func add(_ name: String, _ encodedValue: String) {

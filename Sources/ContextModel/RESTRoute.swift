@@ -35,20 +35,61 @@ public enum RESTRoute: Sendable, Equatable {
     }
 }
 
+/// The `include` flags of a query: each flag's name (the REST query parameter and the proto
+/// field) and bit (the batch format) are said once, in `flags`, for every reader and writer.
+public protocol IncludeFlags: Sendable, Equatable {
+    init()
+    /// Name and value of each flag, in the order their arrays render; a flag's bit in the batch
+    /// format is `1 << index`.
+    static var flags: [(name: String, value: any WritableKeyPath<Self, Bool> & Sendable)] { get }
+}
+
+extension IncludeFlags {
+    /// Sets the flag called `name`; false when there is none.
+    public mutating func set(_ name: some StringProtocol, _ on: Bool) -> Bool {
+        guard let flag = Self.flags.first(where: { $0.name == name }) else { return false }
+        self[keyPath: flag.value] = on
+        return true
+    }
+
+    /// The batch format's byte.
+    public var bits: UInt8 {
+        var bits: UInt8 = 0
+        for (i, flag) in Self.flags.enumerated() where self[keyPath: flag.value] { bits |= 1 << i }
+        return bits
+    }
+
+    /// From the batch format's byte; nil when a bit names no flag.
+    public init?(bits: UInt8) {
+        guard bits >> Self.flags.count == 0 else { return nil }
+        self.init()
+        for (i, flag) in Self.flags.enumerated() { self[keyPath: flag.value] = bits & (1 << i) != 0 }
+    }
+}
+
 /// The flags of Query Service (`active_states=true&…`), in the order their arrays render.
-public struct ServiceInclude: Sendable, Equatable {
+public struct ServiceInclude: IncludeFlags {
     public var activeStates = false
     public var completedStates = false
     public var activeTasks = false
     public var completedTasks = false
     public init() {}
+
+    public static let flags: [(name: String, value: any WritableKeyPath<Self, Bool> & Sendable)] = [
+        ("active_states", \.activeStates), ("completed_states", \.completedStates),
+        ("active_tasks", \.activeTasks), ("completed_tasks", \.completedTasks),
+    ]
 }
 
 /// The flags of Query State (decided: a state's task arrays, as §4 says "when asked").
-public struct StateInclude: Sendable, Equatable {
+public struct StateInclude: IncludeFlags {
     public var activeTasks = false
     public var completedTasks = false
     public init() {}
+
+    public static let flags: [(name: String, value: any WritableKeyPath<Self, Bool> & Sendable)] = [
+        ("active_tasks", \.activeTasks), ("completed_tasks", \.completedTasks),
+    ]
 }
 
 public struct TaskFilter: Sendable, Equatable {
@@ -132,17 +173,7 @@ extension RESTRoute {
             try allow("GET", "DELETE")
             let sid = try serviceID(shape[0])
             if method == "DELETE" { return .success(.deleteService(serviceID: sid)) }
-            var include = ServiceInclude()
-            for (name, value) in try QueryString.parse(query) {
-                switch name {
-                case "active_states": include.activeStates = try flag(name, value)
-                case "completed_states": include.completedStates = try flag(name, value)
-                case "active_tasks": include.activeTasks = try flag(name, value)
-                case "completed_tasks": include.completedTasks = try flag(name, value)
-                default: break  // unknown parameters are ignored, as HTTP caches and proxies add some
-                }
-            }
-            return .success(.queryService(serviceID: sid, include: include))
+            return .success(.queryService(serviceID: sid, include: try include(query)))
         case 2 where shape[1] == "end":
             try allow("POST")
             return .success(.endService(serviceID: try serviceID(shape[0])))
@@ -163,15 +194,7 @@ extension RESTRoute {
             try allow("GET")
             let sid = try serviceID(shape[0])
             let stid = try childID("state_id", shape[2])
-            var include = StateInclude()
-            for (name, value) in try QueryString.parse(query) {
-                switch name {
-                case "active_tasks": include.activeTasks = try flag(name, value)
-                case "completed_tasks": include.completedTasks = try flag(name, value)
-                default: break
-                }
-            }
-            return .success(.queryState(serviceID: sid, stateID: stid, include: include))
+            return .success(.queryState(serviceID: sid, stateID: stid, include: try include(query)))
         case 3 where shape[1] == "tasks":
             try allow("GET")
             return .success(.queryTask(serviceID: try serviceID(shape[0]), taskID: try childID("task_id", shape[2])))
@@ -212,6 +235,16 @@ extension RESTRoute {
         case "false", "": return false
         default: throw .invalid("\(name) must be true or false, got '\(value)'")
         }
+    }
+
+    /// The include flags of a query; unknown parameters are ignored, as HTTP caches and proxies
+    /// add some.
+    private static func include<Include: IncludeFlags>(_ query: Substring) throws(RouteError) -> Include {
+        var include = Include()
+        for (name, value) in try QueryString.parse(query) where Include.flags.contains(where: { $0.name == name }) {
+            _ = include.set(name, try flag(name, value))
+        }
+        return include
     }
 
     private static func taskFilter(_ status: TaskFilter.Status, _ query: Substring) throws(RouteError) -> TaskFilter {

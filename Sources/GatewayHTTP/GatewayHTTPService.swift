@@ -21,19 +21,13 @@ public struct GatewayHTTPService: RESTResponder {
     private var configuration: ContextGateway.Configuration { gateway.configuration }
 
     public func bodyLimit(method: String, target: String) -> (limit: Int, tooLarge: RESTResponse) {
-        if Self.isRPCPath(target) {
+        if ContextGateway.isRPCPath(target) {
             // gRPC-Web: one message and its prefix, base64 in text mode (4 bytes per 3).
             let limit = (maxMessageBytes + 5 + 2) / 3 * 4
             return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
         }
         let limit = configuration.limits.maxBytes
         return (limit, RESTResponse(.payloadTooLarge(limit: limit)))
-    }
-
-    /// `/package.Service/Method` of a service of proto/ (the generated RPC table): a gRPC path,
-    /// never a REST one (those start with the base).
-    static func isRPCPath(_ target: String) -> Bool {
-        ContextGateway.isRPCPath(target)
     }
 
     public func respond(to request: RESTRequest, eventLoop: any EventLoop) -> EventLoopFuture<RESTResponse> {

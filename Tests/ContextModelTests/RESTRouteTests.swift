@@ -333,3 +333,43 @@ struct RESTRouteListTests {
                 == .success(.queryTasks(serviceID: 1, filter: filter)))
     }
 }
+
+/// The include flags are one table (`IncludeFlags.flags`): its names are the REST query's
+/// parameters, its order the batch format's bits.
+@Suite("Include flags")
+struct IncludeFlagsTests {
+    @Test("Every byte of the batch format: a flag per bit, unknown bits refused, and back")
+    func bits() {
+        for bits in 0...255 {
+            let service = ServiceInclude(bits: UInt8(bits))
+            #expect((service == nil) == (bits >= 16))
+            #expect(service.map(\.bits) ?? UInt8(bits) == UInt8(bits))
+            let state = StateInclude(bits: UInt8(bits))
+            #expect((state == nil) == (bits >= 4))
+            #expect(state.map(\.bits) ?? UInt8(bits) == UInt8(bits))
+        }
+        var include = ServiceInclude()
+        include.completedStates = true
+        include.activeTasks = true
+        #expect(include.bits == 2 | 4)
+    }
+
+    @Test("The names set the flags; a name of no flag sets nothing; REST text and parse agree")
+    func names() throws {
+        var include = ServiceInclude()
+        let known = include.set("completed_tasks", true)
+        let unknown = include.set("completed", true)
+        #expect(known && !unknown)
+        var expected = ServiceInclude()
+        expected.completedTasks = true
+        #expect(include == expected)
+        for bits in UInt8(0)..<16 {
+            let route = RESTRoute.queryService(serviceID: 9, include: try #require(ServiceInclude(bits: bits)))
+            #expect(RESTRoute.parse(method: "GET", target: route.target()) == .success(route))
+        }
+        for bits in UInt8(0)..<4 {
+            let route = RESTRoute.queryState(serviceID: 9, stateID: 2, include: try #require(StateInclude(bits: bits)))
+            #expect(RESTRoute.parse(method: "GET", target: route.target()) == .success(route))
+        }
+    }
+}

@@ -41,28 +41,10 @@ extension Codec {
                 case .task: return UpstreamCall(route: .endTask(serviceID: serviceID, taskID: childID), body: body)
                 }
             case .query(.service):
-                var include = ServiceInclude()
-                for flag in plan.others where flag.field.type == .bool {
-                    let on = m.int64(flag.slot) != 0
-                    switch flag.field.name {
-                    case "active_states": include.activeStates = on
-                    case "completed_states": include.completedStates = on
-                    case "active_tasks": include.activeTasks = on
-                    case "completed_tasks": include.completedTasks = on
-                    default: preconditionFailure("QueryService: unknown flag \(flag.field.name)")
-                    }
-                }
+                let include: ServiceInclude = flags(m, plan, method)
                 return UpstreamCall(route: .queryService(serviceID: serviceID, include: include), body: ByteBuffer())
             case .query(.state):
-                var include = StateInclude()
-                for flag in plan.others where flag.field.type == .bool {
-                    let on = m.int64(flag.slot) != 0
-                    switch flag.field.name {
-                    case "active_tasks": include.activeTasks = on
-                    case "completed_tasks": include.completedTasks = on
-                    default: preconditionFailure("QueryState: unknown flag \(flag.field.name)")
-                    }
-                }
+                let include: StateInclude = flags(m, plan, method)
                 return UpstreamCall(route: .queryState(serviceID: serviceID, stateID: childID, include: include), body: ByteBuffer())
             case .query(.task):
                 return UpstreamCall(route: .queryTask(serviceID: serviceID, taskID: childID), body: ByteBuffer())
@@ -89,6 +71,18 @@ extension Codec {
         let extensions = plan.extensions.flatMap { m.message($0.slot) }
         let extensionsJSON = plan.extensionsJSON.flatMap { m.isSet($0.slot) ? m.cString($0.slot) : nil }
         return try event.build(extensions: extensions, extensionsJSON: extensionsJSON).canonicalJSON
+    }
+
+    /// The include flags of a query: the proto's bool fields are named as the REST query's
+    /// parameters (checked by the generated table's tests).
+    private static func flags<Include: IncludeFlags>(_ m: ProtoMessageRef, _ plan: RequestPlan, _ method: RPCMethod) -> Include {
+        var include = Include()
+        for flag in plan.others where flag.field.type == .bool {
+            guard include.set(flag.field.name, m.int64(flag.slot) != 0) else {
+                preconditionFailure("\(method): unknown flag \(flag.field.name)")
+            }
+        }
+        return include
     }
 
     /// Query Tasks: the status, the task types and the state, as the REST query would carry them.

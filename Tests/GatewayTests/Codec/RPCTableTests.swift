@@ -76,6 +76,6 @@ struct RPCTableTests {
         ("/healthz", false),
     ])
     func rpcPaths(_ path: String, _ isRPC: Bool) {
-        #expect(GatewayHTTPService.isRPCPath(path) == isRPC)
+        #expect(ContextGateway.isRPCPath(path) == isRPC)
     }
 }
