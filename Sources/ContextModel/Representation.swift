@@ -78,8 +78,7 @@ public enum Representation {
     /// `{"service_id":N}`, `{"state_id":N}`, `{"task_id":N}`: the body of a 201.
     /// Written straight into the buffer the answer goes out in.
     public static func created(_ kind: ResourceKind, id: Int64) -> ByteBuffer {
-        var out = ByteBuffer()
-        out.reserveCapacity(32)
+        var out = ByteBufferAllocator().buffer(capacity: 32)
         out.writeInteger(UInt8(ascii: "{"))
         var w = ObjectWriter(into: consume out)
         w.int(kind.idKey, id)
