@@ -240,7 +240,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         let buffer = unwrapInboundIn(data)
         inReadCycle = true
         do {
-            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+            try session.receive(buffer)
         } catch {
             // A connection error (bad preface, flood, protocol violation): nghttp2 queued a
             // GOAWAY; send it and close.
@@ -586,23 +586,25 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         return base.elementsEqual("application/grpc".utf8) || base.elementsEqual("application/grpc+proto".utf8)
     }
 
-    package func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+    package func data(_ streamID: Int32, _ chunk: ByteBuffer) {
+        let count = chunk.readableBytes
         guard let s = streams[streamID], s.acceptsData else {
-            session?.consume(streamID: streamID, bytes.count)  // nothing of it is kept
+            session?.consume(streamID: streamID, count)  // nothing of it is kept
             return
         }
         // Counted before it is buffered: the process's budget is never passed, not even by
         // one chunk.
-        guard configuration.processRequestBudget.reserve(bytes.count) else {
-            session?.consume(streamID: streamID, bytes.count)
+        guard configuration.processRequestBudget.reserve(count) else {
+            session?.consume(streamID: streamID, count)
             return overBudget(s, "the gateway's buffered request bytes are at their budget (\(configuration.processRequestBudget.maxBytes) bytes)")
         }
-        requestBudget.received(bytes.count)
-        s.unconsumed += bytes.count
+        requestBudget.received(count)
+        s.unconsumed += count
         if s.http != nil {
-            if let refusal = s.http!.receive(bytes) { respondHTTP(s, refusal) }
+            if let refusal = chunk.withUnsafeReadableBytes({ s.http!.receive($0) }) { respondHTTP(s, refusal) }
         } else {
-            perform(s, s.grpc.receivedData(bytes) { streamReply(s, $0) })
+            // The chunk is a slice of the read buffer: a whole message in it is not copied.
+            perform(s, s.grpc.receivedData(chunk) { streamReply(s, $0) })
         }
         guard s.acceptsData else {
             return releaseRequestBytes(s)  // answered (an error): nothing more is kept

@@ -260,12 +260,13 @@ struct GRPCServerStream {
     }
 
     /// Request bytes (DATA) arrived. A message stream's messages are answered at once through
-    /// `reply` (the service's synchronous answer, or the status that ends the call).
-    mutating func receivedData(_ bytes: UnsafeRawBufferPointer,
+    /// `reply` (the service's synchronous answer, or the status that ends the call). A chunk
+    /// that holds a whole message is not copied: the message is a slice of it.
+    mutating func receivedData(_ chunk: ByteBuffer,
                                reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus>) -> Actions {
         guard state == .receiving else { return Actions() }
         var actions = Actions()
-        for event in reader?.feed(bytes) ?? [] {
+        for event in reader?.feed(chunk) ?? [] {
             switch event {
             case .message(let message) where isMessageStream:
                 switch reply(message) {

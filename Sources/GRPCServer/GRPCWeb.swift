@@ -100,7 +100,7 @@ public enum GRPCWeb {
         }
         var reader = GRPCMessageReader(maxMessageBytes: maxMessageBytes, allocator: ByteBufferAllocator())
         var message: ByteBuffer?
-        let events = bytes.withUnsafeBytes { reader.feed($0) }
+        let events = reader.feed(ByteBuffer(bytes: bytes))
         for event in events {
             switch event {
             case .message(let m):

@@ -3,7 +3,7 @@ import NIOCore
 
 /// Receives what an nghttp2 session parses. Called synchronously from inside
 /// `NGHTTP2Session.receive`, on the connection's event loop. Raw buffers are valid only for
-/// the duration of the call.
+/// the duration of the call; a DATA chunk comes as a `ByteBuffer` that may be kept.
 package protocol NGHTTP2SessionDelegate: AnyObject {
     /// A HEADERS frame opened a stream (server: a request; client: a response).
     func streamOpened(_ streamID: Int32)
@@ -15,7 +15,10 @@ package protocol NGHTTP2SessionDelegate: AnyObject {
     func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool)
     /// All header frames of a block arrived; `endStream` when the block ended the stream.
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool)
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer)
+    /// A chunk of a DATA frame's payload: a slice of the buffer given to `receive` (its
+    /// storage, not a copy: keeping it keeps that whole buffer alive), or, should nghttp2 ever
+    /// hand over bytes from elsewhere, a copy of them.
+    func data(_ streamID: Int32, _ chunk: ByteBuffer)
     /// A DATA frame ended the stream.
     func dataEndedStream(_ streamID: Int32)
     /// The stream is gone: `errorCode` 0 after a normal end, else the RST_STREAM / GOAWAY code.
@@ -86,6 +89,12 @@ package final class NGHTTP2Session {
     /// Set once too many blocks were refused: GOAWAY ENHANCE_YOUR_CALM is queued and the
     /// session ends once it is sent.
     package private(set) var terminatedForHeaders = false
+    /// The buffer being fed to nghttp2, and the address of its readable bytes, during
+    /// `receive` only: `on_data_chunk_recv` points into it, so a chunk is handed on as a slice
+    /// of it rather than copied. Nil outside `receive`, so that the session never keeps a read
+    /// buffer alive.
+    private var input: ByteBuffer?
+    private var inputBase: UnsafeRawPointer?
 
     package init(role: Role, delegate: any NGHTTP2SessionDelegate, settings: HTTP2Settings) throws {
         self.role = role
@@ -128,11 +137,33 @@ package final class NGHTTP2Session {
     }
 
     /// Feeds received bytes. A thrown error is fatal to the connection: nghttp2 has queued a
-    /// GOAWAY where the protocol wants one, so drain the output, then close.
-    package func receive(_ bytes: UnsafeRawBufferPointer) throws {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        let n = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+    /// GOAWAY where the protocol wants one, so drain the output, then close. DATA payloads
+    /// reach the delegate as slices of `buffer` (no copy).
+    package func receive(_ buffer: ByteBuffer) throws {
+        guard buffer.readableBytes > 0 else { return }
+        input = buffer
+        defer {
+            input = nil
+            inputBase = nil
+        }
+        let n = buffer.withUnsafeReadableBytes { bytes in
+            inputBase = UnsafeRawPointer(bytes.baseAddress!)
+            return nghttp2_session_mem_recv(session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
         if n < 0 { throw Failure(code: Int32(n)) }
+    }
+
+    /// `count` bytes at `start`, which nghttp2 handed to a data callback: a slice of the
+    /// input when they lie inside it (always, in nghttp2 1.52: `on_data_chunk_recv` points
+    /// into what `mem_recv` was given), else a copy.
+    private func chunk(_ start: UnsafePointer<UInt8>?, _ count: Int) -> ByteBuffer {
+        guard count > 0, let start else { return ByteBuffer() }
+        let raw = UnsafeRawPointer(start)
+        if let input, let inputBase, raw >= inputBase, raw + count <= inputBase + input.readableBytes,
+           let slice = input.getSlice(at: input.readerIndex + inputBase.distance(to: raw), length: count) {
+            return slice
+        }
+        return ByteBuffer(bytes: UnsafeRawBufferPointer(start: raw, count: count))
     }
 
     /// Appends every frame nghttp2 has ready to `buffer`.
@@ -323,7 +354,8 @@ package final class NGHTTP2Session {
         }
 
         static let dataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
-            owner(userData).delegate.data(streamID, UnsafeRawBufferPointer(start: data, count: length))
+            let session = owner(userData)
+            session.delegate.data(streamID, session.chunk(data, length))
             return 0
         }
 
@@ -412,7 +444,9 @@ public struct HeaderBlock {
 public protocol HTTP2ClientSessionDelegate: AnyObject {
     /// A response header (`isTrailer` false) or trailer field (true) of `streamID`.
     func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool)
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer)
+    /// A chunk of a DATA frame's payload, a slice of the buffer given to `receive` (no copy;
+    /// keeping it keeps that buffer alive).
+    func data(_ streamID: Int32, _ chunk: ByteBuffer)
     /// The stream is gone: `errorCode` 0 after a normal end, else the RST_STREAM / GOAWAY code.
     func streamClosed(_ streamID: Int32, errorCode: UInt32)
     /// The request body, pulled by nghttp2 as flow control allows: copy at most `into.count`
@@ -436,8 +470,8 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     }
 
     /// Feeds received bytes. A thrown error is fatal to the connection.
-    public func receive(_ bytes: UnsafeRawBufferPointer) throws {
-        try session.receive(bytes)
+    public func receive(_ buffer: ByteBuffer) throws {
+        try session.receive(buffer)
     }
 
     /// Appends every frame nghttp2 has ready to `buffer`.
@@ -472,7 +506,7 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     package func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
     package func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
     package func settingsReceived(_ isAck: Bool) {}
-    package func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate.data(streamID, bytes) }
+    package func data(_ streamID: Int32, _ chunk: ByteBuffer) { delegate.data(streamID, chunk) }
     package func dataEndedStream(_ streamID: Int32) {}
     package func streamClosed(_ streamID: Int32, errorCode: UInt32) { delegate.streamClosed(streamID, errorCode: errorCode) }
     package func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {

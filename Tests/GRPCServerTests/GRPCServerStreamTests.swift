@@ -53,7 +53,7 @@ struct GRPCServerStreamTests {
                          Issue.record("a unary call replies to nothing")
                          return .success([])
                      }) -> SM.Actions {
-        bytes.withUnsafeBytes { sm.receivedData($0, reply: reply) }
+        sm.receivedData(ByteBuffer(bytes: bytes), reply: reply)
     }
 
     // MARK: Machines in each state

@@ -87,7 +87,7 @@ final class H2TestClient: NGHTTP2SessionDelegate {
             channel.embeddedEventLoop.run()
             while let reply = try channel.readOutbound(as: ByteBuffer.self) {
                 moved = true
-                try reply.withUnsafeReadableBytes { try session.receive($0) }
+                try session.receive(reply)
             }
             if !moved { return }
         }
@@ -108,8 +108,8 @@ final class H2TestClient: NGHTTP2SessionDelegate {
 
     func settingsReceived(_ isAck: Bool) {}
 
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        streams[streamID]?.data.append(contentsOf: bytes)
+    func data(_ streamID: Int32, _ chunk: ByteBuffer) {
+        streams[streamID]?.data.append(contentsOf: chunk.readableBytesView)
     }
 
     func dataEndedStream(_ streamID: Int32) {}
