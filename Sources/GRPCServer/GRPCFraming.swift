@@ -159,15 +159,6 @@ enum GRPCFraming {
         }
         return String(decoding: out, as: UTF8.self)
     }
-
-    /// The 5-byte prefix followed by `message`.
-    static func frame(_ message: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: message.count + 5)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.count), endianness: .big)
-        buffer.writeBytes(message)
-        return buffer
-    }
 }
 
 /// The statuses of the gRPC layer itself (PROTOCOL-HTTP2.md; codes as grpc-go and grpc-java

@@ -124,7 +124,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         var isActive: Bool { http == nil && grpc.isActive }
         var deadline: NIODeadline? { grpc.deadline }
 
-        func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
+        func answer(_ result: Result<GRPCResponseMessage, GRPCStatus>, trailers: [(String, String)]) {
             guard isActive, let connection else { return }
             connection.answer(self, result, trailers: trailers)
         }
@@ -647,11 +647,11 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
 
     /// One request message of a message stream → its response (counted in the answer
     /// budget), or the status that ends the stream.
-    private func streamReply(_ s: Stream, _ message: ByteBuffer) -> Result<[UInt8], GRPCStatus> {
+    private func streamReply(_ s: Stream, _ message: ByteBuffer) -> Result<GRPCResponseMessage, GRPCStatus> {
         switch service.respond(toStreamMessage: message, path: s.head.path ?? "") {
         case .success(let reply):
-            guard holdAnswer(s, reply.count + 5) else {
-                return .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: reply.count + 5),
+            guard holdAnswer(s, reply.count) else {
+                return .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: reply.count),
                                            exception: "OverloadedException"))
             }
             return .success(reply)
@@ -716,16 +716,16 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             case .sendHeadersOnly(let block):
                 submit(s, block, hasBody: false)
             case .sendHeadersAndMessage(let message):
-                s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
+                // The message was written behind its prefix: it is the body as it is.
+                s.body = message.framed
                 submit(s, GRPCServerStream.okHeaders, hasBody: true)
             case .sendMessage(let message):
-                let framed = GRPCFraming.frame(message, allocator: context!.channel.allocator)
-                if var body = s.body {
+                if var body = s.body, body.readableBytes > 0 {
                     s.body = nil  // one reference, so the write below grows the buffer in place
-                    body.writeImmutableBuffer(framed)
+                    body.writeImmutableBuffer(message.framed)
                     s.body = body
                 } else {
-                    s.body = framed
+                    s.body = message.framed
                 }
                 session?.resumeBody(streamID: s.id)
                 scheduleFlush()
@@ -770,12 +770,12 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     }
 
     /// The service answered a dispatched call (`Stream.answer`).
-    fileprivate func answer(_ s: Stream, _ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
+    fileprivate func answer(_ s: Stream, _ result: Result<GRPCResponseMessage, GRPCStatus>, trailers: [(String, String)]) {
         guard s.grpc.isActive else { return }
         s.cancel = nil
         var result = result
-        if case .success(let message) = result, !holdAnswer(s, message.count + 5) {
-            result = .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: message.count + 5),
+        if case .success(let message) = result, !holdAnswer(s, message.count) {
+            result = .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: message.count),
                                          exception: "OverloadedException"))
         }
         perform(s, s.grpc.answer(result, trailers: trailers))

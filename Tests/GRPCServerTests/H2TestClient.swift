@@ -152,7 +152,7 @@ final class FakeService: GRPCService, @unchecked Sendable {
         if request.path == Self.healthPath { return responder.succeed([8, 1]) }
         requests.append(request)
         switch behaviour {
-        case .echo: responder.succeed(Array(request.message.readableBytesView))
+        case .echo: responder.succeed(GRPCResponseMessage(request.message.readableBytesView))
         case .hold: held.append(responder)
         case .fail(let status): responder.fail(status)
         }
@@ -163,10 +163,10 @@ final class FakeService: GRPCService, @unchecked Sendable {
 
     func isMessageStream(path: String) -> Bool { path == "/test.Echo/Stream" }
 
-    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
+    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<GRPCResponseMessage, GRPCStatus> {
         let bytes = Array(message.readableBytesView)
         streamed.append(bytes)
         if bytes.first == 0xFF { return .failure(GRPCStatus(code: .notFound, message: "no such thing", exception: nil)) }
-        return .success(bytes)
+        return .success(GRPCResponseMessage(bytes))
     }
 }

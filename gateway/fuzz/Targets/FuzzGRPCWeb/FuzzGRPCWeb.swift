@@ -33,7 +33,7 @@ private struct EchoService: GRPCService {
         if request.path == "/test.Echo/Fail" {
             responder.fail(GRPCStatus(code: .invalidArgument, message: "no\r\nway %", exception: "ValidationException"))
         } else {
-            responder.succeed(Array(request.message.readableBytesView))
+            responder.succeed(GRPCResponseMessage(request.message.readableBytesView))
         }
     }
 }
