@@ -882,27 +882,40 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         session?.submitReset(streamID: streamID, errorCode: 0)
     }
 
+    /// A server's bodies go out without a copy into nghttp2 (`bodyChunk`, `writeBody`).
     package func readBody(_ streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
-        guard let s = streams[streamID], var body = s.body else { return (0, true) }
-        let n = min(buffer.count, body.readableBytes)
-        body.withUnsafeReadableBytes { src in
-            buffer.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
-        }
-        body.moveReaderIndex(forwardBy: n)
-        s.body = body
+        (0, true)  // never called for a server
+    }
+
+    package func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool) {
+        guard let s = streams[streamID], let body = s.body else { return (0, true) }
+        let n = min(max, body.readableBytes)
+        // A message stream still receiving may have more to say: nothing to send is "later"
+        // (nghttp2 defers the body until `resumeBody`), not the end.
+        return (n, body.readableBytes == n && !s.bodyMayGrow)
+    }
+
+    /// The body's next `count` bytes, from the buffer the answer was written in straight into
+    /// the connection's output, behind their DATA frame's header: the one copy of an answer
+    /// byte on its way out (gateway/bench/copies.md, R5 and R6).
+    package func writeBody(_ streamID: Int32, count n: Int, into output: inout ByteBuffer) -> Bool {
+        guard let s = streams[streamID], var body = s.body, let bytes = body.readSlice(length: n) else { return false }
+        output.writeImmutableBuffer(bytes)
+        // Taken whole and no more to come: let the answer's buffer go now.
+        s.body = body.readableBytes == 0 && !s.bodyMayGrow ? nil : body
         if n > 0 {
             answers.sent(n, countedInProcess: s.answerInProcess)
             s.answerHeld -= n
             lastAnswerProgress = context?.eventLoop.now.uptimeNanoseconds ?? 0
         }
-        // A message stream still receiving may have more to say: nothing to send is "later"
-        // (nghttp2 defers the body until `resumeBody`), not the end.
-        return (n, body.readableBytes == 0 && !s.bodyMayGrow)
+        return true
     }
 
     package func bodyComplete(_ streamID: Int32) -> Bool {
         guard let s = streams[streamID] else { return false }
-        s.body = nil
+        // Called once its last bytes are announced (`bodyChunk`): `writeBody` still takes
+        // them, and lets the buffer go then.
+        if s.body?.readableBytes == 0 { s.body = nil }
         if s.http != nil { return false }  // the last DATA frame ends the stream
         // A successful call's trailers are always the same block: shared, not built per call.
         try? session?.submitTrailers(streamID: streamID, s.trailers ?? GRPCServerStream.okTrailers)

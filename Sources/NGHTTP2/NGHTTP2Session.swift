@@ -23,9 +23,18 @@ package protocol NGHTTP2SessionDelegate: AnyObject {
     func dataEndedStream(_ streamID: Int32)
     /// The stream is gone: `errorCode` 0 after a normal end, else the RST_STREAM / GOAWAY code.
     func streamClosed(_ streamID: Int32, errorCode: UInt32)
-    /// The body to send on a stream, pulled by nghttp2 as flow control allows. Copy at most
-    /// `into.count` bytes and report whether the body is complete.
+    /// Client only: the body to send on a stream, pulled by nghttp2 as flow control allows.
+    /// Copy at most `into.count` bytes and report whether the body is complete.
     func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool)
+    /// Server only: the response body, pulled by nghttp2 as flow control allows, without
+    /// copying it into nghttp2's frame buffer (`NGHTTP2_DATA_FLAG_NO_COPY`): how many of its
+    /// bytes (at most `max`) the next DATA frame carries, and whether they complete the body.
+    /// Nothing is taken yet: `writeBody` writes them, once the frame goes out.
+    func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool)
+    /// Server only: appends the next `count` bytes of the stream's response body (those
+    /// `bodyChunk` announced) to `output`, behind their DATA frame's header, and lets them go.
+    /// False when the body no longer has them: the stream is then reset.
+    func writeBody(_ streamID: Int32, count: Int, into output: inout ByteBuffer) -> Bool
     /// A frame left: `endStream` when it ended our side of the stream.
     func frameSent(_ streamID: Int32, endStream: Bool)
     /// Server only: the response body is complete. Return true after submitting trailers
@@ -95,6 +104,11 @@ package final class NGHTTP2Session {
     /// buffer alive.
     private var input: ByteBuffer?
     private var inputBase: UnsafeRawPointer?
+    /// The buffer `drainOutput` fills, held here while it runs (moved in and out: one
+    /// reference, so it grows in place) so that a server's DATA frames are written straight
+    /// into it (`sendData`); empty outside `drainOutput`. Past `outputLimit`, DATA waits.
+    private var output = ByteBuffer()
+    private var outputLimit = Int.max
 
     package init(role: Role, delegate: any NGHTTP2SessionDelegate, settings: HTTP2Settings) throws {
         self.role = role
@@ -171,13 +185,27 @@ package final class NGHTTP2Session {
     /// more (the rest stays queued in nghttp2, and response bodies unread in their providers,
     /// until the next call): a socket the peer does not drain never makes nghttp2 empty every
     /// body it may send into memory at once.
+    ///
+    /// Frames other than a server's DATA are serialized by nghttp2 into its own buffer and
+    /// copied here; a server's DATA frames (`NGHTTP2_DATA_FLAG_NO_COPY`, which
+    /// `nghttp2_session_mem_send` honours: nghttp2 1.52 `session.c`, `NGHTTP2_OB_SEND_NO_COPY`)
+    /// are written into `buffer` by `sendData` during `mem_send`, header then payload straight
+    /// from the stream's body: the payload is copied once, not into nghttp2's frame buffer and
+    /// then out of it (gateway/bench/copies.md, R5 and R6).
     package func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws {
-        while buffer.readableBytes < limit {
+        swap(&output, &buffer)
+        outputLimit = limit
+        defer {
+            swap(&output, &buffer)
+            outputLimit = .max
+        }
+        while output.readableBytes < limit {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &data)
             if n < 0 { throw Failure(code: Int32(n)) }
+            // 0: nothing more, or a DATA frame waits for the next call (`sendData` past the limit).
             guard n > 0, let data else { return }
-            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+            output.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
         }
     }
 
@@ -291,6 +319,7 @@ package final class NGHTTP2Session {
             nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks.dataChunk)
             nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks.streamClose)
             nghttp2_session_callbacks_set_on_frame_send_callback(cbs, Callbacks.frameSent)
+            nghttp2_session_callbacks_set_send_data_callback(cbs, Callbacks.sendData)
             pointer = cbs!
         }
 
@@ -366,7 +395,16 @@ package final class NGHTTP2Session {
 
         static let readBody: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
             let session = owner(userData)
-            let (count, done) = session.delegate.readBody(streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            let count: Int, done: Bool
+            switch session.role {
+            case .server:
+                // nghttp2 frames the bytes (flow control, padding) without copying them into
+                // `buf`: `sendData` writes them straight into the output.
+                (count, done) = session.delegate.bodyChunk(streamID, max: length)
+                if count > 0 { flags!.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue }
+            case .client:
+                (count, done) = session.delegate.readBody(streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            }
             if done {
                 flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
                 if session.role == .server, session.delegate.bodyComplete(streamID) {
@@ -379,6 +417,29 @@ package final class NGHTTP2Session {
                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)
             }
             return count
+        }
+
+        /// A DATA frame read with `NGHTTP2_DATA_FLAG_NO_COPY`, written whole (nghttp2.h,
+        /// `nghttp2_send_data_callback`): the 9-byte header, the pad length byte if padded, the
+        /// `length` bytes of the body, the padding. Past the output limit it waits
+        /// (WOULDBLOCK: nghttp2 calls again with the same frame, and `mem_send` returns 0).
+        static let sendData: nghttp2_send_data_callback = { _, frame, header, length, _, userData in
+            let session = owner(userData)
+            let frame = frame!
+            guard session.output.readableBytes < session.outputLimit else {
+                return NGHTTP2_ERR_WOULDBLOCK.rawValue
+            }
+            let padding = frame.pointee.data.padlen
+            let start = session.output.writerIndex
+            session.output.reserveCapacity(minimumWritableBytes: 9 + padding + length)
+            session.output.writeBytes(UnsafeRawBufferPointer(start: header, count: 9))
+            if padding > 0 { session.output.writeInteger(UInt8(truncatingIfNeeded: padding - 1)) }
+            guard session.delegate.writeBody(frame.pointee.hd.stream_id, count: length, into: &session.output) else {
+                session.output.moveWriterIndex(to: start)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+            }
+            if padding > 1 { session.output.writeRepeatingByte(0, count: padding - 1) }
+            return 0
         }
     }
 }
@@ -512,6 +573,9 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     package func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
         delegate.readBody(streamID, into: into)
     }
+    // A client's request bodies are copied (`readBody`): never called for a client.
+    package func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool) { (0, true) }
+    package func writeBody(_ streamID: Int32, count: Int, into output: inout ByteBuffer) -> Bool { false }
     package func frameSent(_ streamID: Int32, endStream: Bool) {}
     package func bodyComplete(_ streamID: Int32) -> Bool { false }  // never called for a client
 }

@@ -130,6 +130,10 @@ final class H2TestClient: NGHTTP2SessionDelegate {
 
     func bodyComplete(_ streamID: Int32) -> Bool { false }
 
+    // A client's request bodies are copied (`readBody`): never called for a client.
+    func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool) { (0, true) }
+    func writeBody(_ streamID: Int32, count: Int, into output: inout ByteBuffer) -> Bool { false }
+
     func frameSent(_ streamID: Int32, endStream: Bool) {}
 }
 

@@ -100,6 +100,8 @@ struct ZeroCopyReceiveTests {
         func dataEndedStream(_ streamID: Int32) {}
         func streamClosed(_ streamID: Int32, errorCode: UInt32) {}
         func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) { (0, true) }
+        func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool) { (0, true) }
+        func writeBody(_ streamID: Int32, count: Int, into output: inout ByteBuffer) -> Bool { false }
         func frameSent(_ streamID: Int32, endStream: Bool) {}
         func bodyComplete(_ streamID: Int32) -> Bool { false }
     }
