@@ -25,11 +25,19 @@ struct GRPCMessageReader {
 
     let maxMessageBytes: Int
     private var state = State.prefix
+    /// What was received and not yet read as a prefix or message. Either a chunk adopted as it
+    /// came (`adopted`: it shares storage with the buffer the chunk is a slice of, NIO's read
+    /// buffer, which it keeps alive), or bytes of several chunks gathered in storage of its
+    /// own. Emptied (no storage) whenever nothing is pending, so that a read buffer stays
+    /// pinned here only while a message is incomplete.
     private var pending: ByteBuffer
+    private var adopted = false
+    private let allocator: ByteBufferAllocator
 
     init(maxMessageBytes: Int, allocator: ByteBufferAllocator) {
         self.maxMessageBytes = maxMessageBytes
-        self.pending = allocator.buffer(capacity: 0)
+        self.allocator = allocator
+        self.pending = allocator.buffer(capacity: 0)  // capacity 0: no allocation
     }
 
     /// Bytes received but not yet a whole prefix or message. A prefix read whole leaves
@@ -43,12 +51,16 @@ struct GRPCMessageReader {
         }
     }
 
-    /// Appends `bytes` and returns what is complete. After `.tooLarge`, `.compressed` or
-    /// `.badFlag` the reader is spent and ignores the rest.
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Event] {
+    /// Takes `chunk` and returns what is complete; messages are slices of what was received.
+    /// With nothing pending, the chunk is adopted as it is (no copy): a chunk that holds whole
+    /// messages yields slices of it, sharing its storage. Only a message split across chunks
+    /// is gathered, by copy, in storage of the reader's own. After `.tooLarge`, `.compressed`
+    /// or `.badFlag` the reader is spent and ignores the rest.
+    mutating func feed(_ chunk: ByteBuffer) -> [Event] {
         if case .failed = state { return [] }
-        pending.writeBytes(bytes)
+        append(chunk)
         var events: [Event] = []
+        defer { releaseIfEmpty() }
         while true {
             switch state {
             case .failed:
@@ -77,9 +89,35 @@ struct GRPCMessageReader {
                 guard let message = pending.readSlice(length: length) else { return events }
                 events.append(.message(message))
                 state = .prefix
-                pending.discardReadBytes()
             }
         }
+    }
+
+    private mutating func append(_ chunk: ByteBuffer) {
+        guard chunk.readableBytes > 0 else { return }
+        if pending.readableBytes == 0 {
+            pending = chunk
+            adopted = true
+        } else if adopted {
+            // The rest of an adopted chunk and the next one, gathered in storage of our own
+            // (sized for both; further chunks grow it): the read buffer is let go.
+            var gathered = allocator.buffer(capacity: pending.readableBytes + chunk.readableBytes)
+            gathered.writeImmutableBuffer(pending)
+            gathered.writeImmutableBuffer(chunk)
+            pending = gathered
+            adopted = false
+        } else {
+            pending.discardReadBytes()  // our own storage: slides the partial message to the front
+            pending.writeImmutableBuffer(chunk)
+        }
+    }
+
+    /// Nothing pending: let go of the storage (an adopted chunk's is NIO's read buffer).
+    /// Messages already read out are slices that keep it alive only as long as they live.
+    private mutating func releaseIfEmpty() {
+        guard pending.readableBytes == 0, pending.capacity > 0 else { return }
+        pending = allocator.buffer(capacity: 0)
+        adopted = false
     }
 }
 
@@ -120,15 +158,6 @@ enum GRPCFraming {
             }
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    /// The 5-byte prefix followed by `message`.
-    static func frame(_ message: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: message.count + 5)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.count), endianness: .big)
-        buffer.writeBytes(message)
-        return buffer
     }
 }
 

@@ -124,7 +124,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         var isActive: Bool { http == nil && grpc.isActive }
         var deadline: NIODeadline? { grpc.deadline }
 
-        func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
+        func answer(_ result: Result<GRPCResponseMessage, GRPCStatus>, trailers: [(String, String)]) {
             guard isActive, let connection else { return }
             connection.answer(self, result, trailers: trailers)
         }
@@ -240,7 +240,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         let buffer = unwrapInboundIn(data)
         inReadCycle = true
         do {
-            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+            try session.receive(buffer)
         } catch {
             // A connection error (bad preface, flood, protocol violation): nghttp2 queued a
             // GOAWAY; send it and close.
@@ -586,23 +586,25 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         return base.elementsEqual("application/grpc".utf8) || base.elementsEqual("application/grpc+proto".utf8)
     }
 
-    package func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+    package func data(_ streamID: Int32, _ chunk: ByteBuffer) {
+        let count = chunk.readableBytes
         guard let s = streams[streamID], s.acceptsData else {
-            session?.consume(streamID: streamID, bytes.count)  // nothing of it is kept
+            session?.consume(streamID: streamID, count)  // nothing of it is kept
             return
         }
         // Counted before it is buffered: the process's budget is never passed, not even by
         // one chunk.
-        guard configuration.processRequestBudget.reserve(bytes.count) else {
-            session?.consume(streamID: streamID, bytes.count)
+        guard configuration.processRequestBudget.reserve(count) else {
+            session?.consume(streamID: streamID, count)
             return overBudget(s, "the gateway's buffered request bytes are at their budget (\(configuration.processRequestBudget.maxBytes) bytes)")
         }
-        requestBudget.received(bytes.count)
-        s.unconsumed += bytes.count
+        requestBudget.received(count)
+        s.unconsumed += count
         if s.http != nil {
-            if let refusal = s.http!.receive(bytes) { respondHTTP(s, refusal) }
+            if let refusal = chunk.withUnsafeReadableBytes({ s.http!.receive($0) }) { respondHTTP(s, refusal) }
         } else {
-            perform(s, s.grpc.receivedData(bytes) { streamReply(s, $0) })
+            // The chunk is a slice of the read buffer: a whole message in it is not copied.
+            perform(s, s.grpc.receivedData(chunk) { streamReply(s, $0) })
         }
         guard s.acceptsData else {
             return releaseRequestBytes(s)  // answered (an error): nothing more is kept
@@ -645,11 +647,11 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
 
     /// One request message of a message stream → its response (counted in the answer
     /// budget), or the status that ends the stream.
-    private func streamReply(_ s: Stream, _ message: ByteBuffer) -> Result<[UInt8], GRPCStatus> {
+    private func streamReply(_ s: Stream, _ message: ByteBuffer) -> Result<GRPCResponseMessage, GRPCStatus> {
         switch service.respond(toStreamMessage: message, path: s.head.path ?? "") {
         case .success(let reply):
-            guard holdAnswer(s, reply.count + 5) else {
-                return .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: reply.count + 5),
+            guard holdAnswer(s, reply.count) else {
+                return .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: reply.count),
                                            exception: "OverloadedException"))
             }
             return .success(reply)
@@ -714,16 +716,16 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             case .sendHeadersOnly(let block):
                 submit(s, block, hasBody: false)
             case .sendHeadersAndMessage(let message):
-                s.body = GRPCFraming.frame(message, allocator: context!.channel.allocator)
+                // The message was written behind its prefix: it is the body as it is.
+                s.body = message.framed
                 submit(s, GRPCServerStream.okHeaders, hasBody: true)
             case .sendMessage(let message):
-                let framed = GRPCFraming.frame(message, allocator: context!.channel.allocator)
-                if var body = s.body {
+                if var body = s.body, body.readableBytes > 0 {
                     s.body = nil  // one reference, so the write below grows the buffer in place
-                    body.writeImmutableBuffer(framed)
+                    body.writeImmutableBuffer(message.framed)
                     s.body = body
                 } else {
-                    s.body = framed
+                    s.body = message.framed
                 }
                 session?.resumeBody(streamID: s.id)
                 scheduleFlush()
@@ -768,12 +770,12 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     }
 
     /// The service answered a dispatched call (`Stream.answer`).
-    fileprivate func answer(_ s: Stream, _ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
+    fileprivate func answer(_ s: Stream, _ result: Result<GRPCResponseMessage, GRPCStatus>, trailers: [(String, String)]) {
         guard s.grpc.isActive else { return }
         s.cancel = nil
         var result = result
-        if case .success(let message) = result, !holdAnswer(s, message.count + 5) {
-            result = .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: message.count + 5),
+        if case .success(let message) = result, !holdAnswer(s, message.count) {
+            result = .failure(GRPCStatus(code: .resourceExhausted, message: answers.refusal(answerBytes: message.count),
                                          exception: "OverloadedException"))
         }
         perform(s, s.grpc.answer(result, trailers: trailers))
@@ -880,27 +882,40 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         session?.submitReset(streamID: streamID, errorCode: 0)
     }
 
+    /// A server's bodies go out without a copy into nghttp2 (`bodyChunk`, `writeBody`).
     package func readBody(_ streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
-        guard let s = streams[streamID], var body = s.body else { return (0, true) }
-        let n = min(buffer.count, body.readableBytes)
-        body.withUnsafeReadableBytes { src in
-            buffer.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
-        }
-        body.moveReaderIndex(forwardBy: n)
-        s.body = body
+        (0, true)  // never called for a server
+    }
+
+    package func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool) {
+        guard let s = streams[streamID], let body = s.body else { return (0, true) }
+        let n = min(max, body.readableBytes)
+        // A message stream still receiving may have more to say: nothing to send is "later"
+        // (nghttp2 defers the body until `resumeBody`), not the end.
+        return (n, body.readableBytes == n && !s.bodyMayGrow)
+    }
+
+    /// The body's next `count` bytes, from the buffer the answer was written in straight into
+    /// the connection's output, behind their DATA frame's header: the one copy of an answer
+    /// byte on its way out (gateway/bench/copies.md, R5 and R6).
+    package func writeBody(_ streamID: Int32, count n: Int, into output: inout ByteBuffer) -> Bool {
+        guard let s = streams[streamID], var body = s.body, let bytes = body.readSlice(length: n) else { return false }
+        output.writeImmutableBuffer(bytes)
+        // Taken whole and no more to come: let the answer's buffer go now.
+        s.body = body.readableBytes == 0 && !s.bodyMayGrow ? nil : body
         if n > 0 {
             answers.sent(n, countedInProcess: s.answerInProcess)
             s.answerHeld -= n
             lastAnswerProgress = context?.eventLoop.now.uptimeNanoseconds ?? 0
         }
-        // A message stream still receiving may have more to say: nothing to send is "later"
-        // (nghttp2 defers the body until `resumeBody`), not the end.
-        return (n, body.readableBytes == 0 && !s.bodyMayGrow)
+        return true
     }
 
     package func bodyComplete(_ streamID: Int32) -> Bool {
         guard let s = streams[streamID] else { return false }
-        s.body = nil
+        // Called once its last bytes are announced (`bodyChunk`): `writeBody` still takes
+        // them, and lets the buffer go then.
+        if s.body?.readableBytes == 0 { s.body = nil }
         if s.http != nil { return false }  // the last DATA frame ends the stream
         // A successful call's trailers are always the same block: shared, not built per call.
         try? session?.submitTrailers(streamID: streamID, s.trailers ?? GRPCServerStream.okTrailers)

@@ -74,9 +74,9 @@ struct GRPCServerStream {
         /// refusal (405, 415).
         case sendHeadersOnly(HeaderBlock)
         /// The response headers (`okHeaders`) and a body that starts with this message.
-        case sendHeadersAndMessage([UInt8])
+        case sendHeadersAndMessage(GRPCResponseMessage)
         /// One more message on a body already started (a message stream).
-        case sendMessage([UInt8])
+        case sendMessage(GRPCResponseMessage)
         /// The trailers that end the stream once its body is out.
         case sendTrailers(HeaderBlock)
         /// Answered before the client finished sending: RST_STREAM(NO_ERROR) once our end of
@@ -260,12 +260,13 @@ struct GRPCServerStream {
     }
 
     /// Request bytes (DATA) arrived. A message stream's messages are answered at once through
-    /// `reply` (the service's synchronous answer, or the status that ends the call).
-    mutating func receivedData(_ bytes: UnsafeRawBufferPointer,
-                               reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus>) -> Actions {
+    /// `reply` (the service's synchronous answer, or the status that ends the call). A chunk
+    /// that holds a whole message is not copied: the message is a slice of it.
+    mutating func receivedData(_ chunk: ByteBuffer,
+                               reply: (ByteBuffer) -> Result<GRPCResponseMessage, GRPCStatus>) -> Actions {
         guard state == .receiving else { return Actions() }
         var actions = Actions()
-        for event in reader?.feed(bytes) ?? [] {
+        for event in reader?.feed(chunk) ?? [] {
             switch event {
             case .message(let message) where isMessageStream:
                 switch reply(message) {
@@ -324,7 +325,7 @@ struct GRPCServerStream {
 
     /// The service's answer (`GRPCCall.succeed`/`fail`). Ignored unless the call is
     /// dispatched: a second answer, or one after a reset, deadline or lost connection.
-    mutating func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)] = []) -> Actions {
+    mutating func answer(_ result: Result<GRPCResponseMessage, GRPCStatus>, trailers: [(String, String)] = []) -> Actions {
         guard state == .dispatched else { return Actions() }
         switch result {
         case .success(let message):

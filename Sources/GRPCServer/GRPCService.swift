@@ -41,9 +41,10 @@ public protocol GRPCService: Sendable {
     /// native gRPC only (gRPC-Web calls are unary: `handle`). Server reflection is the one
     /// such method.
     func isMessageStream(path: String) -> Bool
-    /// One request message of a message stream → its response message, or the status that
-    /// ends the call. Synchronous, on the connection's event loop.
-    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus>
+    /// One request message of a message stream → its response message (framed: written once
+    /// behind its prefix), or the status that ends the call. Synchronous, on the connection's
+    /// event loop.
+    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<GRPCResponseMessage, GRPCStatus>
     /// Whether a call of `path` takes a slot of the event loop's admission control
     /// (`LoopAdmission`): calls answered here at once (health, reflection) do not, so they are
     /// answered even while calls for the core wait.
@@ -53,7 +54,7 @@ public protocol GRPCService: Sendable {
 extension GRPCService {
     public func isMessageStream(path: String) -> Bool { false }
     public func needsAdmission(path: String) -> Bool { true }
-    public func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
+    public func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<GRPCResponseMessage, GRPCStatus> {
         .failure(GRPCStatus(code: .unimplemented, message: "\(path) is not a streaming method", exception: nil))
     }
 }
@@ -64,7 +65,7 @@ protocol GRPCCallHandle: AnyObject {
     var isActive: Bool { get }
     var deadline: NIODeadline? { get }
     /// Answers the call unless it was answered or ended already (then nothing happens).
-    func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)])
+    func answer(_ result: Result<GRPCResponseMessage, GRPCStatus>, trailers: [(String, String)])
     func onCancel(_ body: @escaping () -> Void)
 }
 
@@ -96,14 +97,15 @@ public struct GRPCCall {
         handle.onCancel(body)
     }
 
-    /// Sends the response message and an OK status.
-    public func succeed(_ message: [UInt8]) {
+    /// Sends the response message and an OK status. Its framed buffer becomes the response
+    /// body as it is.
+    public func succeed(_ message: GRPCResponseMessage) {
         handle.answer(.success(message), trailers: [])
     }
 
     /// Sends the response message and an OK status with more trailing metadata (lower-case
     /// names), e.g. `idempotent-replayed: true`.
-    public func succeed(_ message: [UInt8], trailers: [(String, String)]) {
+    public func succeed(_ message: GRPCResponseMessage, trailers: [(String, String)]) {
         handle.answer(.success(message), trailers: trailers)
     }
 

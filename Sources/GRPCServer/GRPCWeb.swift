@@ -100,7 +100,7 @@ public enum GRPCWeb {
         }
         var reader = GRPCMessageReader(maxMessageBytes: maxMessageBytes, allocator: ByteBufferAllocator())
         var message: ByteBuffer?
-        let events = bytes.withUnsafeReadableBytes { reader.feed($0) }
+        let events = reader.feed(bytes)  // in place: the message is a slice of the body
         for event in events {
             switch event {
             case .message(let m):
@@ -120,13 +120,15 @@ public enum GRPCWeb {
     }
 
     /// The body of an answer: the message frame (on success), then the trailer frame.
-    static func responseBody(_ result: Result<[UInt8], GRPCStatus>, mode: Mode, extra: [(String, String)] = []) -> [UInt8] {
+    static func responseBody(_ result: Result<GRPCResponseMessage, GRPCStatus>, mode: Mode,
+                             extra: [(String, String)] = []) -> [UInt8] {
         var out: [UInt8] = []
         var trailers = ""
         switch result {
         case .success(let message):
             out.reserveCapacity(message.count + 40)
-            appendFrame(flag: 0, message, to: &out)
+            // The message frame is gRPC's own: the framed message as it is.
+            out.append(contentsOf: message.framed.readableBytesView)
             trailers = "grpc-status:0\r\n"
             for (name, value) in extra { trailers += "\(name):\(value)\r\n" }
         case .failure(let status):
@@ -184,7 +186,7 @@ public enum GRPCWeb {
 
         var isActive: Bool { !done }
 
-        func answer(_ result: Result<[UInt8], GRPCStatus>, trailers: [(String, String)]) {
+        func answer(_ result: Result<GRPCResponseMessage, GRPCStatus>, trailers: [(String, String)]) {
             guard !done else { return }
             done = true
             cancel = nil

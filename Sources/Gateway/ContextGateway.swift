@@ -130,7 +130,7 @@ public final class ContextGateway: GRPCService {
         ServerReflection.serves(path: path)
     }
 
-    public func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
+    public func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<GRPCResponseMessage, GRPCStatus> {
         ServerReflection.answer(Array(message.readableBytesView))
     }
 
@@ -184,7 +184,9 @@ public final class ContextGateway: GRPCService {
             switch result {
             case .success(let response) where (200..<300).contains(response.status):
                 do throws(GRPCStatus) {
-                    let message = try Codec.encodeResponse(method, location: response.location, body: response.body)
+                    // Written once, behind its gRPC prefix: this buffer is the response body.
+                    let framed = try Codec.encodeResponse(method, location: response.location, body: response.body)
+                    let message = GRPCResponseMessage(framed: framed)
                     if response.replayed {
                         responder.succeed(message, trailers: [("idempotent-replayed", "true")])
                     } else {
@@ -231,19 +233,23 @@ public final class ContextGateway: GRPCService {
         } catch {
             return responder.fail(error)
         }
-        // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }: field 1, varint.
         let ready = readiness.isReady
         if ServerReflection.serves(path: "/\(service)/ServerReflectionInfo") {
-            return responder.succeed([0x08, ready ? 1 : 2])
+            return responder.succeed(ready ? Self.serving : Self.notServing)
         }
         guard service.isEmpty || service == "genesys.cs.v1.ContextServices" else {
             return responder.fail(GRPCStatus(code: .notFound, message: "unknown service \(service)", exception: nil))
         }
         pool.isReachable().assumeIsolated().whenSuccess { reachable in
             guard responder.isActive else { return }
-            responder.succeed([0x08, reachable && ready ? 1 : 2])
+            responder.succeed(reachable && ready ? Self.serving : Self.notServing)
         }
     }
+
+    /// HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }: field 1, varint. Framed
+    /// once and shared: a response body is only read (its reader index moves in its own copy).
+    static let serving: GRPCResponseMessage = [0x08, 1]
+    static let notServing: GRPCResponseMessage = [0x08, 2]
 
     /// Asks every configured core which store it serves, and refuses to start when two
     /// differ: an error naming both addresses and their stores. Cores that cannot be reached

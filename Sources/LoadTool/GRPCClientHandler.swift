@@ -152,7 +152,7 @@ final class GRPCClientHandler: ChannelInboundHandler, HTTP2ClientSessionDelegate
         let buffer = unwrapInboundIn(data)
         inReadCycle = true
         do {
-            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+            try session.receive(buffer)
         } catch {
             // A connection error: nghttp2 queued a GOAWAY; send it and close.
             refused = true
@@ -245,20 +245,24 @@ final class GRPCClientHandler: ChannelInboundHandler, HTTP2ClientSessionDelegate
         }
     }
 
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+    func data(_ streamID: Int32, _ chunk: ByteBuffer) {
         guard let stream = streams[streamID] else { return }
-        if stream.partial == nil, stream.answer == nil, let length = messageLength(bytes), bytes.count == 5 + length {
-            // The whole message in one frame, the common case: read it without copying.
-            stream.answer = ProtoCodec.decodeAnswer(stream.method, UnsafeRawBufferPointer(rebasing: bytes[5...])) ?? -1
+        if stream.partial == nil, stream.answer == nil,
+           let answer = chunk.withUnsafeReadableBytes({ bytes -> Int64? in
+               guard let length = messageLength(bytes), bytes.count == 5 + length else { return nil }
+               // The whole message in one frame, the common case: read it without copying.
+               return ProtoCodec.decodeAnswer(stream.method, UnsafeRawBufferPointer(rebasing: bytes[5...])) ?? -1
+           }) {
+            stream.answer = answer
             return
         }
         if stream.answer != nil {
             stream.answer = -1  // a second message on a unary call
             return
         }
-        var partial = stream.partial ?? allocator.buffer(capacity: bytes.count)
+        var partial = stream.partial ?? allocator.buffer(capacity: chunk.readableBytes)
         stream.partial = nil  // one owner while it grows: no copy on write
-        partial.writeBytes(bytes)
+        partial.writeImmutableBuffer(chunk)  // a copy: the read buffer the chunk is a slice of is not kept
         guard let length = partial.withUnsafeReadableBytes({ messageLength($0) }), partial.readableBytes >= 5 + length else {
             stream.partial = partial
             return

@@ -3,7 +3,7 @@ import NIOCore
 
 /// Receives what an nghttp2 session parses. Called synchronously from inside
 /// `NGHTTP2Session.receive`, on the connection's event loop. Raw buffers are valid only for
-/// the duration of the call.
+/// the duration of the call; a DATA chunk comes as a `ByteBuffer` that may be kept.
 package protocol NGHTTP2SessionDelegate: AnyObject {
     /// A HEADERS frame opened a stream (server: a request; client: a response).
     func streamOpened(_ streamID: Int32)
@@ -15,14 +15,26 @@ package protocol NGHTTP2SessionDelegate: AnyObject {
     func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool)
     /// All header frames of a block arrived; `endStream` when the block ended the stream.
     func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool)
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer)
+    /// A chunk of a DATA frame's payload: a slice of the buffer given to `receive` (its
+    /// storage, not a copy: keeping it keeps that whole buffer alive), or, should nghttp2 ever
+    /// hand over bytes from elsewhere, a copy of them.
+    func data(_ streamID: Int32, _ chunk: ByteBuffer)
     /// A DATA frame ended the stream.
     func dataEndedStream(_ streamID: Int32)
     /// The stream is gone: `errorCode` 0 after a normal end, else the RST_STREAM / GOAWAY code.
     func streamClosed(_ streamID: Int32, errorCode: UInt32)
-    /// The body to send on a stream, pulled by nghttp2 as flow control allows. Copy at most
-    /// `into.count` bytes and report whether the body is complete.
+    /// Client only: the body to send on a stream, pulled by nghttp2 as flow control allows.
+    /// Copy at most `into.count` bytes and report whether the body is complete.
     func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool)
+    /// Server only: the response body, pulled by nghttp2 as flow control allows, without
+    /// copying it into nghttp2's frame buffer (`NGHTTP2_DATA_FLAG_NO_COPY`): how many of its
+    /// bytes (at most `max`) the next DATA frame carries, and whether they complete the body.
+    /// Nothing is taken yet: `writeBody` writes them, once the frame goes out.
+    func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool)
+    /// Server only: appends the next `count` bytes of the stream's response body (those
+    /// `bodyChunk` announced) to `output`, behind their DATA frame's header, and lets them go.
+    /// False when the body no longer has them: the stream is then reset.
+    func writeBody(_ streamID: Int32, count: Int, into output: inout ByteBuffer) -> Bool
     /// A frame left: `endStream` when it ended our side of the stream.
     func frameSent(_ streamID: Int32, endStream: Bool)
     /// Server only: the response body is complete. Return true after submitting trailers
@@ -86,6 +98,17 @@ package final class NGHTTP2Session {
     /// Set once too many blocks were refused: GOAWAY ENHANCE_YOUR_CALM is queued and the
     /// session ends once it is sent.
     package private(set) var terminatedForHeaders = false
+    /// The buffer being fed to nghttp2, and the address of its readable bytes, during
+    /// `receive` only: `on_data_chunk_recv` points into it, so a chunk is handed on as a slice
+    /// of it rather than copied. Nil outside `receive`, so that the session never keeps a read
+    /// buffer alive.
+    private var input: ByteBuffer?
+    private var inputBase: UnsafeRawPointer?
+    /// The buffer `drainOutput` fills, held here while it runs (moved in and out: one
+    /// reference, so it grows in place) so that a server's DATA frames are written straight
+    /// into it (`sendData`); empty outside `drainOutput`. Past `outputLimit`, DATA waits.
+    private var output = ByteBuffer()
+    private var outputLimit = Int.max
 
     package init(role: Role, delegate: any NGHTTP2SessionDelegate, settings: HTTP2Settings) throws {
         self.role = role
@@ -128,11 +151,33 @@ package final class NGHTTP2Session {
     }
 
     /// Feeds received bytes. A thrown error is fatal to the connection: nghttp2 has queued a
-    /// GOAWAY where the protocol wants one, so drain the output, then close.
-    package func receive(_ bytes: UnsafeRawBufferPointer) throws {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        let n = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+    /// GOAWAY where the protocol wants one, so drain the output, then close. DATA payloads
+    /// reach the delegate as slices of `buffer` (no copy).
+    package func receive(_ buffer: ByteBuffer) throws {
+        guard buffer.readableBytes > 0 else { return }
+        input = buffer
+        defer {
+            input = nil
+            inputBase = nil
+        }
+        let n = buffer.withUnsafeReadableBytes { bytes in
+            inputBase = UnsafeRawPointer(bytes.baseAddress!)
+            return nghttp2_session_mem_recv(session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
         if n < 0 { throw Failure(code: Int32(n)) }
+    }
+
+    /// `count` bytes at `start`, which nghttp2 handed to a data callback: a slice of the
+    /// input when they lie inside it (always, in nghttp2 1.52: `on_data_chunk_recv` points
+    /// into what `mem_recv` was given), else a copy.
+    private func chunk(_ start: UnsafePointer<UInt8>?, _ count: Int) -> ByteBuffer {
+        guard count > 0, let start else { return ByteBuffer() }
+        let raw = UnsafeRawPointer(start)
+        if let input, let inputBase, raw >= inputBase, raw + count <= inputBase + input.readableBytes,
+           let slice = input.getSlice(at: input.readerIndex + inputBase.distance(to: raw), length: count) {
+            return slice
+        }
+        return ByteBuffer(bytes: UnsafeRawBufferPointer(start: raw, count: count))
     }
 
     /// Appends every frame nghttp2 has ready to `buffer`.
@@ -140,13 +185,27 @@ package final class NGHTTP2Session {
     /// more (the rest stays queued in nghttp2, and response bodies unread in their providers,
     /// until the next call): a socket the peer does not drain never makes nghttp2 empty every
     /// body it may send into memory at once.
+    ///
+    /// Frames other than a server's DATA are serialized by nghttp2 into its own buffer and
+    /// copied here; a server's DATA frames (`NGHTTP2_DATA_FLAG_NO_COPY`, which
+    /// `nghttp2_session_mem_send` honours: nghttp2 1.52 `session.c`, `NGHTTP2_OB_SEND_NO_COPY`)
+    /// are written into `buffer` by `sendData` during `mem_send`, header then payload straight
+    /// from the stream's body: the payload is copied once, not into nghttp2's frame buffer and
+    /// then out of it (gateway/bench/copies.md, R5 and R6).
     package func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws {
-        while buffer.readableBytes < limit {
+        swap(&output, &buffer)
+        outputLimit = limit
+        defer {
+            swap(&output, &buffer)
+            outputLimit = .max
+        }
+        while output.readableBytes < limit {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &data)
             if n < 0 { throw Failure(code: Int32(n)) }
+            // 0: nothing more, or a DATA frame waits for the next call (`sendData` past the limit).
             guard n > 0, let data else { return }
-            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+            output.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
         }
     }
 
@@ -260,6 +319,7 @@ package final class NGHTTP2Session {
             nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Callbacks.dataChunk)
             nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Callbacks.streamClose)
             nghttp2_session_callbacks_set_on_frame_send_callback(cbs, Callbacks.frameSent)
+            nghttp2_session_callbacks_set_send_data_callback(cbs, Callbacks.sendData)
             pointer = cbs!
         }
 
@@ -323,7 +383,8 @@ package final class NGHTTP2Session {
         }
 
         static let dataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
-            owner(userData).delegate.data(streamID, UnsafeRawBufferPointer(start: data, count: length))
+            let session = owner(userData)
+            session.delegate.data(streamID, session.chunk(data, length))
             return 0
         }
 
@@ -334,7 +395,16 @@ package final class NGHTTP2Session {
 
         static let readBody: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
             let session = owner(userData)
-            let (count, done) = session.delegate.readBody(streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            let count: Int, done: Bool
+            switch session.role {
+            case .server:
+                // nghttp2 frames the bytes (flow control, padding) without copying them into
+                // `buf`: `sendData` writes them straight into the output.
+                (count, done) = session.delegate.bodyChunk(streamID, max: length)
+                if count > 0 { flags!.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue }
+            case .client:
+                (count, done) = session.delegate.readBody(streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            }
             if done {
                 flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
                 if session.role == .server, session.delegate.bodyComplete(streamID) {
@@ -347,6 +417,29 @@ package final class NGHTTP2Session {
                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)
             }
             return count
+        }
+
+        /// A DATA frame read with `NGHTTP2_DATA_FLAG_NO_COPY`, written whole (nghttp2.h,
+        /// `nghttp2_send_data_callback`): the 9-byte header, the pad length byte if padded, the
+        /// `length` bytes of the body, the padding. Past the output limit it waits
+        /// (WOULDBLOCK: nghttp2 calls again with the same frame, and `mem_send` returns 0).
+        static let sendData: nghttp2_send_data_callback = { _, frame, header, length, _, userData in
+            let session = owner(userData)
+            let frame = frame!
+            guard session.output.readableBytes < session.outputLimit else {
+                return NGHTTP2_ERR_WOULDBLOCK.rawValue
+            }
+            let padding = frame.pointee.data.padlen
+            let start = session.output.writerIndex
+            session.output.reserveCapacity(minimumWritableBytes: 9 + padding + length)
+            session.output.writeBytes(UnsafeRawBufferPointer(start: header, count: 9))
+            if padding > 0 { session.output.writeInteger(UInt8(truncatingIfNeeded: padding - 1)) }
+            guard session.delegate.writeBody(frame.pointee.hd.stream_id, count: length, into: &session.output) else {
+                session.output.moveWriterIndex(to: start)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+            }
+            if padding > 1 { session.output.writeRepeatingByte(0, count: padding - 1) }
+            return 0
         }
     }
 }
@@ -412,7 +505,9 @@ public struct HeaderBlock {
 public protocol HTTP2ClientSessionDelegate: AnyObject {
     /// A response header (`isTrailer` false) or trailer field (true) of `streamID`.
     func header(_ streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool)
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer)
+    /// A chunk of a DATA frame's payload, a slice of the buffer given to `receive` (no copy;
+    /// keeping it keeps that buffer alive).
+    func data(_ streamID: Int32, _ chunk: ByteBuffer)
     /// The stream is gone: `errorCode` 0 after a normal end, else the RST_STREAM / GOAWAY code.
     func streamClosed(_ streamID: Int32, errorCode: UInt32)
     /// The request body, pulled by nghttp2 as flow control allows: copy at most `into.count`
@@ -436,8 +531,8 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     }
 
     /// Feeds received bytes. A thrown error is fatal to the connection.
-    public func receive(_ bytes: UnsafeRawBufferPointer) throws {
-        try session.receive(bytes)
+    public func receive(_ buffer: ByteBuffer) throws {
+        try session.receive(buffer)
     }
 
     /// Appends every frame nghttp2 has ready to `buffer`.
@@ -472,12 +567,15 @@ public final class HTTP2ClientSession: NGHTTP2SessionDelegate {
     package func headersComplete(_ streamID: Int32, isTrailer: Bool, endStream: Bool) {}
     package func headerBlockRefused(_ streamID: Int32, connectionEnding: Bool) {}
     package func settingsReceived(_ isAck: Bool) {}
-    package func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) { delegate.data(streamID, bytes) }
+    package func data(_ streamID: Int32, _ chunk: ByteBuffer) { delegate.data(streamID, chunk) }
     package func dataEndedStream(_ streamID: Int32) {}
     package func streamClosed(_ streamID: Int32, errorCode: UInt32) { delegate.streamClosed(streamID, errorCode: errorCode) }
     package func readBody(_ streamID: Int32, into: UnsafeMutableRawBufferPointer) -> (count: Int, done: Bool) {
         delegate.readBody(streamID, into: into)
     }
+    // A client's request bodies are copied (`readBody`): never called for a client.
+    package func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool) { (0, true) }
+    package func writeBody(_ streamID: Int32, count: Int, into output: inout ByteBuffer) -> Bool { false }
     package func frameSent(_ streamID: Int32, endStream: Bool) {}
     package func bodyComplete(_ streamID: Int32) -> Bool { false }  // never called for a client
 }

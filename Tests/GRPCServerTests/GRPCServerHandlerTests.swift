@@ -255,7 +255,7 @@ struct GRPCFramingTests {
         // in the buffer, yet the body is still owed.
         let stream = H2TestClient.framed([8, 1]) + [0, 0, 0, 0, 3]
         var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
-        let events = stream.withUnsafeBytes { reader.feed($0) }
+        let events = reader.feed(ByteBuffer(bytes: stream))
         #expect(events.count == 1)
         #expect(reader.hasPartialMessage)
         #expect(GRPCWeb.readMessage(ByteBuffer(bytes: stream), mode: .binary, maxMessageBytes: 1000) == .failure(.endedInsideMessage))
@@ -265,7 +265,7 @@ struct GRPCFramingTests {
     func badFlagAlone(_ flag: UInt8) {
         let stream: [UInt8] = [flag, 0, 0, 0, 0]
         var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
-        #expect(stream.withUnsafeBytes { reader.feed($0) } == [.badFlag(flag)])
+        #expect(reader.feed(ByteBuffer(bytes: stream)) == [.badFlag(flag)])
         #expect(GRPCWeb.readMessage(ByteBuffer(bytes: stream), mode: .binary, maxMessageBytes: 1000) == .failure(.badCompressedFlag(flag)))
     }
 
@@ -278,7 +278,7 @@ struct GRPCFramingTests {
             var i = 0
             while i < stream.count {
                 let part = Array(stream[i..<min(i + split, stream.count)])
-                for event in part.withUnsafeBytes({ reader.feed($0) }) {
+                for event in reader.feed(ByteBuffer(bytes: part)) {
                     if case .message(let m) = event { messages.append(Array(m.readableBytesView)) }
                 }
                 i += split
@@ -293,10 +293,10 @@ struct GRPCFramingTests {
         var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
         var bytes = H2TestClient.framed([1, 2, 3])
         bytes[0] = flag
-        let events = bytes.withUnsafeBytes { reader.feed($0) }
+        let events = reader.feed(ByteBuffer(bytes: bytes))
         #expect(events == [.badFlag(flag)])
         // Spent: what follows is ignored.
-        let after = H2TestClient.framed([4]).withUnsafeBytes { reader.feed($0) }
+        let after = reader.feed(ByteBuffer(bytes: H2TestClient.framed([4])))
         #expect(after == [])
     }
 
@@ -305,7 +305,7 @@ struct GRPCFramingTests {
         var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
         var bytes = H2TestClient.framed([1])
         bytes[0] = 1
-        let events = bytes.withUnsafeBytes { reader.feed($0) }
+        let events = reader.feed(ByteBuffer(bytes: bytes))
         #expect(events == [.compressed])
     }
 }

@@ -49,11 +49,11 @@ struct GRPCServerStreamTests {
     static let cancelled = Int(GRPCStatusCode.cancelled.rawValue)
 
     static func feed(_ sm: inout SM, _ bytes: [UInt8],
-                     reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus> = { _ in
+                     reply: (ByteBuffer) -> Result<GRPCResponseMessage, GRPCStatus> = { _ in
                          Issue.record("a unary call replies to nothing")
                          return .success([])
                      }) -> SM.Actions {
-        bytes.withUnsafeBytes { sm.receivedData($0, reply: reply) }
+        sm.receivedData(ByteBuffer(bytes: bytes), reply: reply)
     }
 
     // MARK: Machines in each state
@@ -482,7 +482,7 @@ struct GRPCServerStreamTests {
     func messageStream() {
         var sm = Self.receiving(timeout: nil, stream: true)
         var asked: [ByteBuffer] = []
-        let reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus> = { asked.append($0); return .success([UInt8($0.readableBytes)]) }
+        let reply: (ByteBuffer) -> Result<GRPCResponseMessage, GRPCStatus> = { asked.append($0); return .success([UInt8($0.readableBytes)]) }
         #expect(Self.feed(&sm, Self.framed([1]) + Self.framed([2, 2]), reply: reply) == [
             .sendHeadersAndMessage([1]), .sendMessage([2]),
         ])
@@ -500,7 +500,7 @@ struct GRPCServerStreamTests {
         var sm = Self.receiving(timeout: nil, stream: true)
         let notFound = GRPCStatus(code: .notFound, message: "no such thing", exception: nil)
         var asked = 0
-        let reply: (ByteBuffer) -> Result<[UInt8], GRPCStatus> = { _ in
+        let reply: (ByteBuffer) -> Result<GRPCResponseMessage, GRPCStatus> = { _ in
             asked += 1
             return asked == 2 ? .failure(notFound) : .success([0])
         }
@@ -545,7 +545,7 @@ struct GRPCServerStreamTests {
     func manyActions() {
         var sm = Self.receiving(timeout: nil, stream: true)
         let messages = (0..<20).map { [UInt8($0)] }
-        let actions = Self.feed(&sm, messages.flatMap { Self.framed($0) }, reply: { .success(Array($0.readableBytesView)) })
+        let actions = Self.feed(&sm, messages.flatMap { Self.framed($0) }, reply: { .success(GRPCResponseMessage($0.readableBytesView)) })
         #expect(actions.count == 20)
         #expect(Array(actions) == [.sendHeadersAndMessage([0])] + (1..<20).map { A.sendMessage([UInt8($0)]) })
         var built = SM.Actions()

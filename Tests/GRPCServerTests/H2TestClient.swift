@@ -87,7 +87,7 @@ final class H2TestClient: NGHTTP2SessionDelegate {
             channel.embeddedEventLoop.run()
             while let reply = try channel.readOutbound(as: ByteBuffer.self) {
                 moved = true
-                try reply.withUnsafeReadableBytes { try session.receive($0) }
+                try session.receive(reply)
             }
             if !moved { return }
         }
@@ -108,8 +108,8 @@ final class H2TestClient: NGHTTP2SessionDelegate {
 
     func settingsReceived(_ isAck: Bool) {}
 
-    func data(_ streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        streams[streamID]?.data.append(contentsOf: bytes)
+    func data(_ streamID: Int32, _ chunk: ByteBuffer) {
+        streams[streamID]?.data.append(contentsOf: chunk.readableBytesView)
     }
 
     func dataEndedStream(_ streamID: Int32) {}
@@ -129,6 +129,10 @@ final class H2TestClient: NGHTTP2SessionDelegate {
     }
 
     func bodyComplete(_ streamID: Int32) -> Bool { false }
+
+    // A client's request bodies are copied (`readBody`): never called for a client.
+    func bodyChunk(_ streamID: Int32, max: Int) -> (count: Int, done: Bool) { (0, true) }
+    func writeBody(_ streamID: Int32, count: Int, into output: inout ByteBuffer) -> Bool { false }
 
     func frameSent(_ streamID: Int32, endStream: Bool) {}
 }
@@ -152,7 +156,7 @@ final class FakeService: GRPCService, @unchecked Sendable {
         if request.path == Self.healthPath { return responder.succeed([8, 1]) }
         requests.append(request)
         switch behaviour {
-        case .echo: responder.succeed(Array(request.message.readableBytesView))
+        case .echo: responder.succeed(GRPCResponseMessage(request.message.readableBytesView))
         case .hold: held.append(responder)
         case .fail(let status): responder.fail(status)
         }
@@ -163,10 +167,10 @@ final class FakeService: GRPCService, @unchecked Sendable {
 
     func isMessageStream(path: String) -> Bool { path == "/test.Echo/Stream" }
 
-    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<[UInt8], GRPCStatus> {
+    func respond(toStreamMessage message: ByteBuffer, path: String) -> Result<GRPCResponseMessage, GRPCStatus> {
         let bytes = Array(message.readableBytesView)
         streamed.append(bytes)
         if bytes.first == 0xFF { return .failure(GRPCStatus(code: .notFound, message: "no such thing", exception: nil)) }
-        return .success(bytes)
+        return .success(GRPCResponseMessage(bytes))
     }
 }

@@ -51,6 +51,8 @@ let package = Package(
             dependencies: [
                 .product(name: "ContextModel", package: "cs-gateway"),
                 .product(name: "ContextProto", package: "cs-gateway"),
+                // The response writer writes into a ByteBuffer (behind gRPC's prefix).
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Targets/GatewayCodec"
         ),

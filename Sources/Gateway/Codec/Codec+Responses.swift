@@ -120,7 +120,7 @@ extension Codec {
     /// Start*: `{"<kind>_id":N}` and the `Location` header.
     static func encodeCreated(
         _ kind: ResourceKind, _ fields: (id: Int, location: Int), location: String?, body: ByteBuffer
-    ) throws(GRPCStatus) -> [UInt8] {
+    ) throws(GRPCStatus) -> ByteBuffer {
         let id = try withBytes(body) { json throws(GRPCStatus) -> Int64? in
             var id: Int64?
             for member in try readAnswer(json, kind.name + " start") where member.key == kind.idKey {
@@ -129,24 +129,24 @@ extension Codec {
             return id
         }
         guard let id else { throw .badUpstreamAnswer("the \(kind.name) start answered without \(kind.idKey)") }
-        var writer = ProtobufWriter()
+        var writer = ProtobufWriter(capacity: 16 + (location?.utf8.count ?? 0))
         writer.int(fields.id, id)  // never 0: ids start at 1
         writer.implicitString(fields.location, location ?? "")
-        return writer.bytes
+        return writer.framed()
     }
 
     /// Query Service / State / Task: one representation in field 1 of the response.
-    static func encodeQuery(_ body: ByteBuffer, as kind: ResourceKind, field: Int) throws(GRPCStatus) -> [UInt8] {
+    static func encodeQuery(_ body: ByteBuffer, as kind: ResourceKind, field: Int) throws(GRPCStatus) -> ByteBuffer {
         let resource = try withBytes(body) { json throws(GRPCStatus) -> ResourceAnswer in
             try ResourceAnswer(json, kind: kind)
         }
-        var writer = ProtobufWriter()
+        var writer = ProtobufWriter(capacity: body.readableBytes)  // the message is no larger than its JSON, as a rule
         writer.message(field) { resource.write(to: &$0) }
-        return writer.bytes
+        return writer.framed()
     }
 
     /// Query Tasks: a JSON array of Task representations, each one a `tasks` element.
-    static func encodeQueryTasks(_ body: ByteBuffer, field: Int) throws(GRPCStatus) -> [UInt8] {
+    static func encodeQueryTasks(_ body: ByteBuffer, field: Int) throws(GRPCStatus) -> ByteBuffer {
         // StrictJSON reads objects only: validate the array as the value of a wrapper object,
         // then cut it into its elements.
         let wrapped = Array(#"{"tasks":"#.utf8) + body.readableBytesView + [UInt8(ascii: "}")]
@@ -157,11 +157,11 @@ extension Codec {
             }
             return try ResourceAnswer.list(json, members[0].rawValue, kind: .task, what: "Query Tasks")
         }
-        var writer = ProtobufWriter()
+        var writer = ProtobufWriter(capacity: body.readableBytes)
         for task in tasks {
             writer.message(field) { task.write(to: &$0) }
         }
-        return writer.bytes
+        return writer.framed()
     }
 }
 

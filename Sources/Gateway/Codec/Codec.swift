@@ -20,14 +20,17 @@ enum Codec {
 
     /// Builds the protobuf response of `method` from the core's successful answer (a 2xx):
     /// its `Location` header and its JSON body. Throws INTERNAL when the answer does not fit
-    /// the contract. Field numbers come from the generated table (`ResponseFields`).
-    static func encodeResponse(_ method: RPCMethod, location: String?, body: ByteBuffer) throws(GRPCStatus) -> [UInt8] {
+    /// the contract. Field numbers come from the generated table (`ResponseFields`). The
+    /// message is framed: written once behind gRPC's 5-byte length prefix
+    /// (`ProtobufWriter.framed()`), the buffer the response body goes out in.
+    static func encodeResponse(_ method: RPCMethod, location: String?, body: ByteBuffer) throws(GRPCStatus) -> ByteBuffer {
         guard let contract = RPCContract.of(method) else { throw .servedLocally(method) }
         switch contract {
         case .start(let kind): return try encodeCreated(kind, ResponseFields.created(method), location: location, body: body)
         case .end, .delete:
-            // Empty messages: an all-default proto3 message is 0 bytes.
-            return []
+            // Empty messages: an all-default proto3 message is 0 bytes (the prefix alone).
+            var writer = ProtobufWriter(capacity: 0)
+            return writer.framed()
         case .query(let kind): return try encodeQuery(body, as: kind, field: ResponseFields.resource(method))
         case .queryTasks: return try encodeQueryTasks(body, field: ResponseFields.resource(method))
         }

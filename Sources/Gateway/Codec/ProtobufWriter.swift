@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Writes proto3 wire format (protobuf encoding guide) in field-number order, as protoc's
 /// serializers and protobuf-c's `pack` do, so equal messages give equal bytes.
 ///
@@ -5,8 +7,36 @@
 /// response tree in C would need every string, sub-message and array malloc'd by hand and
 /// freed field by field; this writes each byte once and owns nothing. The tests unpack the
 /// output with protobuf-c and compare it with Python's serializer byte for byte.
+///
+/// The message is written into the `ByteBuffer` that goes out as the response body, behind 5
+/// bytes left for gRPC's length prefix (`framed()` fills them in): no copy to frame it
+/// (gateway/bench/copies.md, R3 and R4). No channel allocator is needed: the buffer is the
+/// call's own, malloc'd once at `capacity` (and grown only if the message outgrows it).
 struct ProtobufWriter {
-    var bytes: [UInt8] = []
+    /// gRPC's prefix: compressed flag, 4-byte big-endian length.
+    static let prefixLength = 5
+
+    private var buffer: ByteBuffer
+
+    /// `capacity`: the expected size of the message (without the prefix).
+    init(capacity: Int = 64) {
+        buffer = ByteBufferAllocator().buffer(capacity: Self.prefixLength + capacity)
+        buffer.writeRepeatingByte(0, count: Self.prefixLength)
+    }
+
+    /// The message written so far (without the prefix).
+    var count: Int { buffer.writerIndex - Self.prefixLength }
+
+    /// The gRPC length-prefixed message: the prefix (flag 0, the length) set in the 5 bytes
+    /// left for it, then the message. Mutating, so that the prefix is set in place (a copy of
+    /// the buffer set would be copied on write); the buffer is returned as it is, and the
+    /// writer is done with.
+    mutating func framed() -> ByteBuffer {
+        let length = UInt32(count)
+        buffer.setInteger(UInt8(0), at: 0)
+        buffer.setInteger(length, at: 1, endianness: .big)
+        return buffer
+    }
 
     private enum WireType: UInt64 {
         case varint = 0
@@ -20,10 +50,21 @@ struct ProtobufWriter {
     private mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            buffer.writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        bytes.append(UInt8(v))
+        buffer.writeInteger(UInt8(v))
+    }
+
+    /// The bytes `varint(value)` takes.
+    private static func varintSize(_ value: UInt64) -> Int {
+        var v = value
+        var n = 1
+        while v >= 0x80 {
+            v >>= 7
+            n += 1
+        }
+        return n
     }
 
     /// An `int64` / `int32` field with explicit presence (`optional`, a oneof member): written
@@ -41,12 +82,14 @@ struct ProtobufWriter {
     mutating func lengthDelimited(_ field: Int, _ value: some Collection<UInt8>) {
         tag(field, .lengthDelimited)
         varint(UInt64(value.count))
-        bytes.append(contentsOf: value)
+        buffer.writeBytes(value)
     }
 
     /// A `string` with explicit presence: written even when empty.
     mutating func string(_ field: Int, _ value: String) {
-        lengthDelimited(field, value.utf8)
+        tag(field, .lengthDelimited)
+        varint(UInt64(value.utf8.count))
+        buffer.writeString(value)
     }
 
     /// A plain proto3 string: absent when empty.
@@ -55,14 +98,25 @@ struct ProtobufWriter {
     }
 
     /// A sub-message (or one element of a repeated one), written in place; its length prefix
-    /// is slid in front once its size is known.
+    /// is slid in front once its size is known (the sub-message moves up by the prefix's
+    /// size, within the buffer).
     mutating func message(_ field: Int, _ body: (inout ProtobufWriter) -> Void) {
         tag(field, .lengthDelimited)
-        let start = bytes.count
+        let start = buffer.writerIndex
         body(&self)
-        let length = bytes.count - start
-        var prefix = ProtobufWriter()
-        prefix.varint(UInt64(length))
-        bytes.insert(contentsOf: prefix.bytes, at: start)
+        let length = buffer.writerIndex - start
+        let size = Self.varintSize(UInt64(length))
+        buffer.writeRepeatingByte(0, count: size)
+        if length > 0 {
+            _ = try! buffer.copyBytes(at: start, to: start + size, length: length)  // overlapping: a memmove
+        }
+        var v = UInt64(length)
+        var at = start
+        while v >= 0x80 {
+            buffer.setInteger(UInt8(truncatingIfNeeded: v) | 0x80, at: at)
+            v >>= 7
+            at += 1
+        }
+        buffer.setInteger(UInt8(v), at: at)
     }
 }

@@ -35,7 +35,7 @@ enum ServerReflection {
     }
 
     /// The response to one `ServerReflectionRequest`, or the status that ends the call.
-    static func answer(_ message: [UInt8], index: DescriptorIndex = .embedded) -> Result<[UInt8], GRPCStatus> {
+    static func answer(_ message: [UInt8], index: DescriptorIndex = .embedded) -> Result<GRPCResponseMessage, GRPCStatus> {
         var host = ""
         var request: Request?
         do throws(ProtobufReader.Malformed) {
@@ -93,6 +93,6 @@ enum ServerReflection {
         case .allExtensionNumbers(let type):
             notFound("no extensions of \(type) are declared by the services of this server")
         }
-        return .success(w.bytes)
+        return .success(GRPCResponseMessage(framed: w.framed()))
     }
 }

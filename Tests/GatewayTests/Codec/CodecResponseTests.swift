@@ -9,7 +9,7 @@ import Testing
 struct CodecResponseTests {
     @Test("Golden vector (the bytes Python serializes for the same message)", arguments: GoldenVectors.responses)
     func golden(_ vector: ResponseVector) throws {
-        let bytes = try Codec.encodeResponse(vector.method, location: vector.location, body: vector.body)
+        let bytes = try unframed(Codec.encodeResponse(vector.method, location: vector.location, body: vector.body))
         #expect(hex(bytes) == hex(vector.protobuf))
         // protobuf-c reads it back and writes the very same bytes.
         #expect(try repack(vector.method, bytes) == bytes)
@@ -26,7 +26,7 @@ struct CodecResponseTests {
     @Test("Query Task, read back with protobuf-c field by field")
     func queryTaskFields() throws {
         let body = #"{"service_id":1,"task_id":1,"task_type":"x","state_id":2,"est_duration":5,"started":{"timestamp":"2017-04-27T10:18:00.000Z","interaction_id":"42"},"completed":{"timestamp":"2017-04-27T10:25:41.123Z","disposition":3,"note":1},"big":12345678901234567890}"#
-        let bytes = try Codec.encodeResponse(.queryTask, location: nil, body: Array(body.utf8))
+        let bytes = try unframed(Codec.encodeResponse(.queryTask, location: nil, body: Array(body.utf8)))
         try bytes.withUnsafeBufferPointer { buffer in
             let response = try #require(genesys__cs__v1__query_task_response__unpack(nil, buffer.count, buffer.baseAddress))
             defer { genesys__cs__v1__query_task_response__free_unpacked(response, nil) }
@@ -60,8 +60,8 @@ struct CodecResponseTests {
 
     @Test("Start Task: the id and the Location, read back with protobuf-c")
     func startTaskFields() throws {
-        let bytes = try Codec.encodeResponse(
-            .startTask, location: "/genesys/1/cs/service/21456878/tasks/15928", body: Array(#"{"task_id":15928}"#.utf8))
+        let bytes = try unframed(Codec.encodeResponse(
+            .startTask, location: "/genesys/1/cs/service/21456878/tasks/15928", body: Array(#"{"task_id":15928}"#.utf8)))
         try bytes.withUnsafeBufferPointer { buffer in
             let response = try #require(genesys__cs__v1__start_task_response__unpack(nil, buffer.count, buffer.baseAddress))
             defer { genesys__cs__v1__start_task_response__free_unpacked(response, nil) }
@@ -98,9 +98,9 @@ struct CodecResponseTests {
 
     @Test("null reads as an absent field")
     func nulls() throws {
-        let bytes = try Codec.encodeResponse(
-            .queryTask, location: nil, body: Array(#"{"task_id":1,"task_type":null,"completed":null,"x":null}"#.utf8))
-        let expected = try Codec.encodeResponse(.queryTask, location: nil, body: Array(#"{"task_id":1,"x":null}"#.utf8))
+        let bytes = try unframed(Codec.encodeResponse(
+            .queryTask, location: nil, body: Array(#"{"task_id":1,"task_type":null,"completed":null,"x":null}"#.utf8)))
+        let expected = try unframed(Codec.encodeResponse(.queryTask, location: nil, body: Array(#"{"task_id":1,"x":null}"#.utf8)))
         #expect(bytes == expected)
     }
 
@@ -112,6 +112,22 @@ struct CodecResponseTests {
         }
         #expect(parts == ["1", #""a,]\"""#, #"{"b":[1,2]}"#, "[[]]", "null"])
     }
+}
+
+/// The message of a framed response (`Codec.encodeResponse` writes it behind gRPC's 5-byte
+/// prefix), after checking that the prefix announces it: flag 0, then its length.
+func unframed(_ framed: ByteBuffer) throws -> [UInt8] {
+    let all = Array(framed.readableBytesView)
+    try #require(all.count >= 5, "no gRPC prefix")
+    let message = Array(all.dropFirst(5))
+    #expect(Array(all.prefix(5)) == grpcPrefix(message.count), "the prefix does not announce the message")
+    return message
+}
+
+/// gRPC's prefix of an uncompressed message of `length` bytes.
+func grpcPrefix(_ length: Int) -> [UInt8] {
+    let n = UInt32(length)
+    return [0, UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
 }
 
 /// Unpacks `bytes` as the response message of `method` with protobuf-c and packs it again.
@@ -173,7 +189,7 @@ private func repack(_ method: RPCMethod, _ bytes: [UInt8]) throws -> [UInt8] {
 
 extension Codec {
     /// The answer's body as a byte array (the tests' vectors are text).
-    static func encodeResponse(_ method: RPCMethod, location: String?, body: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+    static func encodeResponse(_ method: RPCMethod, location: String?, body: [UInt8]) throws(GRPCStatus) -> ByteBuffer {
         try encodeResponse(method, location: location, body: ByteBuffer(bytes: body))
     }
 }

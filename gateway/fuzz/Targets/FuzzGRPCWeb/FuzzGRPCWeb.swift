@@ -33,7 +33,7 @@ private struct EchoService: GRPCService {
         if request.path == "/test.Echo/Fail" {
             responder.fail(GRPCStatus(code: .invalidArgument, message: "no\r\nway %", exception: "ValidationException"))
         } else {
-            responder.succeed(Array(request.message.readableBytesView))
+            responder.succeed(GRPCResponseMessage(request.message.readableBytesView))
         }
     }
 }
@@ -77,14 +77,14 @@ private func checkBase64(_ b: [UInt8]) {
 /// The reader fed in pieces of 1...8 bytes (sizes from the selector) sees what it sees fed whole.
 private func checkPieces(_ body: [UInt8], limit: Int, chunking: UInt8) {
     var whole = GRPCMessageReader(maxMessageBytes: limit, allocator: ByteBufferAllocator())
-    let expected = body.withUnsafeBytes { whole.feed($0) }
+    let expected = whole.feed(ByteBuffer(bytes: body))
     var pieces = GRPCMessageReader(maxMessageBytes: limit, allocator: ByteBufferAllocator())
     var events: [GRPCMessageReader.Event] = []
     var i = 0
     var step = Int(chunking % 8) + 1
     while i < body.count {
         let end = min(body.count, i + step)
-        events += body[i..<end].withUnsafeBytes { pieces.feed($0) }
+        events += pieces.feed(ByteBuffer(bytes: body[i..<end]))
         i = end
         step = step % 8 + 1
     }

@@ -46,7 +46,7 @@ private final class Service: GRPCService, @unchecked Sendable {
         } else if hold {
             held.append(responder)
         } else {
-            responder.succeed(Array(request.message.readableBytesView))
+            responder.succeed(GRPCResponseMessage(request.message.readableBytesView))
         }
     }
 }

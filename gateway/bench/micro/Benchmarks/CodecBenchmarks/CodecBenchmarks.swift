@@ -45,11 +45,12 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // The response path: the core's JSON answer → the response message.
+    // The response path: the core's JSON answer → the response message, framed (written
+    // behind gRPC's 5-byte prefix, in the ByteBuffer that is the response body).
     let created = try! Codec.encodeResponse(.startTask, location: Fixtures.startTaskLocation, body: Fixtures.startTaskAnswer)
-    precondition(!created.isEmpty)
+    precondition(created.readableBytes > 5)
     let queried = try! Codec.encodeResponse(.queryTask, location: nil, body: Fixtures.queryTaskAnswer)
-    precondition(queried.count > 750)  // the extensions alone are 731 bytes of extensions_json
+    precondition(queried.readableBytes > 755)  // the extensions alone are 731 bytes of extensions_json
     Benchmark("Codec.encodeResponse.StartTask") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try! Codec.encodeResponse(.startTask, location: Fixtures.startTaskLocation, body: Fixtures.startTaskAnswer))
