@@ -93,6 +93,18 @@ struct GRPCMessageReader {
         }
     }
 
+    /// Whether what is pending shares a read buffer much larger than itself.
+    var pinsLargerBuffer: Bool { adopted && ByteBuffer.pinsLarger(pending) }
+
+    /// Pending bytes that are a slice of a read buffer go to storage of their own, so that a
+    /// partial message keeps only its own bytes past the read it came in (the request budgets
+    /// count those, not the read buffer).
+    mutating func compact() {
+        guard pinsLargerBuffer else { return }
+        pending = ByteBuffer.ownCopy(of: pending, allocator: allocator)
+        adopted = false
+    }
+
     private mutating func append(_ chunk: ByteBuffer) {
         guard chunk.readableBytes > 0 else { return }
         if pending.readableBytes == 0 {
@@ -118,6 +130,21 @@ struct GRPCMessageReader {
         guard pending.readableBytes == 0, pending.capacity > 0 else { return }
         pending = allocator.buffer(capacity: 0)
         adopted = false
+    }
+}
+
+extension ByteBuffer {
+    /// Whether `slice`'s storage is much larger than its readable bytes: a slice of a read
+    /// buffer that holds other requests too (or bytes already read).
+    static func pinsLarger(_ slice: ByteBuffer) -> Bool {
+        slice.storageCapacity > 2 * slice.readableBytes + 512
+    }
+
+    /// `buffer`'s readable bytes in storage of their own.
+    static func ownCopy(of buffer: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var own = allocator.buffer(capacity: buffer.readableBytes)
+        own.writeImmutableBuffer(buffer)
+        return own
     }
 }
 

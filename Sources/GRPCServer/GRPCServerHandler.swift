@@ -149,6 +149,9 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     private var context: ChannelHandlerContext?
     private var streams: [Int32: Stream] = [:]
     private var inReadCycle = false
+    /// Streams that kept request bytes sharing the read buffer of the read being processed
+    /// (`GRPCServerStream.compact`): their bytes get storage of their own when it is done.
+    private var pinningStreams: [Stream] = []
     private var flushScheduled = false
     private var draining = false
     private var closing = false
@@ -241,7 +244,9 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         inReadCycle = true
         do {
             try session.receive(buffer)
+            if !pinningStreams.isEmpty { compactPinningStreams() }
         } catch {
+            pinningStreams.removeAll()
             // A connection error (bad preface, flood, protocol violation): nghttp2 queued a
             // GOAWAY; send it and close.
             logger.debug("HTTP/2 connection error", metadata: ["error": "\(error)"])
@@ -317,6 +322,16 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
             self.closing = true
             self.context?.close(promise: nil)
         }
+    }
+
+    /// What a stream still keeps once the read is processed is copied out of the read buffer
+    /// (the common call, whose END_STREAM came in the same read, was dispatched and keeps
+    /// nothing): a client cannot make each of its streams pin a read buffer while the budgets
+    /// count only its message.
+    private func compactPinningStreams() {
+        let allocator = context?.channel.allocator ?? ByteBufferAllocator()
+        for s in pinningStreams { s.grpc.compact(allocator: allocator) }
+        pinningStreams.removeAll(keepingCapacity: true)
     }
 
     // MARK: Output
@@ -605,6 +620,7 @@ public final class GRPCServerHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
         } else {
             // The chunk is a slice of the read buffer: a whole message in it is not copied.
             perform(s, s.grpc.receivedData(chunk) { streamReply(s, $0) })
+            if s.grpc.pinsReadBuffer { pinningStreams.append(s) }
         }
         guard s.acceptsData else {
             return releaseRequestBytes(s)  // answered (an error): nothing more is kept

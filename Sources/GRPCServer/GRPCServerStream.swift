@@ -414,6 +414,22 @@ struct GRPCServerStream {
 
     // MARK: Transitions
 
+    /// Whether the stream keeps request bytes (a unary call's message until dispatch, a partial
+    /// message) that share a read buffer much larger than themselves.
+    var pinsReadBuffer: Bool {
+        if let message, ByteBuffer.pinsLarger(message) { return true }
+        return reader?.pinsLargerBuffer ?? false
+    }
+
+    /// Called when the read that brought request bytes is done and the stream still keeps
+    /// some (no END_STREAM yet, or waiting for admission): they are copied into storage of
+    /// their own, so that a stream keeps what the request budgets count and not a read buffer
+    /// (up to 64 KiB) per stream. A call dispatched in the read it arrived in is never copied.
+    mutating func compact(allocator: ByteBufferAllocator) {
+        if let held = message, ByteBuffer.pinsLarger(held) { message = ByteBuffer.ownCopy(of: held, allocator: allocator) }
+        reader?.compact()
+    }
+
     private mutating func dispatch() -> Actions {
         guard let message else { return Actions() }
         self.message = nil

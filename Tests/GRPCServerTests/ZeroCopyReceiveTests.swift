@@ -149,4 +149,57 @@ struct ZeroCopyReceiveTests {
         #expect(client.streams[id]?.trailer("grpc-status") == "0")
         #expect(client.streams[splitID]?.trailer("grpc-status") == "0")
     }
+
+    @Test("What a stream keeps past its read is copied out of the read buffer; a call dispatched in its read is not")
+    func keptBytesDoNotPinTheReadBuffer() throws {
+        let (channel, client, service) = try GRPCServerHandlerTests.make()
+        let held = Array((0..<300).map { UInt8($0 % 251) })
+        // A whole message without END_STREAM (it waits for the client to half-close), a
+        // partial one, and a call complete in the same read.
+        let heldID = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed(held), keepOpen: true)
+        let partial = H2TestClient.framed(Array(repeating: 7, count: 400))
+        let partialID = try client.request(path: "/test.Echo/Call", body: Array(partial.prefix(100)), keepOpen: true)
+        let big = Array(repeating: UInt8(9), count: 10_000)  // one DATA frame (16 KiB max)
+        let bigID = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed(big))
+        var wire = ByteBufferAllocator().buffer(capacity: 0)
+        try client.session.drainOutput(into: &wire)
+        let input = Self.range(wire)
+        try channel.writeInbound(wire)
+        channel.pipeline.fireChannelReadComplete()
+        channel.embeddedEventLoop.run()
+        try #require(service.requests.count == 1)
+        #expect(Self.lies(service.requests[0].message, in: input), "dispatched in its read: a slice, not a copy")
+        #expect(Array(service.requests[0].message.readableBytesView) == big)
+
+        client.send([], on: heldID, end: true)
+        client.send(Array(partial.dropFirst(100)), on: partialID, end: true)
+        try client.exchange()
+        try #require(service.requests.count == 3)
+        let heldMessage = try #require(service.requests.first { $0.message.readableBytes == held.count }).message
+        let completed = try #require(service.requests.first { $0.message.readableBytes == 400 }).message
+        #expect(Array(heldMessage.readableBytesView) == held)
+        #expect(!Self.lies(heldMessage, in: input), "a message kept past its read still shares the read buffer")
+        #expect(Array(completed.readableBytesView) == Array(repeating: 7, count: 400))
+        #expect(!Self.lies(completed, in: input))
+        for id in [heldID, partialID, bigID] { #expect(client.streams[id]?.trailer("grpc-status") == "0") }
+    }
+
+    @Test("Compacting a stream copies only what shares a larger buffer")
+    func compactCopiesOnlySlicesOfLargerBuffers() {
+        var reader = GRPCMessageReader(maxMessageBytes: 1000, allocator: ByteBufferAllocator())
+        var big = ByteBufferAllocator().buffer(capacity: 8192)
+        big.writeBytes(H2TestClient.framed(Array(repeating: 1, count: 50)).prefix(20))
+        big.writeBytes(Array(repeating: 0, count: 4000))
+        let chunk = big.getSlice(at: 0, length: 20)!
+        #expect(reader.feed(chunk) == [])
+        #expect(reader.pinsLargerBuffer)
+        reader.compact()
+        #expect(!reader.pinsLargerBuffer)
+        #expect(reader.hasPartialMessage)
+        let rest = ByteBuffer(bytes: H2TestClient.framed(Array(repeating: 1, count: 50)).dropFirst(20))
+        #expect(reader.feed(rest) == [.message(ByteBuffer(bytes: Array(repeating: 1, count: 50)))])
+        var own = ByteBuffer(bytes: Array(repeating: 2, count: 100))
+        #expect(!ByteBuffer.pinsLarger(own), "a buffer of its own size is kept as it is")
+        #expect(Self.isUnique(&own))
+    }
 }
