@@ -70,6 +70,7 @@ public struct UpstreamResponse: Sendable, Equatable {
         self.replayed = replayed
     }
 
+    /// A response whose body is a byte array (tests, tools).
     public init(status: Int, location: String?, body: [UInt8], retryAfter: Int? = nil, replayed: Bool = false) {
         self.init(status: status, location: location, body: ByteBuffer(bytes: body), retryAfter: retryAfter, replayed: replayed)
     }
