@@ -19,6 +19,18 @@ struct ZeroCopyReceiveTests {
         }
     }
 
+    /// Everything the client has queued, given to the server as one read; the address range of
+    /// that read's bytes.
+    static func deliverInOneRead(_ client: H2TestClient, to channel: EmbeddedChannel) throws -> Range<UInt> {
+        var wire = ByteBufferAllocator().buffer(capacity: 0)
+        try client.session.drainOutput(into: &wire)
+        let input = range(wire)
+        try channel.writeInbound(wire)
+        channel.pipeline.fireChannelReadComplete()
+        channel.embeddedEventLoop.run()
+        return input
+    }
+
     /// Whether `inner`'s readable bytes lie inside `outer`'s (shared storage, not a copy).
     static func lies(_ inner: ByteBuffer, in outer: Range<UInt>) -> Bool {
         let r = range(inner)
@@ -132,12 +144,7 @@ struct ZeroCopyReceiveTests {
         // Split over three DATA frames of the same read: gathered.
         let split = Array(repeating: UInt8(4), count: 250)
         let splitID = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed(split), chunk: 100)
-        var wire = ByteBufferAllocator().buffer(capacity: 0)
-        try client.session.drainOutput(into: &wire)
-        let input = Self.range(wire)
-        try channel.writeInbound(wire)
-        channel.pipeline.fireChannelReadComplete()
-        channel.embeddedEventLoop.run()
+        let input = try Self.deliverInOneRead(client, to: channel)
         try #require(service.requests.count == 2)
         #expect(Array(service.requests[0].message.readableBytesView) == whole)
         #expect(Self.lies(service.requests[0].message, in: input), "the request message was copied")
@@ -161,12 +168,7 @@ struct ZeroCopyReceiveTests {
         let partialID = try client.request(path: "/test.Echo/Call", body: Array(partial.prefix(100)), keepOpen: true)
         let big = Array(repeating: UInt8(9), count: 10_000)  // one DATA frame (16 KiB max)
         let bigID = try client.request(path: "/test.Echo/Call", body: H2TestClient.framed(big))
-        var wire = ByteBufferAllocator().buffer(capacity: 0)
-        try client.session.drainOutput(into: &wire)
-        let input = Self.range(wire)
-        try channel.writeInbound(wire)
-        channel.pipeline.fireChannelReadComplete()
-        channel.embeddedEventLoop.run()
+        let input = try Self.deliverInOneRead(client, to: channel)
         try #require(service.requests.count == 1)
         #expect(Self.lies(service.requests[0].message, in: input), "dispatched in its read: a slice, not a copy")
         #expect(Array(service.requests[0].message.readableBytesView) == big)
